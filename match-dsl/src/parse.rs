@@ -1,3 +1,637 @@
-//! parse stub
-use crate::{ast, diag::Diagnostic};
-pub fn parse(_s: &str) -> (Option<ast::File>, Vec<Diagnostic>) { (None, vec![]) }
+//! The parser: pest grammar (`grammar.pest`) to our own AST. pest pairs never
+//! leave this module. Lines the grammar could only take as `bad_line` become
+//! located errors and parsing goes on, so one file reports all its syntax
+//! errors; pest's own errors are rewritten so that no raw rule name shows.
+
+use crate::ast::*;
+use crate::diag::Diagnostic;
+use crate::expr::{BinOp, UnOp};
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct HwmParser;
+
+type P<'i> = Pair<'i, Rule>;
+
+/// Parses a whole file. Returns the AST (when the file's outline could be
+/// read) and every syntax error found.
+pub fn parse(source: &str) -> (Option<File>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let pairs = match HwmParser::parse(Rule::file, source) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(from_pest_error(source, e));
+            return (None, errors);
+        }
+    };
+    let mut b = Builder { source, errors: &mut errors };
+    let file_pair = pairs.into_iter().next();
+    let mut target = None;
+    if let Some(file_pair) = file_pair {
+        for p in file_pair.into_inner() {
+            match p.as_rule() {
+                Rule::target => target = Some(b.target(p)),
+                Rule::trailing => {
+                    let span = span_of(&p);
+                    b.errors.push(
+                        Diagnostic::new(Span::new(span.start, span.start + 1), "unexpected text after the target")
+                            .label("the target's `}` closed above; a file holds one target")
+                            .help("remove this, or move it inside the target's braces"),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    (target.map(|target| File { target }), errors)
+}
+
+fn span_of(p: &P) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+struct Builder<'s, 'e> {
+    source: &'s str,
+    errors: &'e mut Vec<Diagnostic>,
+}
+
+impl Builder<'_, '_> {
+    fn ident(&self, p: P) -> Ident {
+        Ident { name: p.as_str().to_string(), span: span_of(&p) }
+    }
+
+    fn target(&mut self, p: P) -> Target {
+        let span = span_of(&p);
+        let mut name = Ident { name: String::new(), span };
+        let mut items = Vec::new();
+        let mut open = span;
+        let mut closed = false;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => name = self.ident(c),
+                Rule::open => open = span_of(&c),
+                Rule::close => closed = true,
+                _ => {
+                    if let Some(item) = self.item(c) {
+                        items.push(item);
+                    }
+                }
+            }
+        }
+        if !closed {
+            let end = self.source.len();
+            self.errors.push(
+                Diagnostic::new(Span::new(end, end), format!("missing `}}` to close `target {}`", name.name))
+                    .label("the file ends here")
+                    .secondary(open, "opened here"),
+            );
+        }
+        Target { name, items, span }
+    }
+
+    /// One item of a body; `None` for a line that did not parse (reported).
+    fn item(&mut self, p: P) -> Option<Item> {
+        Some(match p.as_rule() {
+            Rule::prop => Item::Prop(self.prop(p)),
+            Rule::block => Item::Block(self.block(p)),
+            Rule::pattern_decl => Item::Pattern(self.pattern(p)),
+            Rule::offload_decl => Item::Offload(self.offload(p)),
+            Rule::def_decl => Item::Def(self.def(p)),
+            Rule::bad_line => {
+                self.bad_line(p);
+                return None;
+            }
+            _ => return None,
+        })
+    }
+
+    fn block(&mut self, p: P) -> Block {
+        let span = span_of(&p);
+        let mut inner = p.into_inner();
+        let kind = self.ident(inner.next().expect("grammar: block kind"));
+        let mut name = None;
+        let mut link = None;
+        let mut open = span;
+        let mut close = None;
+        let mut items = Vec::new();
+        for c in inner {
+            match c.as_rule() {
+                Rule::block_head => {
+                    let mut h = c.into_inner();
+                    name = h.next().map(|i| self.ident(i));
+                    if let (Some(arrow), Some(to)) = (h.next(), h.next()) {
+                        let a = if arrow.as_str() == "->" { Arrow::Forward } else { Arrow::Both };
+                        link = Some((a, self.ident(to)));
+                    }
+                }
+                Rule::open => open = span_of(&c),
+                Rule::close => close = Some(span_of(&c)),
+                _ => {
+                    if let Some(item) = self.item(c) {
+                        items.push(item);
+                    }
+                }
+            }
+        }
+        Block { kind, name, link, items, open, close, span }
+    }
+
+    fn prop(&mut self, p: P) -> Prop {
+        let span = span_of(&p);
+        let mut inner = p.into_inner();
+        let key = self.ident(inner.next().expect("grammar: prop key"));
+        let value = match inner.next() {
+            None => PropValue::Flag,
+            Some(v) => match v.as_rule() {
+                Rule::flag => PropValue::Flag,
+                Rule::expr_value => PropValue::Expr(self.expr(v.into_inner().next().expect("grammar: expr"))),
+                Rule::named_expr => {
+                    let mut i = v.into_inner();
+                    let name = self.ident(i.next().expect("grammar: name"));
+                    PropValue::Named(name, self.expr(i.next().expect("grammar: expr")))
+                }
+                Rule::value_list => PropValue::Values(v.into_inner().map(|x| self.value(x)).collect()),
+                _ => PropValue::Flag,
+            },
+        };
+        Prop { key, value, span }
+    }
+
+    fn value(&mut self, p: P) -> Value {
+        match p.as_rule() {
+            Rule::quantity => Value::Quantity(self.quantity(p)),
+            Rule::string => Value::Str(self.string(p)),
+            Rule::ident => Value::Ident(self.ident(p)),
+            Rule::labeled => {
+                let mut i = p.into_inner();
+                let label = i.next().expect("grammar: label");
+                let label = Ident { name: label.as_str().to_string(), span: span_of(&label) };
+                Value::Labeled(label, self.quantity(i.next().expect("grammar: quantity")))
+            }
+            Rule::step => {
+                let span = span_of(&p);
+                let mut i = p.into_inner();
+                let name = self.ident(i.next().expect("grammar: step name"));
+                let args = i.map(|a| self.value(a)).collect();
+                Value::Step(Step { name, args, span })
+            }
+            _ => Value::Ident(Ident { name: p.as_str().to_string(), span: span_of(&p) }),
+        }
+    }
+
+    fn quantity(&mut self, p: P) -> Quantity {
+        let span = span_of(&p);
+        let mut i = p.into_inner();
+        let num = i.next().expect("grammar: number");
+        let text = num.as_str().to_string();
+        let value = self.number(&num);
+        let unit = i.next().map(|u| Ident { name: u.as_str().to_string(), span: span_of(&u) });
+        Quantity { value, text, unit, span }
+    }
+
+    fn number(&mut self, p: &P) -> f64 {
+        match p.as_str().parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => {
+                self.errors.push(Diagnostic::new(span_of(p), "number out of range"));
+                0.0
+            }
+        }
+    }
+
+    fn string(&mut self, p: P) -> Str {
+        let span = span_of(&p);
+        let raw = p.into_inner().next().map_or("", |i| i.as_str());
+        let mut value = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    value.push(n);
+                }
+            } else {
+                value.push(c);
+            }
+        }
+        Str { value, span }
+    }
+
+    fn pattern(&mut self, p: P) -> PatternDecl {
+        let span = span_of(&p);
+        let mut name = None;
+        let mut body = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => name = Some(self.ident(c)),
+                Rule::pat_alt => body = Some(self.pat_alt(c)),
+                _ => {}
+            }
+        }
+        PatternDecl {
+            name: name.expect("grammar: pattern name"),
+            body: body.expect("grammar: pattern body"),
+            span,
+        }
+    }
+
+    fn pat_alt(&mut self, p: P) -> PatAlt {
+        let span = span_of(&p);
+        PatAlt { options: p.into_inner().map(|s| self.pat_seq(s)).collect(), span }
+    }
+
+    fn pat_seq(&mut self, p: P) -> PatSeq {
+        let span = span_of(&p);
+        PatSeq { steps: p.into_inner().map(|s| self.pat_step(s)).collect(), span }
+    }
+
+    fn pat_step(&mut self, p: P) -> PatStep {
+        let span = span_of(&p);
+        let mut atom = None;
+        let mut optional = false;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => atom = Some(PatAtom::Name(self.ident(c))),
+                Rule::pat_alt => atom = Some(PatAtom::Group(self.pat_alt(c))),
+                Rule::optional_mark => optional = true,
+                _ => {}
+            }
+        }
+        PatStep { atom: atom.expect("grammar: pattern atom"), optional, span }
+    }
+
+    fn offload(&mut self, p: P) -> OffloadDecl {
+        let span = span_of(&p);
+        let mut idents = Vec::new();
+        let mut condition = None;
+        let mut kernel = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => idents.push(self.ident(c)),
+                Rule::expr => condition = Some(self.expr(c)),
+                Rule::string => kernel = Some(self.string(c)),
+                _ => {}
+            }
+        }
+        let mut idents = idents.into_iter();
+        OffloadDecl {
+            pattern: idents.next().expect("grammar: offload pattern"),
+            unit: idents.next().expect("grammar: offload unit"),
+            condition,
+            kernel: kernel.expect("grammar: offload kernel"),
+            span,
+        }
+    }
+
+    fn def(&mut self, p: P) -> DefDecl {
+        let span = span_of(&p);
+        let mut name = None;
+        let mut params = Vec::new();
+        let mut body = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::ident => name = Some(self.ident(c)),
+                Rule::params => params = c.into_inner().map(|i| self.ident(i)).collect(),
+                Rule::expr => body = Some(self.expr(c)),
+                _ => {}
+            }
+        }
+        DefDecl { name: name.expect("grammar: def name"), params, body: body.expect("grammar: def body"), span }
+    }
+
+    fn expr(&mut self, p: P) -> Expr {
+        let span = span_of(&p);
+        match p.as_rule() {
+            Rule::expr => {
+                let inner = p.into_inner().next().expect("grammar: expr");
+                self.expr(inner)
+            }
+            Rule::if_expr => {
+                let mut parts = p.into_inner().filter(|c| c.as_rule() == Rule::expr).map(|c| self.expr(c));
+                let (c, a, b) = (parts.next(), parts.next(), parts.next());
+                match (c, a, b) {
+                    (Some(c), Some(a), Some(b)) => {
+                        Expr { kind: ExprKind::If(Box::new(c), Box::new(a), Box::new(b)), span }
+                    }
+                    _ => unreachable!("grammar: if has three parts"),
+                }
+            }
+            Rule::or_expr | Rule::and_expr | Rule::add_expr | Rule::mul_expr => self.binary_chain(p),
+            Rule::not_expr => {
+                let mut inner = p.into_inner();
+                let first = inner.next().expect("grammar: not_expr");
+                if first.as_rule() == Rule::not_op {
+                    let x = self.expr(inner.next().expect("grammar: not operand"));
+                    Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(x)), span }
+                } else {
+                    self.expr(first)
+                }
+            }
+            Rule::cmp_expr => {
+                let mut inner = p.into_inner();
+                let lhs = self.expr(inner.next().expect("grammar: cmp lhs"));
+                match inner.next() {
+                    None => lhs,
+                    Some(op) if op.as_rule() == Rule::cmp_op => {
+                        let rhs = self.expr(inner.next().expect("grammar: cmp rhs"));
+                        Expr { kind: ExprKind::Binary(bin_op(op.as_str()), Box::new(lhs), Box::new(rhs)), span }
+                    }
+                    Some(_kw_in) => {
+                        let set = inner.next().expect("grammar: set");
+                        let members = set.into_inner().map(|m| self.expr(m)).collect();
+                        Expr { kind: ExprKind::In(Box::new(lhs), members), span }
+                    }
+                }
+            }
+            Rule::unary => {
+                let mut inner = p.into_inner();
+                let first = inner.next().expect("grammar: unary");
+                if first.as_rule() == Rule::neg_op {
+                    let x = self.expr(inner.next().expect("grammar: neg operand"));
+                    Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(x)), span }
+                } else {
+                    self.expr(first)
+                }
+            }
+            Rule::number => {
+                let v = self.number(&p);
+                Expr { kind: ExprKind::Num(v, p.as_str().to_string()), span }
+            }
+            Rule::pair => {
+                let (a, b) = p.as_str().split_once('x').unwrap_or(("0", "0"));
+                match (a.parse::<i64>(), b.parse::<i64>()) {
+                    (Ok(a), Ok(b)) => Expr { kind: ExprKind::Pair(a, b), span },
+                    _ => {
+                        self.errors.push(Diagnostic::new(span, "number out of range"));
+                        Expr { kind: ExprKind::Pair(0, 0), span }
+                    }
+                }
+            }
+            Rule::ident => Expr { kind: ExprKind::Var(self.ident(p)), span },
+            Rule::call => {
+                let mut inner = p.into_inner();
+                let name = self.ident(inner.next().expect("grammar: call name"));
+                let args = inner.map(|a| self.expr(a)).collect();
+                Expr { kind: ExprKind::Call(name, args), span }
+            }
+            Rule::sum_expr => {
+                let mut var = None;
+                let mut parts = Vec::new();
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::ident => var = Some(self.ident(c)),
+                        Rule::expr => parts.push(self.expr(c)),
+                        _ => {}
+                    }
+                }
+                let mut parts = parts.into_iter().map(Box::new);
+                match (var, parts.next(), parts.next(), parts.next()) {
+                    (Some(v), Some(lo), Some(hi), Some(body)) => Expr { kind: ExprKind::Sum(v, lo, hi, body), span },
+                    _ => unreachable!("grammar: sum has a variable and three expressions"),
+                }
+            }
+            other => unreachable!("grammar: unexpected rule {other:?} in an expression"),
+        }
+    }
+
+    /// `a op b op c`, left-associative.
+    fn binary_chain(&mut self, p: P) -> Expr {
+        let mut inner = p.into_inner();
+        let mut lhs = self.expr(inner.next().expect("grammar: operand"));
+        while let Some(op) = inner.next() {
+            let rhs = self.expr(inner.next().expect("grammar: operand"));
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr { kind: ExprKind::Binary(bin_op(op.as_str()), Box::new(lhs), Box::new(rhs)), span };
+        }
+        lhs
+    }
+
+    /// Explains a line that matched nothing: re-parses it with the rule it
+    /// looks like, to point at the exact place it goes wrong.
+    fn bad_line(&mut self, p: P) {
+        let span = span_of(&p);
+        let text = p.as_str();
+        let first_word: String = text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let rule = match first_word.as_str() {
+            "pattern" => Rule::pattern_only,
+            "offload" => Rule::offload_only,
+            "def" => Rule::def_only,
+            _ => Rule::prop_only,
+        };
+        let trimmed = text.trim_end();
+        let diag = match HwmParser::parse(rule, trimmed) {
+            Ok(_) => Diagnostic::new(span, "cannot parse this line"),
+            Err(e) => {
+                let mut d = from_pest_error(trimmed, e);
+                d.primary.span = Span::new(span.start + d.primary.span.start, span.start + d.primary.span.end);
+                for l in &mut d.secondary {
+                    l.span = Span::new(span.start + l.span.start, span.start + l.span.end);
+                }
+                d
+            }
+        };
+        let diag = refine_bad_line(diag, &first_word, trimmed, span);
+        self.errors.push(diag);
+    }
+}
+
+/// Specific messages for common mistakes on a line that did not parse.
+fn refine_bad_line(mut d: Diagnostic, first_word: &str, text: &str, span: Span) -> Diagnostic {
+    let rest = text[first_word.len()..].trim_start();
+    if matches!(first_word, "memory" | "unit" | "dma" | "api") && !text.contains('{') {
+        d.message = format!("`{first_word}` block without `{{`");
+        d.primary = crate::diag::Label { span, text: format!("a `{first_word}` needs a body in braces") };
+        d.help = Some(format!("write `{first_word} NAME {{ ... }}`"));
+    } else if first_word == "offload" && !text.contains(" call ") && !text.contains("call\"") {
+        d.help = Some("an offload rule is `offload PATTERN to UNIT [where CONDITION] call \"c_kernel\"`".into());
+    } else if first_word == "pattern" && !rest.contains('=') {
+        d.help = Some("a pattern is `pattern NAME = op >> op? >> (op | op)`".into());
+    } else if rest.starts_with(':') {
+        d.message = format!("`{first_word}` takes its value without `:`");
+        d.help = Some(format!("write `{first_word} {}`", rest[1..].trim_start()));
+    } else if rest.starts_with('{') {
+        d.help = Some(format!("`{first_word}` is not a kind of block: blocks are memory, dma, unit and api"));
+    }
+    d
+}
+
+fn bin_op(s: &str) -> BinOp {
+    match s.trim() {
+        "+" => BinOp::Add,
+        "-" => BinOp::Sub,
+        "*" => BinOp::Mul,
+        "/" => BinOp::Div,
+        "%" => BinOp::Mod,
+        "==" => BinOp::Eq,
+        "!=" => BinOp::Ne,
+        "<" => BinOp::Lt,
+        "<=" => BinOp::Le,
+        ">" => BinOp::Gt,
+        ">=" => BinOp::Ge,
+        "and" | "&&" => BinOp::And,
+        _ => BinOp::Or,
+    }
+}
+
+/// What a user calls the thing a rule stands for. Rules mapped to `None`
+/// are plumbing and are left out of "expected ..." lists.
+fn rule_name(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of file",
+        Rule::ident | Rule::block_head => "a name",
+        Rule::number | Rule::quantity => "a number",
+        Rule::pair => "a pair such as 3x3",
+        Rule::string | Rule::string_inner => "a string in double quotes",
+        Rule::open => "`{`",
+        Rule::close => "`}`",
+        Rule::arrow => "`->` or `<->`",
+        Rule::kw_target => "`target`",
+        Rule::kw_to => "`to`",
+        Rule::kw_where => "`where`",
+        Rule::kw_call => "`call`",
+        Rule::kw_then => "`then`",
+        Rule::kw_else => "`else`",
+        Rule::kw_in => "`in`",
+        Rule::set => "a set such as {1, 3}",
+        Rule::expr
+        | Rule::if_expr
+        | Rule::or_expr
+        | Rule::and_expr
+        | Rule::not_expr
+        | Rule::cmp_expr
+        | Rule::add_expr
+        | Rule::mul_expr
+        | Rule::unary
+        | Rule::call
+        | Rule::sum_expr => "an expression",
+        Rule::or_op | Rule::and_op | Rule::cmp_op | Rule::add_op | Rule::mul_op => "an operator",
+        Rule::not_op | Rule::neg_op => "an operand",
+        Rule::pat_alt | Rule::pat_seq | Rule::pat_step => "an operator name",
+        Rule::optional_mark => "`?`",
+        Rule::value_list | Rule::labeled | Rule::step => "a value",
+        Rule::expr_value | Rule::named_expr => "`=`",
+        Rule::suffix => "a unit",
+        Rule::params => "`(`",
+        Rule::prop | Rule::block | Rule::pattern_decl | Rule::offload_decl | Rule::def_decl | Rule::target => {
+            "a property or block"
+        }
+        _ => return None,
+    })
+}
+
+/// Rewrites a pest error into our diagnostic, with user-facing names.
+fn from_pest_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let found = describe_found(source, pos);
+    let end = (pos + found.1).min(source.len()).max(pos);
+    let span = Span::new(pos, end);
+    match e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
+            names.sort();
+            names.dedup();
+            if pos == 0 && source.trim_start().chars().next().is_some_and(|c| c.is_alphabetic()) {
+                let word: String = source.trim_start().chars().take_while(|c| c.is_alphanumeric()).collect();
+                if word != "target" && positives.contains(&Rule::kw_target) {
+                    return Diagnostic::new(span, format!("expected `target`, found `{word}`"))
+                        .label("a .hwm file starts with `target NAME {`");
+                }
+            }
+            let expected = match names.len() {
+                0 => "something else".to_string(),
+                1 => names[0].to_string(),
+                _ => {
+                    let (last, rest) = names.split_last().expect("two or more");
+                    format!("{} or {}", rest.join(", "), last)
+                }
+            };
+            Diagnostic::new(span, format!("expected {expected}, found {}", found.0))
+        }
+        ErrorVariant::CustomError { message } => Diagnostic::new(span, message),
+    }
+}
+
+/// A short description of the text at `pos`, and its length in bytes.
+fn describe_found(source: &str, pos: usize) -> (String, usize) {
+    let rest = &source[pos.min(source.len())..];
+    match rest.chars().next() {
+        None => ("end of file".into(), 0),
+        Some('\n') | Some('\r') => ("end of line".into(), 1),
+        Some(c) if c.is_alphanumeric() || c == '_' => {
+            let w: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
+            (format!("`{w}`"), w.len())
+        }
+        Some(c) => (format!("`{c}`"), c.len_utf8()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(src: &str) -> File {
+        let (f, errs) = parse(src);
+        assert!(errs.is_empty(), "{errs:?}");
+        f.expect("file")
+    }
+
+    #[test]
+    fn parses_every_construct() {
+        let f = ok(r#"
+target t {
+    clock 370 MHz
+    platform "t"
+    memory L1 { size 128 KiB; reserve 11072 B; double_buffer }
+    dma L2 <-> L1 {
+        bandwidth 8 B/cycle
+        overhead 1d 27 cycles, 2d 43 cycles
+        start "dma_start"
+    }
+    unit ne16 {
+        spatial K 32, C 16
+        weight_layout offset(128), pad(C, 16), split(C, 16, c)
+        scratch im2col = 2 * FY * FX * C
+        cycles = if depthwise then ceil(OY / 3) * 2
+                 else sum(i in 0..K, i) + max(1, 2, 3)
+    }
+    pattern conv = conv2d >> bias? >> requant >> (relu | clip)?
+    offload conv to ne16
+        where kernel in {1x1, 3x3} and not (C % 16 != 0) or -K < 2
+        call "ne16_conv"
+    def load(k) = 10 + k
+}
+"#);
+        assert_eq!(f.target.name.name, "t");
+        assert_eq!(f.target.items.len(), 8);
+    }
+
+    #[test]
+    fn bad_lines_are_all_reported() {
+        let (f, errs) = parse("target t {\n    size 12 KiB )\n    clock = \n    memory L1 { ports 2 ] }\n}\n");
+        assert!(f.is_some());
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn missing_close_brace_is_located() {
+        let (_, errs) = parse("target t {\n    clock 1 MHz\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("missing `}`"), "{:?}", errs[0]);
+    }
+
+    #[test]
+    fn no_raw_rule_names() {
+        for src in ["targt x {}", "target {", "target t { pattern p = }", "target t { offload a to }", "\u{0}"] {
+            let (_, errs) = parse(src);
+            for e in errs {
+                assert!(!e.message.contains('_'), "raw rule name in {:?}", e.message);
+            }
+        }
+    }
+}
