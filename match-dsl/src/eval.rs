@@ -20,7 +20,13 @@ struct Ctx<'a> {
     layer: &'a Layer,
     locals: Vec<(String, Value)>,
     depth: usize,
+    /// Evaluation steps left: nested sums could otherwise multiply their
+    /// bounds into hours of work.
+    budget: u64,
 }
+
+/// Steps one evaluation may take (each sub-expression visit is a step).
+pub const MAX_EVAL_STEPS: u64 = 20_000_000;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
     Err(EvalError(msg.into()))
@@ -42,6 +48,10 @@ fn as_bool(v: Value) -> Result<bool, EvalError> {
 
 impl Ctx<'_> {
     fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
+        if self.budget == 0 {
+            return err(format!("evaluation takes more than {MAX_EVAL_STEPS} steps"));
+        }
+        self.budget -= 1;
         Ok(match e {
             Expr::Num(n) => Value::Num(*n),
             Expr::Bool(b) => Value::Bool(*b),
@@ -209,7 +219,7 @@ fn conjuncts(e: &Expr) -> Vec<&Expr> {
 impl HwModel {
     /// Evaluates an expression of this model against a layer.
     pub fn eval(&self, expr: &Expr, layer: &Layer) -> Result<Value, EvalError> {
-        Ctx { model: self, layer, locals: Vec::new(), depth: 0 }.eval(expr)
+        Ctx { model: self, layer, locals: Vec::new(), depth: 0, budget: MAX_EVAL_STEPS }.eval(expr)
     }
 
     /// Evaluates an expression that sema typed as a number.
@@ -250,5 +260,43 @@ impl HwModel {
     /// Bytes of each scratch buffer `unit` needs for `layer` (a tile).
     pub fn scratch_bytes(&self, unit: &Unit, layer: &Layer) -> Result<Vec<(String, f64)>, EvalError> {
         unit.scratch.iter().map(|s| Ok((s.name.clone(), self.eval_num(&s.bytes, layer)?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_with(cycles: &str) -> HwModel {
+        let src = format!(
+            "target t {{\n clock 1 MHz\n memory M {{ size 1 KiB }}\n unit u {{ host; macs 1/cycle; compute_in M; cycles = {cycles} }}\n def f(x) = x * 2\n}}\n"
+        );
+        match crate::check(&src, "t.hwm") {
+            Ok(m) => m,
+            Err(d) => panic!("{d}"),
+        }
+    }
+
+    fn cycles(src: &str, layer: &Layer) -> Result<f64, EvalError> {
+        let m = model_with(src);
+        let u = m.unit("u").unwrap();
+        m.call_cycles(u, layer).map(|c| c.unwrap())
+    }
+
+    #[test]
+    fn arithmetic_and_builtins() {
+        let l = Layer::conv(40, 16, 8, 8, 3, 3, 1, 1);
+        assert_eq!(cycles("ceil(K / 32) * 2 + div(7, 2) + mod(-7, 3) + min(5, 2, 9) + max(1, 4)", &l), Ok(13.0));
+        assert_eq!(cycles("if kernel in {1x1, 3x3} and not depthwise then 1 else 0", &l), Ok(1.0));
+        assert_eq!(cycles("sum(i in 0..4, i * i) + f(3)", &l), Ok(20.0));
+        assert_eq!(cycles("K % 16 + abs(-2) + log2(8)", &l), Ok(13.0));
+    }
+
+    #[test]
+    fn value_errors_are_reported() {
+        let l = Layer::dense(10, 10);
+        assert!(cycles("K / (C - 10)", &l).is_err());
+        assert!(cycles("sum(i in 0..100000000, 1)", &l).is_err());
+        assert!(cycles("sum(i in 0..1000000, sum(j in 0..1000000, 1))", &l).is_err());
     }
 }

@@ -15,10 +15,68 @@ struct HwmParser;
 
 type P<'i> = Pair<'i, Rule>;
 
+/// Deepest nesting of brackets, and longest operator chain or prefix
+/// chain, accepted. Far beyond any real target file; they keep the
+/// recursive passes (sema, printer, evaluator) within a small stack.
+pub const MAX_NESTING: usize = 64;
+pub const MAX_EXPR_DEPTH: usize = 256;
+const PEST_CALL_LIMIT: usize = 50_000_000;
+
+/// Rejects files whose brackets nest deeper than [`MAX_NESTING`], before
+/// the recursive descent sees them.
+fn check_nesting(source: &str) -> Option<Diagnostic> {
+    let bytes = source.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(
+                        Diagnostic::new(Span::new(i, i + 1), "brackets nested too deeply")
+                            .label(format!("more than {MAX_NESTING} levels"))
+                            .help("split the expression with `def` helpers"),
+                    );
+                }
+            }
+            b')' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Parses a whole file. Returns the AST (when the file's outline could be
 /// read) and every syntax error found.
 pub fn parse(source: &str) -> (Option<File>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
+    if let Some(d) = check_nesting(source) {
+        return (None, vec![d]);
+    }
+    // Bounds the work of one parse whatever the input (fuzzing found no
+    // exponential case after the grammar fix above `primary`; this is the
+    // belt to those braces).
+    pest::set_call_limit(std::num::NonZeroUsize::new(PEST_CALL_LIMIT));
     let pairs = match HwmParser::parse(Rule::file, source) {
         Ok(p) => p,
         Err(e) => {
@@ -26,7 +84,7 @@ pub fn parse(source: &str) -> (Option<File>, Vec<Diagnostic>) {
             return (None, errors);
         }
     };
-    let mut b = Builder { source, errors: &mut errors };
+    let mut b = Builder { source, errors: &mut errors, depth: 0, too_deep_reported: false };
     let file_pair = pairs.into_iter().next();
     let mut target = None;
     if let Some(file_pair) = file_pair {
@@ -56,6 +114,9 @@ fn span_of(p: &P) -> Span {
 struct Builder<'s, 'e> {
     source: &'s str,
     errors: &'e mut Vec<Diagnostic>,
+    /// Current expression depth, counting each operand of a chain.
+    depth: usize,
+    too_deep_reported: bool,
 }
 
 impl Builder<'_, '_> {
@@ -238,6 +299,7 @@ impl Builder<'_, '_> {
     }
 
     fn pat_alt(&mut self, p: P) -> PatAlt {
+        // Pattern groups nest only through brackets, bounded by check_nesting.
         let span = span_of(&p);
         PatAlt { options: p.into_inner().map(|s| self.pat_seq(s)).collect(), span }
     }
@@ -303,6 +365,28 @@ impl Builder<'_, '_> {
 
     fn expr(&mut self, p: P) -> Expr {
         let span = span_of(&p);
+        if self.depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        self.depth += 1;
+        let e = self.expr_inner(p, span);
+        self.depth -= 1;
+        e
+    }
+
+    fn too_deep(&mut self, span: Span) -> Expr {
+        // Report once per file: every deep operand would say the same.
+        if !std::mem::replace(&mut self.too_deep_reported, true) {
+            self.errors.push(
+                Diagnostic::new(span, "expression nested too deeply")
+                    .label(format!("more than {MAX_EXPR_DEPTH} levels of operators"))
+                    .help("split the expression with `def` helpers"),
+            );
+        }
+        Expr { kind: ExprKind::Num(0.0, "0".into()), span }
+    }
+
+    fn expr_inner(&mut self, p: P, span: Span) -> Expr {
         match p.as_rule() {
             Rule::expr => {
                 let inner = p.into_inner().next().expect("grammar: expr");
@@ -398,6 +482,14 @@ impl Builder<'_, '_> {
 
     /// `a op b op c`, left-associative.
     fn binary_chain(&mut self, p: P) -> Expr {
+        let span = span_of(&p);
+        let operands = p.clone().into_inner().count().div_ceil(2);
+        if self.depth + operands > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let saved = self.depth;
+        // A left-deep chain is as deep as it is long for the passes after us.
+        self.depth += operands;
         let mut inner = p.into_inner();
         let mut lhs = self.expr(inner.next().expect("grammar: operand"));
         while let Some(op) = inner.next() {
@@ -405,6 +497,7 @@ impl Builder<'_, '_> {
             let span = lhs.span.to(rhs.span);
             lhs = Expr { kind: ExprKind::Binary(bin_op(op.as_str()), Box::new(lhs), Box::new(rhs)), span };
         }
+        self.depth = saved;
         lhs
     }
 
@@ -623,6 +716,20 @@ target t {
         let (_, errs) = parse("target t {\n    clock 1 MHz\n");
         assert_eq!(errs.len(), 1);
         assert!(errs[0].message.contains("missing `}`"), "{:?}", errs[0]);
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_hang() {
+        let calls = format!("target t {{\n cycles = {}\n}}", "f(".repeat(40));
+        let parens = format!("target t {{\n cycles = {}1\n}}", "(".repeat(10_000));
+        let chain = format!("target t {{\n cycles = 1{}\n}}", " + 1".repeat(10_000));
+        let prefix = format!("target t {{\n cycles = {}1\n}}", "- ".repeat(10_000));
+        for src in [calls, parens, chain, prefix] {
+            let started = std::time::Instant::now();
+            let (_, errs) = parse(&src);
+            assert!(!errs.is_empty());
+            assert!(started.elapsed().as_secs() < 5, "took {:?}", started.elapsed());
+        }
     }
 
     #[test]
