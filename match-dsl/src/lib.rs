@@ -92,3 +92,37 @@ pub fn load(path: &Path) -> Result<HwModel, LoadError> {
     })?;
     check(&source, &shown).map_err(LoadError::Invalid)
 }
+
+/// One fuzzing case, shared by the cargo-fuzz target and the corpus replay
+/// test: runs every front-end entry point on `data` and checks the
+/// round-trip invariant on files that check. Panics only on a real bug.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let Ok(source) = std::str::from_utf8(data) else {
+        return;
+    };
+    let checked = check(source, "fuzz.hwm");
+    if let Err(d) = &checked {
+        let _ = d.render();
+    }
+    let formatted = format(source, "fuzz.hwm");
+    let Ok(model) = checked else {
+        return;
+    };
+    let printed = formatted.expect("a file that checks also formats");
+    match check(&printed, "fuzz.hwm") {
+        Ok(again) => assert_eq!(model, again, "print changed the model:\n{printed}"),
+        Err(d) => panic!("printed form does not check:\n{d}\n{printed}"),
+    }
+    let layers =
+        [Layer::conv(32, 16, 8, 8, 3, 3, 1, 1), Layer::depthwise(24, 5, 5, 3, 3, 2, 1), Layer::dense(10, 64)];
+    for layer in &layers {
+        for o in &model.offloads {
+            let _ = model.check_offload(o, layer);
+        }
+        for u in &model.units {
+            let _ = model.call_cycles(u, layer);
+            let _ = model.scratch_bytes(u, layer);
+        }
+    }
+}

@@ -84,20 +84,32 @@ pub fn parse(source: &str) -> (Option<File>, Vec<Diagnostic>) {
             return (None, errors);
         }
     };
-    let mut b = Builder { source, errors: &mut errors, depth: 0, too_deep_reported: false };
+    let mut b = Builder { source, errors: &mut errors, depth: 0, too_deep_reported: false, recoveries: 0 };
     let file_pair = pairs.into_iter().next();
     let mut target = None;
+    let mut close = None;
     if let Some(file_pair) = file_pair {
         for p in file_pair.into_inner() {
             match p.as_rule() {
-                Rule::target => target = Some(b.target(p)),
+                Rule::target => {
+                    close = p.clone().into_inner().find(|c| c.as_rule() == Rule::close).map(|c| span_of(&c));
+                    target = Some(b.target(p));
+                }
                 Rule::trailing => {
                     let span = span_of(&p);
-                    b.errors.push(
-                        Diagnostic::new(Span::new(span.start, span.start + 1), "unexpected text after the target")
-                            .label("the target's `}` closed above; a file holds one target")
-                            .help("remove this, or move it inside the target's braces"),
-                    );
+                    let d = Diagnostic::new(
+                        Span::new(span.start, span.start + 1),
+                        "unexpected text after the target",
+                    )
+                    .label("a file holds one target");
+                    let d = match close {
+                        Some(c) => d.secondary(c, "the target ends with this `}`").help(
+                            "remove this, or move it inside the target's braces (if it belongs there, \
+                             look for an extra `}` above)",
+                        ),
+                        None => d.help("remove this, or move it inside the target's braces"),
+                    };
+                    b.errors.push(d);
                 }
                 _ => {}
             }
@@ -117,6 +129,9 @@ struct Builder<'s, 'e> {
     /// Current expression depth, counting each operand of a chain.
     depth: usize,
     too_deep_reported: bool,
+    /// Properties rebuilt from lines with a syntax error (bounded: each
+    /// costs a pass over the text before the line).
+    recoveries: usize,
 }
 
 impl Builder<'_, '_> {
@@ -143,12 +158,19 @@ impl Builder<'_, '_> {
             }
         }
         if !closed {
-            let end = self.source.len();
-            self.errors.push(
-                Diagnostic::new(Span::new(end, end), format!("missing `}}` to close `target {}`", name.name))
+            let d = match unclosed_block(self.source, &items) {
+                Some(d) => d,
+                None => {
+                    let end = self.source.len();
+                    Diagnostic::new(
+                        Span::new(end, end),
+                        format!("missing `}}` to close `target {}`", name.name),
+                    )
                     .label("the file ends here")
-                    .secondary(open, "opened here"),
-            );
+                    .secondary(open, "opened here")
+                }
+            };
+            self.errors.push(d);
         }
         Target { name, items, span }
     }
@@ -161,10 +183,7 @@ impl Builder<'_, '_> {
             Rule::pattern_decl => Item::Pattern(self.pattern(p)),
             Rule::offload_decl => Item::Offload(self.offload(p)),
             Rule::def_decl => Item::Def(self.def(p)),
-            Rule::bad_line => {
-                self.bad_line(p);
-                return None;
-            }
+            Rule::bad_line => return self.bad_line(p).map(Item::Prop),
             _ => return None,
         })
     }
@@ -360,7 +379,12 @@ impl Builder<'_, '_> {
                 _ => {}
             }
         }
-        DefDecl { name: name.expect("grammar: def name"), params, body: body.expect("grammar: def body"), span }
+        DefDecl {
+            name: name.expect("grammar: def name"),
+            params,
+            body: body.expect("grammar: def body"),
+            span,
+        }
     }
 
     fn expr(&mut self, p: P) -> Expr {
@@ -420,7 +444,10 @@ impl Builder<'_, '_> {
                     None => lhs,
                     Some(op) if op.as_rule() == Rule::cmp_op => {
                         let rhs = self.expr(inner.next().expect("grammar: cmp rhs"));
-                        Expr { kind: ExprKind::Binary(bin_op(op.as_str()), Box::new(lhs), Box::new(rhs)), span }
+                        Expr {
+                            kind: ExprKind::Binary(bin_op(op.as_str()), Box::new(lhs), Box::new(rhs)),
+                            span,
+                        }
                     }
                     Some(_kw_in) => {
                         let set = inner.next().expect("grammar: set");
@@ -472,7 +499,9 @@ impl Builder<'_, '_> {
                 }
                 let mut parts = parts.into_iter().map(Box::new);
                 match (var, parts.next(), parts.next(), parts.next()) {
-                    (Some(v), Some(lo), Some(hi), Some(body)) => Expr { kind: ExprKind::Sum(v, lo, hi, body), span },
+                    (Some(v), Some(lo), Some(hi), Some(body)) => {
+                        Expr { kind: ExprKind::Sum(v, lo, hi, body), span }
+                    }
                     _ => unreachable!("grammar: sum has a variable and three expressions"),
                 }
             }
@@ -503,10 +532,14 @@ impl Builder<'_, '_> {
 
     /// Explains a line that matched nothing: re-parses it with the rule it
     /// looks like, to point at the exact place it goes wrong.
-    fn bad_line(&mut self, p: P) {
+    /// Reports a line that did not parse and, when the mistake is one of the
+    /// simple ones below, returns the property it evidently meant, so that
+    /// the checker does not also report that property missing.
+    fn bad_line(&mut self, p: P) -> Option<Prop> {
         let span = span_of(&p);
         let text = p.as_str();
-        let first_word: String = text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let first_word: String =
+            text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         let rule = match first_word.as_str() {
             "pattern" => Rule::pattern_only,
             "offload" => Rule::offload_only,
@@ -518,7 +551,10 @@ impl Builder<'_, '_> {
             Ok(_) => Diagnostic::new(span, "cannot parse this line"),
             Err(e) => {
                 let mut d = from_pest_error(trimmed, e);
-                d.primary.span = Span::new(span.start + d.primary.span.start, span.start + d.primary.span.end);
+                // The line was re-parsed alone: its end is the end of a line.
+                d.message = d.message.replace("end of file", "end of line");
+                d.primary.span =
+                    Span::new(span.start + d.primary.span.start, span.start + d.primary.span.end);
                 for l in &mut d.secondary {
                     l.span = Span::new(span.start + l.span.start, span.start + l.span.end);
                 }
@@ -526,28 +562,237 @@ impl Builder<'_, '_> {
             }
         };
         let diag = refine_bad_line(diag, &first_word, trimmed, span);
+        let fixed = meant_line(&diag.message, &first_word, trimmed, span, &diag);
         self.errors.push(diag);
+        self.recover_prop(fixed?, span.start)
     }
+
+    /// Parses `line` (which starts at byte `start` of the file) as a
+    /// property, with the file's spans, without reporting anything.
+    fn recover_prop(&mut self, line: String, start: usize) -> Option<Prop> {
+        const MAX_RECOVERIES: usize = 64;
+        if self.recoveries >= MAX_RECOVERIES {
+            return None;
+        }
+        self.recoveries += 1;
+        let padded = format!("{}{line}", " ".repeat(start));
+        let parsed = HwmParser::parse(Rule::prop_only, &padded).ok()?;
+        let prop = parsed.flatten().find(|p| p.as_rule() == Rule::prop)?;
+        let before = self.errors.len();
+        let prop = self.prop(prop);
+        self.errors.truncate(before);
+        Some(prop)
+    }
+}
+
+/// When the target's `}` is missing, the block that most likely lost its
+/// own `}`: the innermost one the file ends inside, or else one whose `}`
+/// sits left of the block's own indentation (so it is really the target's).
+fn unclosed_block(source: &str, items: &[Item]) -> Option<Diagnostic> {
+    let indent = |offset: usize| {
+        let start = source[..offset.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
+        source[start..].chars().take_while(|c| *c == ' ' || *c == '\t').count()
+    };
+    let column = |offset: usize| {
+        let start = source[..offset.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
+        source[start..offset].chars().count()
+    };
+    for item in items {
+        let Item::Block(b) = item else { continue };
+        if let Some(d) = unclosed_block(source, &b.items) {
+            return Some(d);
+        }
+        let what = match &b.name {
+            Some(n) => format!("{} {}", b.kind.name, n.name),
+            None => b.kind.name.clone(),
+        };
+        let own = indent(b.kind.span.start);
+        match b.close {
+            None => {
+                let end = source.len();
+                return Some(
+                    Diagnostic::new(Span::new(end, end), format!("missing `}}` to close `{what}`"))
+                        .label("the file ends here")
+                        .secondary(b.open, "opened here"),
+                );
+            }
+            Some(close) if column(close.start) < own => {
+                let stray =
+                    b.items.iter().find(|i| indent(i.span().start) <= own && column(i.span().start) <= own);
+                let d = match stray {
+                    Some(i) => {
+                        let s = i.span();
+                        let word_end = source[s.start..].find(|c: char| !(c.is_alphanumeric() || c == '_'));
+                        let end = word_end.map_or(s.end, |w| s.start + w.max(1));
+                        Diagnostic::new(Span::new(s.start, end), format!("missing `}}` to close `{what}`"))
+                            .label(format!("this is read as part of `{what}`"))
+                            .secondary(b.open, "opened here")
+                            .secondary(close, "this `}` then closes it, and the target is left open")
+                            .help(format!("add `}}` at the end of `{what}`, before this line"))
+                    }
+                    None => Diagnostic::new(close, format!("missing `}}` to close `{what}`"))
+                        .label("this `}` closes it, and the target is left open")
+                        .secondary(b.open, "opened here")
+                        .help(format!("add `}}` at the end of `{what}`")),
+                };
+                return Some(d);
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// Specific messages for common mistakes on a line that did not parse.
 fn refine_bad_line(mut d: Diagnostic, first_word: &str, text: &str, span: Span) -> Diagnostic {
     let rest = text[first_word.len()..].trim_start();
+    let rest_at = span.start + (text.len() - rest.len());
+    let at = |i: usize| Span::new(span.start + i, span.start + i + 1);
+    let end = Span::new(span.start + text.len(), span.start + text.len());
+    let scan = scan_line(text);
+    if let Some(quote) = scan.open_quote {
+        d.message = "unterminated string".into();
+        d.primary = crate::diag::Label {
+            span: Span::new(span.start + quote, span.start + text.len()),
+            text: "this string has no closing `\"`".into(),
+        };
+        d.help = Some("a string ends with `\"` on the same line".into());
+        return d;
+    }
+    if let Some(i) = scan.unmatched_close.filter(|i| span.start + i <= d.primary.span.start) {
+        d.message = "unmatched `)`".into();
+        d.primary = crate::diag::Label { span: at(i), text: "no `(` before it on this line".into() };
+        d.help = None;
+        return d;
+    }
+    if let Some(i) = scan.unclosed_open.filter(|_| d.primary.span.start >= end.start) {
+        d.message = "missing `)`".into();
+        d.primary = crate::diag::Label { span: end, text: "expected `)` before the end of the line".into() };
+        d.secondary.push(crate::diag::Label { span: at(i), text: "this `(` is not closed".into() });
+        d.help = None;
+        return d;
+    }
+    if let Some(value) = rest.strip_prefix('=').map(str::trim_start) {
+        // `bandwidth = 8 B/cycle`: a plain value written like an expression.
+        let plain = format!("{first_word} {value}");
+        if !value.is_empty()
+            && !matches!(first_word, "pattern" | "offload" | "def" | "cycles")
+            && HwmParser::parse(Rule::prop_only, &plain).is_ok()
+        {
+            d.message = format!("`{first_word}` takes its value without `=`");
+            d.primary = crate::diag::Label { span: Span::new(rest_at, rest_at + 1), text: String::new() };
+            d.help = Some(format!("write `{plain}`; `=` introduces an expression, as in `cycles = ...`"));
+            return d;
+        }
+    }
+    if first_word == "pattern" && !rest.contains('=') {
+        let name_len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let after = rest[name_len..].trim_start();
+        let after_at = rest_at + (rest.len() - after.len());
+        if name_len > 0 {
+            let found_len =
+                after.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(after.len()).max(1);
+            let found = if after.is_empty() {
+                "end of line".to_string()
+            } else {
+                format!("`{}`", &after[..found_len.min(after.len())])
+            };
+            d.message = format!("expected `=` after `pattern {}`, found {found}", &rest[..name_len]);
+            d.primary = crate::diag::Label {
+                span: Span::new(after_at, after_at + if after.is_empty() { 0 } else { found_len }),
+                text: String::new(),
+            };
+        }
+        d.help = Some("a pattern is `pattern NAME = op >> op? >> (op | op)`".into());
+        return d;
+    }
     if matches!(first_word, "memory" | "unit" | "dma" | "api") && !text.contains('{') {
         d.message = format!("`{first_word}` block without `{{`");
         d.primary = crate::diag::Label { span, text: format!("a `{first_word}` needs a body in braces") };
         d.help = Some(format!("write `{first_word} NAME {{ ... }}`"));
     } else if first_word == "offload" && !text.contains(" call ") && !text.contains("call\"") {
-        d.help = Some("an offload rule is `offload PATTERN to UNIT [where CONDITION] call \"c_kernel\"`".into());
-    } else if first_word == "pattern" && !rest.contains('=') {
-        d.help = Some("a pattern is `pattern NAME = op >> op? >> (op | op)`".into());
-    } else if rest.starts_with(':') {
+        d.help =
+            Some("an offload rule is `offload PATTERN to UNIT [where CONDITION] call \"c_kernel\"`".into());
+    } else if d.message.starts_with("expected `else`") {
+        d.help = Some("an `if` needs both branches: `if CONDITION then A else B`".into());
+    } else if d.message.starts_with("expected `then`") {
+        d.help = Some("write `if CONDITION then A else B`".into());
+    } else if let Some(value) = rest.strip_prefix(':') {
         d.message = format!("`{first_word}` takes its value without `:`");
-        d.help = Some(format!("write `{first_word} {}`", rest[1..].trim_start()));
+        d.help = Some(format!("write `{first_word} {}`", value.trim_start()));
     } else if rest.starts_with('{') {
         d.help = Some(format!("`{first_word}` is not a kind of block: blocks are memory, dma, unit and api"));
     }
     d
+}
+
+/// The line as the user evidently meant it, for the mistakes
+/// [`refine_bad_line`] names: same length up to the fix, so spans still hold.
+fn meant_line(message: &str, first_word: &str, text: &str, span: Span, d: &Diagnostic) -> Option<String> {
+    if matches!(first_word, "pattern" | "offload" | "def" | "") {
+        return None;
+    }
+    let at = d.primary.span.start.checked_sub(span.start)?;
+    let mut line = text.to_string();
+    if message.ends_with("without `:`") || message.ends_with("without `=`") {
+        line.replace_range(at..at + 1, " ");
+    } else if message == "unterminated string" {
+        line.push('"');
+    } else if message == "unmatched `)`" {
+        line.replace_range(at..at + 1, " ");
+    } else if message == "missing `)`" {
+        line.push(')');
+    } else {
+        return None;
+    }
+    Some(line)
+}
+
+/// Quotes and parentheses of one line, outside strings and comments.
+struct LineScan {
+    /// Byte offset of a `"` that opens a string the line never closes.
+    open_quote: Option<usize>,
+    /// The first `)` with no `(` before it.
+    unmatched_close: Option<usize>,
+    /// The innermost `(` still open at the end of the line.
+    unclosed_open: Option<usize>,
+}
+
+fn scan_line(text: &str) -> LineScan {
+    let bytes = text.as_bytes();
+    let mut scan = LineScan { open_quote: None, unmatched_close: None, unclosed_open: None };
+    let mut opens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if i >= bytes.len() {
+                    scan.open_quote = Some(start);
+                    break;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => break,
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(bytes.len(), |j| i + 2 + j + 1);
+            }
+            b'(' => opens.push(i),
+            b')' => {
+                let matched = opens.pop().is_some();
+                if !matched && scan.unmatched_close.is_none() {
+                    scan.unmatched_close = Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    scan.unclosed_open = opens.last().copied();
+    scan
 }
 
 fn bin_op(s: &str) -> BinOp {
@@ -607,9 +852,12 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::expr_value | Rule::named_expr => "`=`",
         Rule::suffix => "a unit",
         Rule::params => "`(`",
-        Rule::prop | Rule::block | Rule::pattern_decl | Rule::offload_decl | Rule::def_decl | Rule::target => {
-            "a property or block"
-        }
+        Rule::prop
+        | Rule::block
+        | Rule::pattern_decl
+        | Rule::offload_decl
+        | Rule::def_decl
+        | Rule::target => "a property or block",
         _ => return None,
     })
 }
@@ -629,12 +877,13 @@ fn from_pest_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
             names.sort();
             names.dedup();
-            if pos == 0 && source.trim_start().chars().next().is_some_and(|c| c.is_alphabetic()) {
-                let word: String = source.trim_start().chars().take_while(|c| c.is_alphanumeric()).collect();
-                if word != "target" && positives.contains(&Rule::kw_target) {
-                    return Diagnostic::new(span, format!("expected `target`, found `{word}`"))
-                        .label("a .hwm file starts with `target NAME {`");
-                }
+            if names.contains(&"an operator") {
+                // `x in {..}` is one more operator after an operand.
+                names.retain(|n| *n != "`in`");
+            }
+            if positives.contains(&Rule::kw_target) {
+                return Diagnostic::new(span, format!("expected `target`, found {}", found.0))
+                    .label("a .hwm file starts with `target NAME {`");
             }
             let expected = match names.len() {
                 0 => "something else".to_string(),
@@ -657,7 +906,8 @@ fn describe_found(source: &str, pos: usize) -> (String, usize) {
         None => ("end of file".into(), 0),
         Some('\n') | Some('\r') => ("end of line".into(), 1),
         Some(c) if c.is_alphanumeric() || c == '_' => {
-            let w: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
+            let w: String =
+                rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
             (format!("`{w}`"), w.len())
         }
         Some(c) => (format!("`{c}`"), c.len_utf8()),
@@ -706,7 +956,8 @@ target t {
 
     #[test]
     fn bad_lines_are_all_reported() {
-        let (f, errs) = parse("target t {\n    size 12 KiB )\n    clock = \n    memory L1 { ports 2 ] }\n}\n");
+        let (f, errs) =
+            parse("target t {\n    size 12 KiB )\n    clock = \n    memory L1 { ports 2 ] }\n}\n");
         assert!(f.is_some());
         assert_eq!(errs.len(), 3, "{errs:?}");
     }
@@ -733,8 +984,42 @@ target t {
     }
 
     #[test]
+    fn simple_mistakes_are_named_and_recovered() {
+        let src = "target t {\n    memory M {\n        size: 1 KiB\n        bandwidth = 4 B/cycle\n    }\n    dma M -> N { start \"go; wait \"w\" }\n}\n";
+        let (f, errs) = parse(src);
+        let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`size` takes its value without `:`",
+                "`bandwidth` takes its value without `=`",
+                "unterminated string"
+            ]
+        );
+        // The properties are kept, so the checker does not call them missing.
+        let Item::Block(m) = &f.expect("file").target.items[0] else { panic!("memory block") };
+        let keys: Vec<&str> = m
+            .items
+            .iter()
+            .filter_map(|i| if let Item::Prop(p) = i { Some(p.key.name.as_str()) } else { None })
+            .collect();
+        assert_eq!(keys, ["size", "bandwidth"]);
+        let Item::Prop(size) = &m.items[0] else { panic!() };
+        assert_eq!(&src[size.key.span.start..size.key.span.end], "size");
+    }
+
+    #[test]
+    fn unclosed_inner_block_is_named() {
+        let (_, errs) = parse("target t {\n    memory M {\n        size 1 KiB\n    unit u { host }\n}\n");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].message, "missing `}` to close `memory M`");
+    }
+
+    #[test]
     fn no_raw_rule_names() {
-        for src in ["targt x {}", "target {", "target t { pattern p = }", "target t { offload a to }", "\u{0}"] {
+        for src in
+            ["targt x {}", "target {", "target t { pattern p = }", "target t { offload a to }", "\u{0}"]
+        {
             let (_, errs) = parse(src);
             for e in errs {
                 assert!(!e.message.contains('_'), "raw rule name in {:?}", e.message);

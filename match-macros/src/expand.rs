@@ -41,14 +41,14 @@ impl ExpandError {
 /// the file, which the expansion `include_bytes!`es so that cargo rebuilds
 /// the including crate when the file changes.
 ///
-/// On failure: the diagnostics of the checker, or (`Ok(Err(..))`) a message
-/// when the model cannot be turned into Rust items (names that collide once
-/// made CamelCase).
+/// On failure: the diagnostics of the checker, or (`Ok(Err(..))`) why the
+/// model cannot be turned into Rust items (names that collide once made
+/// CamelCase).
 pub fn expand_source(
     source: &str,
     file_label: &str,
     tracked: Option<&Path>,
-) -> Result<Result<TokenStream, String>, Diagnostics> {
+) -> Result<Result<TokenStream, ItemsError>, Diagnostics> {
     let model = match_dsl::check(source, file_label)?;
     Ok(model_items(&model, tracked))
 }
@@ -93,7 +93,7 @@ fn include_hwm_inner(input: TokenStream, manifest_dir: Option<&str>) -> Result<T
     };
     match expand_source(&source, &written, Some(&resolved)) {
         Ok(Ok(tokens)) => Ok(tokens),
-        Ok(Err(message)) => Err((ExpandError::new(span, message), Some(resolved))),
+        Ok(Err(e)) => Err((ExpandError::new(span, e.message), Some(resolved))),
         Err(diags) => Err((ExpandError::new(span, render(&diags)), Some(resolved))),
     }
 }
@@ -127,7 +127,14 @@ pub fn hwm(input: TokenStream) -> TokenStream {
     let inline = inline_source(&input);
     match expand_source(&inline.text, &inline.file, None) {
         Ok(Ok(tokens)) => tokens,
-        Ok(Err(message)) => ExpandError::new(inline.first_span(), message).to_compile_error(),
+        Ok(Err(e)) => {
+            let span = e
+                .name
+                .as_deref()
+                .and_then(|n| word_offset(&inline.text, n))
+                .map_or_else(|| inline.first_span(), |offset| inline.span_at(offset));
+            ExpandError::new(span, e.message).to_compile_error()
+        }
         Err(diags) => {
             let offset = diags.errors.first().map_or(0, |d| d.primary.span.start);
             ExpandError::new(inline.span_at(offset), render(&diags)).to_compile_error()
@@ -419,18 +426,43 @@ pub fn variant_name(name: &str) -> Option<String> {
     }
 }
 
+/// Why a checked model cannot become Rust items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemsError {
+    pub message: String,
+    /// The `.hwm` name at fault, to point at.
+    pub name: Option<String>,
+}
+
+impl ItemsError {
+    fn new(message: String, name: &str) -> Self {
+        ItemsError { message, name: Some(name.to_string()) }
+    }
+}
+
+/// The byte offset of the first occurrence of `word` as a whole word.
+fn word_offset(text: &str, word: &str) -> Option<usize> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(i, _)| i).find(|&i| {
+        !text[..i].chars().next_back().is_some_and(is_word)
+            && !text[i + word.len()..].chars().next().is_some_and(is_word)
+    })
+}
+
 /// Variant identifiers for `names`, or why they cannot be made.
-fn variants<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<Vec<Ident>, String> {
+fn variants<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<Vec<Ident>, ItemsError> {
     let mut seen: HashMap<String, &str> = HashMap::new();
     let mut out = Vec::new();
     for name in names {
         let Some(v) = variant_name(name) else {
-            return Err(format!("{kind} `{name}` cannot be named as a Rust enum variant; rename it"));
+            let message = format!("{kind} `{name}` cannot be named as a Rust enum variant; rename it");
+            return Err(ItemsError::new(message, name));
         };
         if let Some(prev) = seen.insert(v.clone(), name) {
-            return Err(format!(
+            let message = format!(
                 "{kind}s `{prev}` and `{name}` both become the Rust variant `{v}`; rename one of them"
-            ));
+            );
+            return Err(ItemsError::new(message, name));
         }
         out.push(Ident::new(&v, Span::call_site()));
     }
@@ -451,7 +483,7 @@ fn f64_lit(v: f64) -> TokenStream {
 }
 
 /// The items of a checked model; see the crate documentation for the list.
-pub fn model_items(model: &HwModel, tracked: Option<&Path>) -> Result<TokenStream, String> {
+pub fn model_items(model: &HwModel, tracked: Option<&Path>) -> Result<TokenStream, ItemsError> {
     let mems = variants("memory", model.memories.iter().map(|m| m.name.as_str()))?;
     let units = variants("unit", model.units.iter().map(|u| u.name.as_str()))?;
     let mem_of = |name: &str| model.memories.iter().position(|m| m.name == name).map(|i| &mems[i]);
@@ -489,7 +521,8 @@ pub fn model_items(model: &HwModel, tracked: Option<&Path>) -> Result<TokenStrea
     let mut unit_compute_in = Vec::new();
     for u in &model.units {
         let Some(m) = mem_of(&u.compute_in) else {
-            return Err(format!("unit `{}` computes in unknown memory `{}`", u.name, u.compute_in));
+            let message = format!("unit `{}` computes in unknown memory `{}`", u.name, u.compute_in);
+            return Err(ItemsError::new(message, &u.name));
         };
         unit_compute_in.push(m);
     }
@@ -509,7 +542,8 @@ pub fn model_items(model: &HwModel, tracked: Option<&Path>) -> Result<TokenStrea
     let mut offloads = Vec::new();
     for o in &model.offloads {
         let Some(u) = unit_of(&o.unit) else {
-            return Err(format!("offload of `{}` to unknown unit `{}`", o.pattern, o.unit));
+            let message = format!("offload of `{}` to unknown unit `{}`", o.pattern, o.unit);
+            return Err(ItemsError::new(message, &o.unit));
         };
         let (pattern, kernel, conditional) = (&o.pattern, &o.kernel, o.condition.is_some());
         offloads.push(quote! {
@@ -517,7 +551,8 @@ pub fn model_items(model: &HwModel, tracked: Option<&Path>) -> Result<TokenStrea
         });
     }
 
-    let json = serde_json::to_string(model).map_err(|e| format!("cannot serialize the model: {e}"))?;
+    let json = serde_json::to_string(model)
+        .map_err(|e| ItemsError { message: format!("cannot serialize the model: {e}"), name: None })?;
     let tracking = tracked.map(track);
     let target_doc = format!("The target `{name}`.");
 
@@ -682,7 +717,11 @@ mod tests {
         assert_eq!(variant_name("self").as_deref(), Some("Self_"));
         assert_eq!(variant_name("_1").as_deref(), Some("_1"));
         assert_eq!(variant_name("_"), None);
-        assert!(variants("memory", ["a_b", "aB"].into_iter()).unwrap_err().contains("`AB`"));
+        let err = variants("memory", ["a_b", "aB"].into_iter()).unwrap_err();
+        assert!(err.message.contains("`AB`"), "{err:?}");
+        assert_eq!(err.name.as_deref(), Some("aB"));
+        assert_eq!(word_offset("unit ab { }; unit aB {}", "aB"), Some(18));
+        assert_eq!(word_offset("xaB aBc", "aB"), None);
     }
 
     #[test]
@@ -705,6 +744,22 @@ mod tests {
         let at = inline.text.find("L2").unwrap();
         // Call-site spans are all alike; this checks only that no panic occurs.
         let _ = inline.span_at(at);
+    }
+
+    #[test]
+    fn inline_text_parses() {
+        // Indented as in a Rust file, after other lines.
+        let src = format!("\n\n  fn x() {{}}\n        {}", DEMO.replace('\n', "\n        "));
+        let stream = ts(&src).into_iter().skip(4).collect::<TokenStream>();
+        let inline = inline_source(&stream);
+        assert!(inline.exact_layout);
+        assert!(
+            inline.text.starts_with("\n\n\n        target demo {\n            clock"),
+            "{:?}",
+            inline.text
+        );
+        let (ast, errors) = match_dsl::parse::parse(&inline.text);
+        assert!(errors.is_empty() && ast.is_some(), "{errors:?}");
     }
 
     #[test]

@@ -1,0 +1,5 @@
+mod t {
+    match_macros::include_hwm!("../../../../match-macros/tests/ui/hwm/unknown_memory.hwm");
+}
+
+fn main() {}
