@@ -791,6 +791,8 @@ mod tests {
     fn invalid_inline_source_is_a_compile_error() {
         let out = hwm(ts("target demo { clock 100 MHz\n memory L2 { size 0 B } }")).to_string();
         assert!(out.contains("compile_error"), "{out}");
+        let out = hwm(TokenStream::new()).to_string();
+        assert!(out.contains("compile_error"), "{out}");
     }
 
     #[test]

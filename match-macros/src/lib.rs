@@ -4,9 +4,10 @@
 //! Both macros expand to *items in the current module*, so the caller names
 //! the module:
 //!
-//! ```ignore
+//! ```
 //! mod gap9 {
-//!     match_macros::include_hwm!("targets/gap9.hwm");
+//!     // Relative to this crate's Cargo.toml.
+//!     match_macros::include_hwm!("../targets/gap9.hwm");
 //! }
 //!
 //! mod demo {
@@ -23,6 +24,7 @@
 //!
 //! assert_eq!(gap9::Unit::HOST.compute_in(), gap9::Memory::L2);
 //! assert_eq!(demo::Memory::L2.size(), 512_000);
+//! assert_eq!(gap9::model().units.len(), gap9::Unit::ALL.len());
 //! ```
 //!
 //! Use one target per module: the items have fixed names.
