@@ -17,6 +17,20 @@ fn main() {
         .collect();
     files.sort();
 
+    // Typed Rust for every target, checked at compile time by include_hwm!.
+    let mut typed = String::new();
+    for path in &files {
+        let name = path.file_stem().and_then(|s| s.to_str()).expect("target file names are UTF-8");
+        let mut module: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        if module.starts_with(|c: char| c.is_ascii_digit()) {
+            module.insert_str(0, "t_");
+        }
+        let file = path.file_name().and_then(|s| s.to_str()).expect("target file names are UTF-8");
+        writeln!(typed, "/// `targets/{file}` as typed Rust.\npub mod {module} {{ match_macros::include_hwm!({file:?}); }}")
+            .expect("writing to a String cannot fail");
+    }
+
     let mut out = String::new();
     out.push_str("/// Every shipped target, sorted by name: (name, source, platform folder\n");
     out.push_str("/// relative to the targets folder, as the file's `platform` names it).\n");
@@ -37,6 +51,7 @@ fn main() {
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("shipped.rs"), out).expect("OUT_DIR is writable");
+    std::fs::write(out_dir.join("typed.rs"), typed).expect("OUT_DIR is writable");
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -27,3 +27,16 @@ fn shared_models_are_present() {
         assert!(dir.join(model).is_file(), "{model} missing from {}", dir.display());
     }
 }
+
+#[test]
+fn typed_modules_agree_with_run_time_checking() {
+    use match_targets::typed;
+    let pairs = [("host", typed::host::model()), ("gap9", typed::gap9::model()), ("diana", typed::diana::model())];
+    for (name, compiled) in pairs {
+        let at_run_time = match_targets::get(name).expect("shipped").expect("checks");
+        assert_eq!(compiled, at_run_time, "{name}: include_hwm! and run-time parsing disagree");
+    }
+    assert_eq!(typed::gap9::Memory::L1.usable(), 120_000);
+    assert_eq!(typed::gap9::CLOCK_HZ, 370_000_000);
+    assert!(typed::gap9::Unit::ALL.iter().any(|u| u.name() == "ne16"));
+}
