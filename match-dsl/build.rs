@@ -18,8 +18,10 @@ fn main() {
         files.sort();
         for path in files {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("case");
-            let ident: String =
-                stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+            let ident: String = stem
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+                .collect();
             let _ = writeln!(
                 code,
                 "#[test]\nfn {kind}_{ident}() {{ run_{kind}({:?}, {:?}); }}",

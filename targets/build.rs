@@ -21,8 +21,10 @@ fn main() {
     let mut typed = String::new();
     for path in &files {
         let name = path.file_stem().and_then(|s| s.to_str()).expect("target file names are UTF-8");
-        let mut module: String =
-            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let mut module: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
         if module.starts_with(|c: char| c.is_ascii_digit()) {
             module.insert_str(0, "t_");
         }

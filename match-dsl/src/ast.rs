@@ -178,13 +178,17 @@ pub enum PatAtom {
     Group(PatAlt),
 }
 
-/// `offload PATTERN to UNIT [where COND] call "kernel"`
+/// `offload PATTERN to UNIT [where COND] call "kernel" [CLAUSE ...]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct OffloadDecl {
     pub pattern: Ident,
     pub unit: Ident,
     pub condition: Option<Expr>,
     pub kernel: Str,
+    /// The clauses after `call`, in order, as written: each has the shape
+    /// of a property (`weight_layout STEPS`, `cycles = EXPR`); the checker
+    /// knows the keys.
+    pub clauses: Vec<Prop>,
     pub span: Span,
 }
 

@@ -113,11 +113,8 @@ fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic) {
     let mut labels: Vec<(&Label, bool)> = vec![(&d.primary, true)];
     labels.extend(d.secondary.iter().map(|l| (l, false)));
     labels.sort_by_key(|(l, _)| l.span.start);
-    let width = labels
-        .iter()
-        .map(|(l, _)| line_col(source, l.span.start).0.to_string().len())
-        .max()
-        .unwrap_or(1);
+    let width =
+        labels.iter().map(|(l, _)| line_col(source, l.span.start).0.to_string().len()).max().unwrap_or(1);
     let _ = writeln!(out, "{:width$} |", "");
     let mut last_line = None;
     for (label, primary) in labels {

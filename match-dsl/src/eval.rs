@@ -257,6 +257,13 @@ impl HwModel {
         unit.cycles.as_ref().map(|e| self.eval_num(e, layer)).transpose()
     }
 
+    /// Compute cycles of one call of `offload`'s kernel on `layer` (a tile):
+    /// the rule's `cycles` clause, else its unit's `cycles`; `None` when
+    /// neither gives one (the default model applies).
+    pub fn offload_call_cycles(&self, offload: &Offload, layer: &Layer) -> Result<Option<f64>, EvalError> {
+        self.offload_cycles(offload).map(|e| self.eval_num(e, layer)).transpose()
+    }
+
     /// Bytes of each scratch buffer `unit` needs for `layer` (a tile).
     pub fn scratch_bytes(&self, unit: &Unit, layer: &Layer) -> Result<Vec<(String, f64)>, EvalError> {
         unit.scratch.iter().map(|s| Ok((s.name.clone(), self.eval_num(&s.bytes, layer)?))).collect()
@@ -286,10 +293,24 @@ mod tests {
     #[test]
     fn arithmetic_and_builtins() {
         let l = Layer::conv(40, 16, 8, 8, 3, 3, 1, 1);
-        assert_eq!(cycles("ceil(K / 32) * 2 + div(7, 2) + mod(-7, 3) + min(5, 2, 9) + max(1, 4)", &l), Ok(15.0));
+        assert_eq!(
+            cycles("ceil(K / 32) * 2 + div(7, 2) + mod(-7, 3) + min(5, 2, 9) + max(1, 4)", &l),
+            Ok(15.0)
+        );
         assert_eq!(cycles("if kernel in {1x1, 3x3} and not depthwise then 1 else 0", &l), Ok(1.0));
         assert_eq!(cycles("sum(i in 0..4, i * i) + f(3)", &l), Ok(20.0));
         assert_eq!(cycles("K % 16 + abs(-2) + log2(8)", &l), Ok(13.0));
+    }
+
+    #[test]
+    fn offload_cycles_fall_back_to_the_unit() {
+        let src = "target t {\n clock 1 MHz\n memory M { size 1 KiB }\n unit u { host; macs 1/cycle; compute_in M; cycles = K }\n unit v { macs 1/cycle; compute_in M }\n pattern p = conv2d\n pattern e = add\n offload e to u call \"a\" cycles = if is_add then C * OY * OX else 0\n offload p to u call \"c\"\n offload p to v call \"d\"\n}\n";
+        let m = crate::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        let add = Layer::add(16, 2, 3);
+        assert_eq!(m.offload_call_cycles(&m.offloads[0], &add), Ok(Some(96.0)));
+        assert_eq!(m.offload_call_cycles(&m.offloads[1], &add), Ok(Some(16.0)));
+        assert_eq!(m.offload_call_cycles(&m.offloads[2], &add), Ok(None));
+        assert_eq!(m.offload_call_cycles(&m.offloads[0], &Layer::pool(16, 2, 2, 2, 2, 2, 0)), Ok(Some(0.0)));
     }
 
     #[test]

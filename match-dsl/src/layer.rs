@@ -6,12 +6,32 @@
 use crate::expr::{Type, Value};
 use serde::{Deserialize, Serialize};
 
+/// The kind of operator a layer is: what a unit's `cycles` can tell apart
+/// with the `is_conv`, `is_dense`, `is_add` and `is_pool` attributes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OpKind {
+    /// A 2-D convolution, any groups (depthwise included).
+    #[default]
+    Conv,
+    /// A fully connected layer.
+    Dense,
+    /// An element-wise addition.
+    Add,
+    /// A pooling layer (average, max or global).
+    Pool,
+    /// Anything else.
+    Other,
+}
+
 /// The shape and arithmetic of one layer, or of one tile of it when a cost
 /// expression is evaluated per kernel call. Dimensions follow DORY/MATCH
 /// names: K output channels, C input channels, OY/OX output rows/columns,
 /// IY/IX input rows/columns, FY/FX kernel rows/columns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Layer {
+    /// The operator; older serialized layers without it are convolutions.
+    #[serde(default)]
+    pub op: OpKind,
     pub n: i64,
     pub k: i64,
     pub c: i64,
@@ -44,6 +64,7 @@ impl Layer {
     #[allow(clippy::too_many_arguments)]
     pub fn conv(k: i64, c: i64, oy: i64, ox: i64, fy: i64, fx: i64, stride: i64, pad: i64) -> Layer {
         Layer {
+            op: OpKind::Conv,
             n: 1,
             k,
             c,
@@ -79,11 +100,42 @@ impl Layer {
 
     /// A fully connected layer: `c` inputs, `k` outputs.
     pub fn dense(k: i64, c: i64) -> Layer {
-        Layer::conv(k, c, 1, 1, 1, 1, 1, 0)
+        Layer { op: OpKind::Dense, ..Layer::conv(k, c, 1, 1, 1, 1, 1, 0) }
     }
 
+    /// An element-wise addition of two `c`-channel `oy` x `ox` tensors,
+    /// int8, with rescaling (requantization) and no bias. Channel-wise like
+    /// a depthwise layer (`K == C == groups`, 1x1 window, no weights), so
+    /// `MACS` counts one operation per output element.
+    pub fn add(c: i64, oy: i64, ox: i64) -> Layer {
+        Layer {
+            op: OpKind::Add,
+            groups: c,
+            w_bits: 0,
+            has_bias: false,
+            ..Layer::conv(c, c, oy, ox, 1, 1, 1, 0)
+        }
+    }
+
+    /// A pooling layer over `c` channels with an `fy` x `fx` window:
+    /// channel-wise (`K == C == groups`), no weights, no bias, no
+    /// requantization. `MACS` counts one operation per window tap.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pool(c: i64, oy: i64, ox: i64, fy: i64, fx: i64, stride: i64, pad: i64) -> Layer {
+        Layer {
+            op: OpKind::Pool,
+            groups: c,
+            w_bits: 0,
+            has_bias: false,
+            has_requant: false,
+            ..Layer::conv(c, c, oy, ox, fy, fx, stride, pad)
+        }
+    }
+
+    /// A convolution with one group per channel (never true of add or pool
+    /// layers, which are channel-wise too).
     pub fn is_depthwise(&self) -> bool {
-        self.groups > 1 && self.groups == self.c && self.groups == self.k
+        self.op == OpKind::Conv && self.groups > 1 && self.groups == self.c && self.groups == self.k
     }
 
     pub fn macs(&self) -> i64 {
@@ -147,6 +199,10 @@ attrs! {
     "has_bias": Bool, "the layer adds a bias", |l| Value::Bool(l.has_bias);
     "has_relu": Bool, "the layer ends in ReLU or a clip at zero", |l| Value::Bool(l.has_relu);
     "has_requant": Bool, "the layer requantizes its accumulator", |l| Value::Bool(l.has_requant);
+    "is_conv": Bool, "the layer is a convolution (depthwise included)", |l| Value::Bool(l.op == OpKind::Conv);
+    "is_dense": Bool, "the layer is fully connected", |l| Value::Bool(l.op == OpKind::Dense);
+    "is_add": Bool, "the layer is an element-wise addition", |l| Value::Bool(l.op == OpKind::Add);
+    "is_pool": Bool, "the layer is a pooling (average, max, global)", |l| Value::Bool(l.op == OpKind::Pool);
     "MACS": Num, "multiply-accumulates of the layer (or tile)", |l| num(l.macs());
 }
 

@@ -19,7 +19,7 @@ pub mod sema;
 pub use diag::{Diagnostic, Diagnostics};
 pub use eval::Verdict;
 pub use expr::{EvalError, Value};
-pub use layer::Layer;
+pub use layer::{Layer, OpKind};
 pub use model::HwModel;
 
 use std::path::Path;
@@ -114,11 +114,18 @@ pub fn fuzz_one(data: &[u8]) {
         Ok(again) => assert_eq!(model, again, "print changed the model:\n{printed}"),
         Err(d) => panic!("printed form does not check:\n{d}\n{printed}"),
     }
-    let layers =
-        [Layer::conv(32, 16, 8, 8, 3, 3, 1, 1), Layer::depthwise(24, 5, 5, 3, 3, 2, 1), Layer::dense(10, 64)];
+    let layers = [
+        Layer::conv(32, 16, 8, 8, 3, 3, 1, 1),
+        Layer::depthwise(24, 5, 5, 3, 3, 2, 1),
+        Layer::dense(10, 64),
+        Layer::add(16, 4, 4),
+        Layer::pool(8, 2, 2, 2, 2, 2, 0),
+    ];
     for layer in &layers {
         for o in &model.offloads {
             let _ = model.check_offload(o, layer);
+            let _ = model.offload_call_cycles(o, layer);
+            let _ = model.offload_weight_layout(o);
         }
         for u in &model.units {
             let _ = model.call_cycles(u, layer);

@@ -268,7 +268,9 @@ impl RequantForm {
 pub enum LayoutStep {
     /// Permute dimensions into this order.
     Order(Vec<String>),
-    /// Swap two dimensions.
+    /// Exchange the contents of two dimensions; the names keep their
+    /// places (`swap(K, C)` on depthwise weights (K, 1, FY, FX) gives
+    /// (1, K, FY, FX) under the same names, so `C` then holds the channels).
     Swap(String, String),
     /// Pad a dimension with zeros to a multiple.
     Pad(String, u64),
@@ -288,6 +290,9 @@ pub enum LayoutStep {
     Expand(u32),
     /// Encode ternary values as a (w+, w-) bit pair.
     TernaryPairs,
+    /// Flatten adjacent dimensions `a` (outer) and `b` (inner) into one
+    /// dimension `new`, in `a`'s place.
+    Merge(String, String, String),
 }
 
 /// The operators a pattern can name: the canonical integer operators of the IR.
@@ -371,13 +376,27 @@ impl PatternExpr {
     }
 }
 
-/// `offload PATTERN to UNIT where COND call "kernel"`.
+/// `offload PATTERN to UNIT where COND call "kernel"`, with the rule's
+/// optional `weight_layout`, `activation_layout` and `cycles` clauses, which
+/// override the unit's for the matches of this rule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Offload {
     pub pattern: String,
     pub unit: String,
     pub condition: Option<Expr>,
     pub kernel: String,
+    /// The rule's own weight layout; `None`: the unit's
+    /// ([`HwModel::offload_weight_layout`]).
+    #[serde(default)]
+    pub weight_layout: Option<Vec<LayoutStep>>,
+    /// The rule's own activation layout; `None`: the unit's
+    /// ([`HwModel::offload_activation_layout`]).
+    #[serde(default)]
+    pub activation_layout: Option<Vec<LayoutStep>>,
+    /// The rule's own compute cycles of one call; `None`: the unit's
+    /// ([`HwModel::offload_call_cycles`]).
+    #[serde(default)]
+    pub cycles: Option<Expr>,
 }
 
 /// A helper function for cost expressions: `def load(k) = ...`.
@@ -433,6 +452,27 @@ impl HwModel {
     /// The DMA that moves data from `src` to `dst`.
     pub fn dma(&self, src: &str, dst: &str) -> Option<&Dma> {
         self.dmas.iter().find(|d| d.connects(src, dst))
+    }
+    /// The weight layout of the kernels of `offload`: the rule's own, else
+    /// its unit's (empty when neither states one, or the unit is unknown).
+    pub fn offload_weight_layout<'a>(&'a self, offload: &'a Offload) -> &'a [LayoutStep] {
+        match &offload.weight_layout {
+            Some(steps) => steps,
+            None => self.unit(&offload.unit).map_or(&[], |u| &u.weight_layout),
+        }
+    }
+    /// The activation layout of the kernels of `offload`: the rule's own,
+    /// else its unit's.
+    pub fn offload_activation_layout<'a>(&'a self, offload: &'a Offload) -> &'a [LayoutStep] {
+        match &offload.activation_layout {
+            Some(steps) => steps,
+            None => self.unit(&offload.unit).map_or(&[], |u| &u.activation_layout),
+        }
+    }
+    /// The `cycles` expression of one call of `offload`'s kernel: the rule's
+    /// own, else its unit's; `None` means the default model.
+    pub fn offload_cycles<'a>(&'a self, offload: &'a Offload) -> Option<&'a Expr> {
+        offload.cycles.as_ref().or_else(|| self.unit(&offload.unit).and_then(|u| u.cycles.as_ref()))
     }
     /// Offload rules for a unit, in file order.
     pub fn offloads_to<'a>(&'a self, unit: &'a str) -> impl Iterator<Item = &'a Offload> + 'a {

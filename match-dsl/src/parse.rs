@@ -233,7 +233,9 @@ impl Builder<'_, '_> {
                     let name = self.ident(i.next().expect("grammar: name"));
                     PropValue::Named(name, self.expr(i.next().expect("grammar: expr")))
                 }
-                Rule::value_list => PropValue::Values(v.into_inner().map(|x| self.value(x)).collect()),
+                Rule::value_list | Rule::step_list => {
+                    PropValue::Values(v.into_inner().map(|x| self.value(x)).collect())
+                }
                 _ => PropValue::Flag,
             },
         };
@@ -348,11 +350,14 @@ impl Builder<'_, '_> {
         let mut idents = Vec::new();
         let mut condition = None;
         let mut kernel = None;
+        let mut clauses = Vec::new();
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::ident => idents.push(self.ident(c)),
                 Rule::expr => condition = Some(self.expr(c)),
                 Rule::string => kernel = Some(self.string(c)),
+                Rule::clause => clauses.push(self.prop(c)),
+                Rule::bad_clause => clauses.extend(self.report_bad_line(c, Rule::clause_only)),
                 _ => {}
             }
         }
@@ -362,6 +367,7 @@ impl Builder<'_, '_> {
             unit: idents.next().expect("grammar: offload unit"),
             condition,
             kernel: kernel.expect("grammar: offload kernel"),
+            clauses,
             span,
         }
     }
@@ -536,16 +542,23 @@ impl Builder<'_, '_> {
     /// simple ones below, returns the property it evidently meant, so that
     /// the checker does not also report that property missing.
     fn bad_line(&mut self, p: P) -> Option<Prop> {
-        let span = span_of(&p);
-        let text = p.as_str();
-        let first_word: String =
-            text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        let rule = match first_word.as_str() {
+        let rule = match first_word(p.as_str()).as_str() {
             "pattern" => Rule::pattern_only,
             "offload" => Rule::offload_only,
             "def" => Rule::def_only,
             _ => Rule::prop_only,
         };
+        self.report_bad_line(p, rule)
+    }
+
+    /// Reports a line that did not parse, re-parsed alone with `rule` (an
+    /// `*_only` entry point); returns the property it evidently meant, if
+    /// any (see [`Builder::bad_line`]). Also used for the clause lines of an
+    /// offload rule.
+    fn report_bad_line(&mut self, p: P, rule: Rule) -> Option<Prop> {
+        let span = span_of(&p);
+        let text = p.as_str();
+        let first_word = first_word(text);
         let trimmed = text.trim_end();
         let diag = match HwmParser::parse(rule, trimmed) {
             Ok(_) => Diagnostic::new(span, "cannot parse this line"),
@@ -583,6 +596,11 @@ impl Builder<'_, '_> {
         self.errors.truncate(before);
         Some(prop)
     }
+}
+
+/// The word a line starts with (a key or a keyword).
+fn first_word(text: &str) -> String {
+    text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
 }
 
 /// When the target's `}` is missing, the block that most likely lost its
@@ -706,6 +724,37 @@ fn refine_bad_line(mut d: Diagnostic, first_word: &str, text: &str, span: Span) 
         d.help = Some("a pattern is `pattern NAME = op >> op? >> (op | op)`".into());
         return d;
     }
+    if first_word == "cycles" && !rest.starts_with('=') {
+        // A clause of an offload rule (a property would have parsed).
+        let found = rest.split_whitespace().next().map_or("end of line".to_string(), |w| format!("`{w}`"));
+        d.message = format!("expected `=` after `cycles`, found {found}");
+        d.primary = crate::diag::Label { span: Span::new(rest_at, rest_at), text: String::new() };
+        d.help = Some("write `cycles = EXPR`, the cycles of one kernel call".into());
+        return d;
+    }
+    if matches!(first_word, "weight_layout" | "activation_layout") && d.help.is_none() {
+        d.help = Some(format!("`{first_word}` takes layout steps: e.g. `{first_word} pad(C, 16), pack(2)`"));
+        return d;
+    }
+    if first_word == "offload" {
+        if let Some(end) = after_call(text).filter(|e| d.primary.span.start >= span.start + e) {
+            // The rule is complete up to its kernel: what follows is no clause.
+            let extra = text[end..].trim_start();
+            let at = span.start + (text.len() - extra.len());
+            let word_len = extra.find(char::is_whitespace).unwrap_or(extra.len()).max(1);
+            d.message = format!("unexpected `{}` after the kernel name", &extra[..word_len.min(extra.len())]);
+            d.primary = crate::diag::Label {
+                span: Span::new(at, at + word_len.min(extra.len())),
+                text: String::new(),
+            };
+            d.help = Some(
+                "after `call \"c_kernel\"` an offload rule takes only the clauses \
+                 `weight_layout STEPS`, `activation_layout STEPS` and `cycles = EXPR`"
+                    .into(),
+            );
+            return d;
+        }
+    }
     if matches!(first_word, "memory" | "unit" | "dma" | "api") && !text.contains('{') {
         d.message = format!("`{first_word}` block without `{{`");
         d.primary = crate::diag::Label { span, text: format!("a `{first_word}` needs a body in braces") };
@@ -724,6 +773,29 @@ fn refine_bad_line(mut d: Diagnostic, first_word: &str, text: &str, span: Span) 
         d.help = Some(format!("`{first_word}` is not a kind of block: blocks are memory, dma, unit and api"));
     }
     d
+}
+
+/// The offset just after the string of `call "..."` in an offload line.
+fn after_call(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("call") {
+        let at = from + i;
+        from = at + 4;
+        let before_ok = at == 0 || text[..at].ends_with([' ', '\t']);
+        let rest = &text[from..];
+        let quote = rest.trim_start();
+        if !before_ok || !quote.starts_with('"') {
+            continue;
+        }
+        let open = from + (rest.len() - quote.len());
+        let bytes = text.as_bytes();
+        let mut j = open + 1;
+        while j < bytes.len() && bytes[j] != b'"' {
+            j += if bytes[j] == b'\\' { 2 } else { 1 };
+        }
+        return (j < bytes.len()).then_some(j + 1);
+    }
+    None
 }
 
 /// The line as the user evidently meant it, for the mistakes
@@ -849,6 +921,7 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::pat_alt | Rule::pat_seq | Rule::pat_step => "an operator name",
         Rule::optional_mark => "`?`",
         Rule::value_list | Rule::labeled | Rule::step => "a value",
+        Rule::step_list => "a layout step",
         Rule::expr_value | Rule::named_expr => "`=`",
         Rule::suffix => "a unit",
         Rule::params => "`(`",

@@ -451,14 +451,20 @@ fn offload_text(o: &ast::OffloadDecl, depth: usize) -> String {
     let head = format!("offload {} to {}", o.pattern.name, o.unit.name);
     let call = format!("call {}", string_lit(&o.kernel.value));
     let col = depth * INDENT.len();
+    // Continuation lines (before `where`, `call` and each clause) are
+    // indented twice.
+    let cont = col + 2 * INDENT.len();
     let cond = o.condition.as_ref().map(|c| format!("where {}", expr_text(c, PREC_IF)));
-    let one_line = [Some(head.clone()), cond, Some(call.clone())].into_iter().flatten().collect::<Vec<_>>();
-    let one_line = one_line.join(" ");
-    if col + width(&one_line) <= MAX_WIDTH {
+    let clauses: Vec<String> = o.clauses.iter().map(|p| prop_text(p, depth + 2)).collect();
+    let mut parts = vec![head.clone()];
+    parts.extend(cond);
+    parts.push(call.clone());
+    parts.extend(clauses.iter().cloned());
+    let one_line = parts.join(" ");
+    if !one_line.contains('\n') && col + width(&one_line) <= MAX_WIDTH {
         return one_line;
     }
-    // The grammar allows a newline before `where` and before `call`.
-    let cont = col + 2 * INDENT.len();
+    // The grammar allows a newline before `where`, `call` and each clause.
     let mut out = head;
     if let Some(c) = &o.condition {
         newline_at(&mut out, cont);
@@ -467,6 +473,10 @@ fn offload_text(o: &ast::OffloadDecl, depth: usize) -> String {
     }
     newline_at(&mut out, cont);
     out.push_str(&call);
+    for clause in &clauses {
+        newline_at(&mut out, cont);
+        out.push_str(clause);
+    }
     out
 }
 
@@ -1026,6 +1036,24 @@ def one() = 1
         assert_eq!(out, target(&expected));
         let short = "    offload conv to ne16 where pad <= 2 call \"k\"\n";
         assert_eq!(assert_round_trip(&target(short)), target(short));
+    }
+
+    #[test]
+    fn offload_clauses_go_on_continuation_lines() {
+        let short = "    offload dw to ne16 where depthwise call \"k\" cycles = K * 2\n";
+        assert_eq!(assert_round_trip(&target(short)), target(short));
+        let steps = "swap(K, C), offset(128), pad(C, 16), split(C, 16, Ci), bitplanes(8), order(K, C, B, FY, FX, Ci), pack(8)";
+        // Clauses written before `call` are printed after it.
+        let out = assert_round_trip(&target(&format!(
+            "    offload dw to ne16\n  cycles = 3\n call \"ne16_dw\" weight_layout {steps}\n"
+        )));
+        let expected = "    offload dw to ne16
+            call \"ne16_dw\"
+            cycles = 3
+            weight_layout swap(K, C), offset(128), pad(C, 16), split(C, 16, Ci), bitplanes(8),
+                          order(K, C, B, FY, FX, Ci), pack(8)
+";
+        assert_eq!(out, target(expected));
     }
 
     #[test]

@@ -105,6 +105,7 @@ const STEPS: &[(&str, &str)] = &[
     ("swap", "swap(A, B)"),
     ("pad", "pad(D, m)"),
     ("split", "split(D, n, NEW)"),
+    ("merge", "merge(A, B, NEW)"),
     ("offset", "offset(v)"),
     ("bitplanes", "bitplanes(bits)"),
     ("pack", "pack(n)"),
@@ -113,6 +114,9 @@ const STEPS: &[(&str, &str)] = &[
     ("expand", "expand(n)"),
     ("ternary_pairs", "ternary_pairs()"),
 ];
+/// The clauses an offload rule may add after `call`: each overrides the
+/// unit's property of the same name for the matches of the rule.
+const OFFLOAD_CLAUSES: &[&str] = &["weight_layout", "activation_layout", "cycles"];
 const WEIGHT_DIMS: &[&str] = &["K", "C", "FY", "FX"];
 const ACTIVATION_DIMS: &[&str] = &["C", "H", "W"];
 
@@ -412,10 +416,15 @@ fn item_title(item: &Item) -> String {
 
 /// The dimensions of a tensor while its layout steps are checked.
 struct Dims {
+    /// Outermost first, as far as it is known (see `ordered`).
     names: Vec<String>,
     /// False after a step that could not be checked: names are then no
     /// longer verified, so one mistake does not cascade.
     sure: bool,
+    /// False after `split` or `bitplanes` (they leave the place of their
+    /// new dimension to a following `order`) until an `order`: `merge`
+    /// needs the order.
+    ordered: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1280,15 +1289,9 @@ impl<'a> Checker<'a> {
                 "weight_layout" => u.weight_layout = self.layout(p, WEIGHT_DIMS),
                 "activation_layout" => u.activation_layout = self.layout(p, ACTIVATION_DIMS),
                 "cycles" => {
-                    let PropValue::Expr(e) = &p.value else {
-                        let d = Diagnostic::new(value_span(p), "`cycles` needs an expression")
-                            .help("write e.g. `cycles = ceil(K / 32) * OY * OX` (cycles of one call)");
-                        self.error(d);
-                        continue;
-                    };
-                    let (x, ty) = self.expr(e, &mut Vec::new());
-                    self.expect_top(e, ty, Type::Num, "`cycles` is a number of cycles");
-                    u.cycles = Some(x);
+                    if let Some(x) = self.cycles(p) {
+                        u.cycles = Some(x);
+                    }
                 }
                 "energy" => u.energy_per_mac = self.real(p, Measure::EnergyPerMac, Bound::NonNegative),
                 "adc" => u.adc_bits = self.int_prop(p, 1, 16).map(|v| v as u32),
@@ -1301,6 +1304,19 @@ impl<'a> Checker<'a> {
             }
         }
         (name.is_some() && fresh).then_some(u)
+    }
+
+    /// A `cycles = EXPR` property or offload clause: compute cycles of one call.
+    fn cycles(&mut self, p: &'a Prop) -> Option<Expr> {
+        let PropValue::Expr(e) = &p.value else {
+            let d = Diagnostic::new(value_span(p), "`cycles` needs an expression")
+                .help("write e.g. `cycles = ceil(K / 32) * OY * OX` (cycles of one call)");
+            self.error(d);
+            return None;
+        };
+        let (x, ty) = self.expr(e, &mut Vec::new());
+        self.expect_top(e, ty, Type::Num, "`cycles` is a number of cycles");
+        Some(x)
     }
 
     fn api(&mut self, b: &'a Block, model: &mut HwModel) {
@@ -1757,7 +1773,8 @@ impl<'a> Checker<'a> {
     fn layout(&mut self, p: &'a Prop, start: &[&str]) -> Vec<LayoutStep> {
         let Some(vs) = self.values(p) else { return Vec::new() };
         let key = p.key.name.as_str();
-        let mut dims = Dims { names: start.iter().map(|s| s.to_string()).collect(), sure: true };
+        let mut dims =
+            Dims { names: start.iter().map(|s| s.to_string()).collect(), sure: true, ordered: true };
         let mut out = Vec::new();
         for v in vs {
             let (name, args, bare): (&'a Ident, &'a [Value], bool) = match v {
@@ -1814,7 +1831,7 @@ impl<'a> Checker<'a> {
         let want = match n {
             "order" => None,
             "swap" | "pad" => Some(2),
-            "split" => Some(3),
+            "split" | "merge" => Some(3),
             "ternary_pairs" => Some(0),
             _ => Some(1),
         };
@@ -1876,6 +1893,7 @@ impl<'a> Checker<'a> {
                 let names: Vec<String> = names.into_iter().map(|(d, _)| d).collect();
                 if ok {
                     dims.names.clone_from(&names);
+                    dims.ordered = true;
                 }
                 ok.then_some(LayoutStep::Order(names))
             }
@@ -1888,6 +1906,8 @@ impl<'a> Checker<'a> {
                     self.error(d);
                     return None;
                 }
+                // The contents move, the names keep their places: after
+                // `swap(K, C)`, `C` is the second dimension still.
                 Some(LayoutStep::Swap(a, b))
             }
             "pad" => {
@@ -1898,31 +1918,62 @@ impl<'a> Checker<'a> {
             "split" => {
                 let d = self.dim_arg(&args[0], dims, key);
                 let f = positive(self, &args[1], max);
-                let new = match &args[2] {
-                    Value::Ident(id) if dims.names.contains(&id.name) => {
-                        let e = Diagnostic::new(
-                            id.span,
-                            format!("dimension `{}` already exists in `{key}`", id.name),
-                        )
-                        .help("`split(D, n, NEW)` needs a new name for the inner dimension");
-                        self.error(e);
-                        None
-                    }
-                    Value::Ident(id) => {
-                        // Known from here on even if the rest of the step is wrong.
-                        dims.names.push(id.name.clone());
-                        Some(id.name.clone())
-                    }
-                    other => {
-                        let e = Diagnostic::new(
-                            other.span(),
-                            format!("expected a name for the new dimension, found {}", self.describe(other)),
-                        );
-                        self.error(e);
-                        None
-                    }
-                };
+                let new = self.fresh_dim(
+                    &args[2],
+                    dims,
+                    key,
+                    "`split(D, n, NEW)` needs a new name for the inner dimension",
+                );
+                if let Some(new) = &new {
+                    // Known from here on even if the rest of the step is wrong.
+                    dims.names.push(new.clone());
+                }
+                dims.ordered = false;
                 Some(LayoutStep::Split(d?, f? as u64, new?))
+            }
+            "merge" => {
+                let a = self.dim_arg(&args[0], dims, key);
+                let b = self.dim_arg(&args[1], dims, key);
+                let new = self.fresh_dim(
+                    &args[2],
+                    dims,
+                    key,
+                    "`merge(A, B, NEW)` needs a new name for the merged dimension",
+                );
+                let (a, b) = (a?, b?);
+                if a == b {
+                    let d = Diagnostic::new(args[1].span(), format!("`merge` of `{a}` with itself"))
+                        .help("`merge(A, B, NEW)` flattens two adjacent dimensions into one");
+                    self.error(d);
+                    return None;
+                }
+                let new = new?;
+                if !dims.sure {
+                    dims.names.push(new.clone());
+                    return Some(LayoutStep::Merge(a, b, new));
+                }
+                if !dims.ordered {
+                    let d = Diagnostic::new(span, "`merge` needs the order of the dimensions")
+                        .label("`split` and `bitplanes` before it leave their new dimension's place open")
+                        .help("put an `order(...)` listing every dimension before `merge`");
+                    self.error(d);
+                    return None;
+                }
+                let ia = dims.names.iter().position(|d| *d == a);
+                let ib = dims.names.iter().position(|d| *d == b);
+                let (Some(ia), Some(ib)) = (ia, ib) else { return None };
+                if ib != ia + 1 {
+                    let d = Diagnostic::new(span, format!("`merge` needs `{a}` directly before `{b}`"))
+                        .label(format!("the order here is {}", dims.names.join(", ")))
+                        .help(
+                            "`merge` flattens two neighbouring dimensions, the outer one first; \
+                             move them together with an `order(...)` before it",
+                        );
+                    self.error(d);
+                    return None;
+                }
+                dims.names.splice(ia..=ib, [new.clone()]);
+                Some(LayoutStep::Merge(a, b, new))
             }
             "offset" => {
                 let v = self.num_arg(&args[0], &what, -(1 << 53), 1 << 53)?;
@@ -1939,6 +1990,7 @@ impl<'a> Checker<'a> {
                     return None;
                 }
                 dims.names.push("B".to_string());
+                dims.ordered = false;
                 Some(LayoutStep::Bitplanes(b? as u32))
             }
             "pack" => Some(LayoutStep::Pack(positive(self, &args[0], max)? as u32)),
@@ -1966,6 +2018,28 @@ impl<'a> Checker<'a> {
                     format!("expected a dimension name, found {}", self.describe(other)),
                 );
                 self.error(d);
+                None
+            }
+        }
+    }
+
+    /// The name of a dimension a step creates: a name not in use yet.
+    fn fresh_dim(&mut self, v: &Value, dims: &Dims, key: &str, help: &str) -> Option<String> {
+        match v {
+            Value::Ident(id) if dims.names.contains(&id.name) => {
+                let e =
+                    Diagnostic::new(id.span, format!("dimension `{}` already exists in `{key}`", id.name))
+                        .help(help);
+                self.error(e);
+                None
+            }
+            Value::Ident(id) => Some(id.name.clone()),
+            other => {
+                let e = Diagnostic::new(
+                    other.span(),
+                    format!("expected a name for the new dimension, found {}", self.describe(other)),
+                );
+                self.error(e);
                 None
             }
         }
@@ -2159,12 +2233,69 @@ impl<'a> Checker<'a> {
             x
         });
         ok &= self.c_symbol(&o.kernel);
+        let (weight_layout, activation_layout, cycles) = self.offload_clauses(o);
         ok.then(|| Offload {
             pattern: pat.to_string(),
             unit: unit.to_string(),
             condition,
             kernel: o.kernel.value.clone(),
+            weight_layout,
+            activation_layout,
+            cycles,
         })
+    }
+
+    /// The clauses of an offload rule, each at most once, checked as the
+    /// unit properties of the same name.
+    #[allow(clippy::type_complexity)]
+    fn offload_clauses(
+        &mut self,
+        o: &'a ast::OffloadDecl,
+    ) -> (Option<Vec<LayoutStep>>, Option<Vec<LayoutStep>>, Option<Expr>) {
+        let ctx = format!("`offload {} to {}`", o.pattern.name, o.unit.name);
+        let mut seen: Vec<&'a Prop> = Vec::new();
+        let (mut weights, mut activations, mut cycles) = (None, None, None);
+        for p in &o.clauses {
+            let key = p.key.name.as_str();
+            if !OFFLOAD_CLAUSES.contains(&key) {
+                let mut d = Diagnostic::new(p.key.span, format!("unknown clause `{key}` in {ctx}"));
+                d = if let Some(h) = did_you_mean(key, OFFLOAD_CLAUSES.iter().copied()) {
+                    d.help(h)
+                } else if UNIT_KEYS.contains(&key) {
+                    d.help(format!(
+                        "`{key}` is a property of the unit; a rule overrides only weight_layout, \
+                         activation_layout and cycles"
+                    ))
+                } else {
+                    d.help("an offload rule's clauses: `weight_layout STEPS`, `activation_layout STEPS`, `cycles = EXPR`")
+                };
+                self.error(d);
+                continue;
+            }
+            if let Some(first) = seen.iter().find(|q| q.key.name == key) {
+                let d = Diagnostic::new(p.key.span, format!("`{key}` is given twice in {ctx}"))
+                    .label("given again here")
+                    .secondary(first.key.span, "first given here");
+                self.error(d);
+                continue;
+            }
+            if p.span.start < o.kernel.span.start {
+                let d = Diagnostic::new(p.key.span, format!("`{key}` comes before `call` in {ctx}"))
+                    .secondary(o.kernel.span, "the kernel is named here")
+                    .help(
+                        "an offload rule is `offload PATTERN to UNIT [where CONDITION] call \"c_kernel\"` \
+                         then its clauses (`matchc fmt` moves them)",
+                    );
+                self.error(d);
+            }
+            seen.push(p);
+            match key {
+                "weight_layout" => weights = Some(self.layout(p, WEIGHT_DIMS)),
+                "activation_layout" => activations = Some(self.layout(p, ACTIVATION_DIMS)),
+                _ => cycles = self.cycles(p),
+            }
+        }
+        (weights, activations, cycles)
     }
 
     // ----- defs -----
@@ -2860,6 +2991,57 @@ mod tests {
         assert_eq!(at, "K * C");
         // A unit may be declared after the rule that names it.
         ok(&target("pattern p = relu\noffload p to z call \"k\"\nunit z { macs 1/cycle; compute_in L1 }"));
+    }
+
+    #[test]
+    fn offload_clauses() {
+        let r =
+            |clauses: &str| target(&format!("pattern p = conv2d\noffload p to cpu call \"k\"\n{clauses}"));
+        let m = ok(&r(
+            "  weight_layout swap(K, C), pad(C, 16)\n  activation_layout order(H, W, C)\n  cycles = K * 2",
+        ));
+        let o = &m.offloads[0];
+        assert_eq!(
+            o.weight_layout,
+            Some(vec![LayoutStep::Swap("K".into(), "C".into()), LayoutStep::Pad("C".into(), 16)])
+        );
+        assert_eq!(
+            o.activation_layout,
+            Some(vec![LayoutStep::Order(vec!["H".into(), "W".into(), "C".into()])])
+        );
+        assert!(o.cycles.is_some());
+        // Without clauses the rule keeps the unit's.
+        let m = ok(&r(""));
+        assert_eq!((&m.offloads[0].weight_layout, &m.offloads[0].cycles), (&None, &None));
+        // The items after a rule are not taken for its clauses.
+        let m = ok(&r("platform \"x\"\ndef f(x) = x\npattern q = relu\noffload q to cpu call \"k2\""));
+        assert_eq!((m.platform.as_deref(), m.offloads.len(), m.defs.len()), (Some("x"), 2, 1));
+        let (d, _) = only_error(&r("cylces = 3"), "unknown clause `cylces`");
+        assert_eq!(d.help.as_deref(), Some("did you mean `cycles`?"));
+        only_error(&r("cycles = 1\ncycles = 2"), "`cycles` is given twice");
+        only_error(&r("cycles = kernel"), "expected a number, found a pair");
+        only_error(&r("weight_layout pad(Q, 16)"), "unknown dimension `Q` in `weight_layout`");
+        only_error(&r("activation_layout = 3"), "`activation_layout` takes a value, not an expression");
+    }
+
+    #[test]
+    fn merge_steps() {
+        let u =
+            |body: &str| target(&format!("unit u {{ macs 1/cycle; compute_in L1; weight_layout {body} }}"));
+        let m = ok(&u("merge(C, FY, R), merge(R, FX, R2), pad(R2, 288), order(K, R2)"));
+        let steps = &m.unit("u").unwrap().weight_layout;
+        assert_eq!(steps[0], LayoutStep::Merge("C".into(), "FY".into(), "R".into()));
+        // `swap` moves contents, not names: K and C stay where they are.
+        ok(&u("swap(K, C), merge(K, C, KC), order(KC, FY, FX)"));
+        only_error(&u("merge(C, FY, R), pad(C, 2)"), "unknown dimension `C`");
+        only_error(&u("merge(FY, C, R)"), "`merge` needs `FY` directly before `C`");
+        only_error(&u("merge(K, FY, R)"), "`merge` needs `K` directly before `FY`");
+        only_error(&u("merge(K, K, R)"), "`merge` of `K` with itself");
+        only_error(&u("merge(K, C, FY)"), "dimension `FY` already exists");
+        only_error(&u("merge(K, C)"), "`merge` takes 3 arguments, found 2");
+        only_error(&u("split(C, 4, c), merge(C, c, X)"), "`merge` needs the order of the dimensions");
+        ok(&u("split(C, 4, c), order(K, C, c, FY, FX), merge(C, c, X), order(K, X, FY, FX)"));
+        only_error(&u("bitplanes(8), merge(FX, B, X)"), "`merge` needs the order of the dimensions");
     }
 
     #[test]

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "matchc", version, about = "Deploys quantized neural networks onto heterogeneous microcontrollers")]
+#[command(
+    name = "matchc",
+    version,
+    about = "Deploys quantized neural networks onto heterogeneous microcontrollers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -5,9 +5,9 @@ use match_dsl::model::{HwModel, PatternExpr};
 use std::fmt::Write as _;
 
 fn bytes(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} B")
@@ -15,7 +15,7 @@ fn bytes(n: u64) -> String {
 }
 
 fn mhz(hz: u64) -> String {
-    if hz % 1_000_000 == 0 {
+    if hz.is_multiple_of(1_000_000) {
         format!("{} MHz", hz / 1_000_000)
     } else {
         format!("{hz} Hz")
@@ -48,7 +48,8 @@ pub fn summary(m: &HwModel) -> String {
             flags.push("double-buffered".to_string());
         }
         if !mem.holds.is_empty() {
-            flags.push(format!("holds {}", mem.holds.iter().map(|h| h.name()).collect::<Vec<_>>().join(", ")));
+            flags
+                .push(format!("holds {}", mem.holds.iter().map(|h| h.name()).collect::<Vec<_>>().join(", ")));
         }
         let _ = writeln!(
             s,

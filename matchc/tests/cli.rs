@@ -118,8 +118,11 @@ fn fmt_is_canonical_for_shipped_targets_and_check_flag_works() {
     let dir = std::env::temp_dir().join(format!("matchc-fmt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let messy = dir.join("messy.hwm");
-    std::fs::write(&messy, "target m {clock 1 MHz\nmemory R {size 1 KiB}\nunit c {host;macs 1/cycle;compute_in R}}\n")
-        .unwrap();
+    std::fs::write(
+        &messy,
+        "target m {clock 1 MHz\nmemory R {size 1 KiB}\nunit c {host;macs 1/cycle;compute_in R}}\n",
+    )
+    .unwrap();
     let m = messy.to_str().unwrap();
     assert_eq!(matchc(&["fmt", "--check", m]).status.code(), Some(1));
     let out = matchc(&["fmt", m]);

@@ -4,7 +4,7 @@
 //! hand from HARDWARE.md's formulas; the offload constraints accept and
 //! reject what HARDWARE.md says the units can and cannot run.
 
-use match_dsl::model::{Offload, Unit};
+use match_dsl::model::{LayoutStep, Offload, Unit};
 use match_dsl::{HwModel, Layer, Verdict};
 use std::path::PathBuf;
 
@@ -32,6 +32,20 @@ fn offload<'a>(m: &'a HwModel, pattern: &str, unit: &str) -> &'a Offload {
         .iter()
         .find(|o| o.pattern == pattern && o.unit == unit)
         .unwrap_or_else(|| panic!("{} has no offload of {pattern} to {unit}", m.name))
+}
+
+/// The offload of `pattern` to `unit` calling `kernel`.
+fn rule<'a>(m: &'a HwModel, pattern: &str, unit: &str, kernel: &str) -> &'a Offload {
+    m.offloads
+        .iter()
+        .find(|o| o.pattern == pattern && o.unit == unit && o.kernel == kernel)
+        .unwrap_or_else(|| panic!("{} has no offload of {pattern} to {unit} calling {kernel}", m.name))
+}
+
+/// The kernel `unit` runs `layer` (matched by `pattern`) with: the first
+/// rule in file order whose condition holds.
+fn chosen<'a>(m: &'a HwModel, pattern: &str, unit: &str, layer: &Layer) -> Option<&'a Offload> {
+    m.offloads.iter().filter(|o| o.unit == unit && o.pattern == pattern).find(|o| accepts(m, o, layer))
 }
 
 fn accepts(m: &HwModel, o: &Offload, layer: &Layer) -> bool {
@@ -344,47 +358,82 @@ fn diana_digital_cycles_remainder_channels() {
 #[test]
 fn ne16_accepts_what_hardware_md_allows() {
     let g = model("gap9");
-    let o = offload(&g, "conv", "ne16");
-    assert_eq!(o.kernel, "ne16_conv");
-    for l in [
-        Layer::conv(32, 16, 16, 16, 3, 3, 1, 1),
-        Layer::conv(64, 32, 8, 8, 1, 1, 1, 0),
-        Layer::conv(64, 32, 8, 8, 3, 3, 2, 1),
-        Layer::depthwise(64, 16, 16, 3, 3, 1, 1),
-        Layer::depthwise(64, 8, 8, 3, 3, 2, 1),
-        Layer::conv(16, 16, 8, 8, 3, 3, 1, 2),
+    for (l, kernel) in [
+        (Layer::conv(32, 16, 16, 16, 3, 3, 1, 1), "ne16_conv"),
+        (Layer::conv(64, 32, 8, 8, 1, 1, 1, 0), "ne16_conv"),
+        (Layer::conv(64, 32, 8, 8, 3, 3, 2, 1), "ne16_conv"),
+        (Layer::depthwise(64, 16, 16, 3, 3, 1, 1), "ne16_depthwise"),
+        (Layer::depthwise(64, 8, 8, 3, 3, 2, 1), "ne16_depthwise"),
+        (Layer::conv(16, 16, 8, 8, 3, 3, 1, 2), "ne16_conv"),
     ] {
-        assert!(accepts(&g, o, &l), "ne16 rejects {l:?}: {}", rejection(&g, o, &l));
+        let o = chosen(&g, "conv", "ne16", &l).unwrap_or_else(|| panic!("no ne16 rule accepts {l:?}"));
+        assert_eq!(o.kernel, kernel, "{l:?}");
+        let acc = Layer { out_bits: 32, has_requant: false, ..l.clone() };
+        assert_eq!(chosen(&g, "conv_acc", "ne16", &acc).map(|o| o.kernel.as_str()), Some(kernel), "{acc:?}");
     }
 }
 
 #[test]
 fn ne16_rejects_what_hardware_md_forbids() {
     let g = model("gap9");
-    let o = offload(&g, "conv", "ne16");
+    let o = rule(&g, "conv", "ne16", "ne16_conv");
+    let dw = rule(&g, "conv", "ne16", "ne16_depthwise");
     let cases = [
-        (Layer::conv(32, 16, 16, 16, 5, 5, 1, 2), "kernel"),
-        (Layer::conv(32, 16, 8, 8, 3, 3, 3, 1), "stride in"),
-        (Layer::depthwise(32, 16, 16, 5, 5, 1, 2), "kernel"),
-        (Layer::conv(32, 16, 8, 8, 3, 3, 1, 3), "pad"),
-        (Layer { dy: 2, dx: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 2) }, "dilation"),
-        (Layer { w_bits: 4, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }, "w_bits"),
+        (Layer::conv(32, 16, 16, 16, 5, 5, 1, 2), o, "kernel"),
+        (Layer::conv(32, 16, 8, 8, 3, 3, 3, 1), o, "stride in"),
+        (Layer::depthwise(32, 16, 16, 5, 5, 1, 2), dw, "kernel"),
+        (Layer::depthwise(32, 16, 16, 3, 3, 3, 1), dw, "stride in"),
+        (Layer::conv(32, 16, 8, 8, 3, 3, 1, 3), o, "pad"),
+        (Layer::depthwise(32, 8, 8, 3, 3, 1, 3), dw, "pad"),
+        (Layer { dy: 2, dx: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 2) }, o, "dilation"),
+        (Layer { w_bits: 4, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }, o, "w_bits"),
+        (Layer { w_bits: 4, ..Layer::depthwise(32, 8, 8, 3, 3, 1, 1) }, dw, "w_bits"),
         // Stride 2 with an odd number of output bytes per pixel.
-        (Layer::conv(33, 16, 8, 8, 3, 3, 2, 1), "out_bits"),
-        // Grouped but not depthwise.
-        (Layer { groups: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }, "groups"),
+        (Layer::conv(33, 16, 8, 8, 3, 3, 2, 1), o, "out_bits"),
+        (Layer::depthwise(33, 8, 8, 3, 3, 2, 1), dw, "out_bits"),
+        // Grouped but not depthwise: neither rule.
+        (Layer { groups: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }, o, "groups"),
+        (Layer { groups: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }, dw, "depthwise"),
+        // Each rule leaves the other's layers alone.
+        (Layer::depthwise(32, 8, 8, 3, 3, 1, 1), o, "groups"),
+        (Layer::conv(32, 16, 8, 8, 3, 3, 1, 1), dw, "depthwise"),
     ];
-    for (l, why) in cases {
-        let c = rejection(&g, o, &l);
+    for (l, rule, why) in cases {
+        let c = rejection(&g, rule, &l);
         assert!(c.contains(why), "{l:?} rejected by `{c}`, expected one naming {why}");
     }
-    // Depthwise 1x1 is not an NE16 mode.
-    let dw1 = Layer::depthwise(32, 8, 8, 1, 1, 1, 0);
-    assert!(!accepts(&g, o, &dw1));
+    // Depthwise 1x1 is not an NE16 mode; neither are grouped convolutions.
+    for l in
+        [Layer::depthwise(32, 8, 8, 1, 1, 1, 0), Layer { groups: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }]
+    {
+        assert!(chosen(&g, "conv", "ne16", &l).is_none(), "{l:?}");
+    }
     // Stride 2 with an even byte count is fine, also for int32 outputs.
-    let acc = offload(&g, "conv_acc", "ne16");
+    let acc = rule(&g, "conv_acc", "ne16", "ne16_conv");
     let l = Layer { out_bits: 32, has_requant: false, ..Layer::conv(33, 16, 8, 8, 3, 3, 2, 1) };
     assert!(accepts(&g, acc, &l));
+}
+
+#[test]
+fn ne16_depthwise_rules_swap_the_weight_axes_first() {
+    let g = model("gap9");
+    let ne16 = unit(&g, "ne16");
+    for pattern in ["conv", "conv_acc"] {
+        let dw = rule(&g, pattern, "ne16", "ne16_depthwise");
+        let layout = g.offload_weight_layout(dw);
+        // HARDWARE.md step 2: swap the first two axes, then the unit's steps.
+        assert_eq!(layout[0], LayoutStep::Swap("K".into(), "C".into()));
+        assert_eq!(&layout[1..], ne16.weight_layout.as_slice());
+        // The other rules use the unit's layout; none changes the cycles.
+        let conv = rule(&g, pattern, "ne16", "ne16_conv");
+        assert_eq!(g.offload_weight_layout(conv), ne16.weight_layout.as_slice());
+        assert_eq!(g.offload_activation_layout(dw), ne16.activation_layout.as_slice());
+        assert!(dw.cycles.is_none() && conv.cycles.is_none());
+    }
+    // The rule's cycles are the unit's: DORY's model has its depthwise branch.
+    let l = Layer::depthwise(64, 16, 16, 3, 3, 1, 1);
+    let dw = rule(&g, "conv", "ne16", "ne16_depthwise");
+    assert_eq!(g.offload_call_cycles(dw, &l), Ok(Some(33552.0)));
 }
 
 #[test]
@@ -417,16 +466,18 @@ fn cluster_scratch_buffers() {
 #[test]
 fn diana_digital_accepts_same_padding_only() {
     let d = model("diana");
-    let o = offload(&d, "conv", "digital");
-    for l in [
-        Layer::conv(16, 16, 16, 16, 3, 3, 1, 1),
-        Layer::conv(32, 64, 8, 8, 1, 1, 1, 0),
-        Layer::conv(16, 8, 12, 12, 5, 5, 1, 2),
-        Layer::conv(32, 3, 16, 16, 7, 7, 2, 3),
-        Layer::depthwise(32, 16, 16, 3, 3, 1, 1),
+    for (l, kernel) in [
+        (Layer::conv(16, 16, 16, 16, 3, 3, 1, 1), "diana_digital_conv"),
+        (Layer::conv(32, 64, 8, 8, 1, 1, 1, 0), "diana_digital_conv"),
+        (Layer::conv(16, 8, 12, 12, 5, 5, 1, 2), "diana_digital_conv"),
+        (Layer::conv(32, 3, 16, 16, 7, 7, 2, 3), "diana_digital_conv"),
+        (Layer::depthwise(32, 16, 16, 3, 3, 1, 1), "diana_digital_depthwise"),
+        (Layer::depthwise(32, 8, 8, 5, 5, 2, 2), "diana_digital_depthwise"),
     ] {
-        assert!(accepts(&d, o, &l), "digital rejects {l:?}: {}", rejection(&d, o, &l));
+        let o = chosen(&d, "conv", "digital", &l).unwrap_or_else(|| panic!("digital rejects {l:?}"));
+        assert_eq!(o.kernel, kernel, "{l:?}");
     }
+    let o = rule(&d, "conv", "digital", "diana_digital_conv");
     let cases = [
         (Layer::conv(16, 16, 14, 14, 3, 3, 1, 0), "PT"),
         (Layer::conv(16, 16, 16, 16, 2, 2, 1, 0), "kernel"),
@@ -438,7 +489,87 @@ fn diana_digital_accepts_same_padding_only() {
     for (l, why) in cases {
         let c = rejection(&d, o, &l);
         assert!(c.contains(why), "{l:?} rejected by `{c}`, expected one naming {why}");
+        assert!(chosen(&d, "conv", "digital", &l).is_none(), "{l:?}");
     }
+    let dw = rule(&d, "conv", "digital", "diana_digital_depthwise");
+    for (l, why) in [
+        (Layer::conv(16, 16, 16, 16, 3, 3, 1, 1), "depthwise"),
+        (Layer::depthwise(32, 16, 16, 3, 3, 1, 0), "PT"),
+        (Layer { dy: 2, dx: 2, ..Layer::depthwise(32, 16, 16, 3, 3, 1, 1) }, "dilation"),
+    ] {
+        let c = rejection(&d, dw, &l);
+        assert!(c.contains(why), "{l:?} rejected by `{c}`, expected one naming {why}");
+    }
+}
+
+#[test]
+fn diana_digital_layouts_per_rule() {
+    let d = model("diana");
+    let digital = unit(&d, "digital");
+    let conv = rule(&d, "conv", "digital", "diana_digital_conv");
+    assert_eq!(d.offload_weight_layout(conv), digital.weight_layout.as_slice());
+    // Depthwise: the conv layout with each weight widened to 4 bytes.
+    let dw = d.offload_weight_layout(rule(&d, "conv", "digital", "diana_digital_depthwise"));
+    assert!(dw.contains(&LayoutStep::Expand(4)), "{dw:?}");
+    let without: Vec<LayoutStep> = dw.iter().filter(|s| **s != LayoutStep::Expand(4)).cloned().collect();
+    assert_eq!(without, digital.weight_layout);
+    // Dense: (Cout/16, Cin/16, 16, 16).
+    let dense = d.offload_weight_layout(rule(&d, "fc_layer", "digital", "diana_digital_dense"));
+    assert!(dense.contains(&LayoutStep::Split("C".into(), 16, "Ci".into())), "{dense:?}");
+    assert!(dense.contains(&LayoutStep::Order(["K", "C", "Ko", "Ci", "FY", "FX"].map(String::from).to_vec())));
+    // Every rule of the array shares its activation layout.
+    for o in d.offloads_to("digital") {
+        assert_eq!(d.offload_activation_layout(o), digital.activation_layout.as_slice());
+    }
+}
+
+#[test]
+fn diana_analog_rows_are_padded_to_288() {
+    let d = model("diana");
+    let analog = unit(&d, "analog");
+    let l = &analog.weight_layout;
+    let at = |s: LayoutStep| l.iter().position(|x| *x == s).unwrap_or_else(|| panic!("{s:?} not in {l:?}"));
+    let rows = at(LayoutStep::Merge("CFY".into(), "FX".into(), "ROW".into()));
+    assert!(at(LayoutStep::Merge("C".into(), "FY".into(), "CFY".into())) < rows);
+    assert!(rows < at(LayoutStep::Pad("ROW".into(), 288)));
+    assert!(l.contains(&LayoutStep::Pad("K".into(), 128)));
+    // The analog rules use the unit's layout.
+    for o in d.offloads_to("analog") {
+        assert_eq!(d.offload_weight_layout(o), l.as_slice());
+    }
+}
+
+#[test]
+fn diana_digital_runs_additions_with_their_own_cycles() {
+    let d = model("diana");
+    let add = rule(&d, "eltwise", "digital", "diana_digital_add");
+    let l = Layer::add(32, 8, 20);
+    assert!(accepts(&d, add, &l), "{}", rejection(&d, add, &l));
+    assert_eq!(chosen(&d, "eltwise", "digital", &l).map(|o| o.kernel.as_str()), Some("diana_digital_add"));
+    let wide = Layer { in_bits: 16, ..Layer::add(32, 8, 20) };
+    assert!(rejection(&d, add, &wide).contains("in_bits"));
+    // estimate in diana.hwm: ceil(K/16) * OY * ceil(OX/16) = 2 * 8 * 2 = 32,
+    // not the unit's convolution model.
+    assert_eq!(d.offload_call_cycles(add, &l), Ok(Some(32.0)));
+    assert_ne!(d.call_cycles(unit(&d, "digital"), &l), Ok(Some(32.0)));
+    // A rule without cycles falls back to the unit's.
+    let conv = rule(&d, "conv", "digital", "diana_digital_conv");
+    let c = Layer::conv(16, 16, 16, 16, 3, 3, 1, 1);
+    assert_eq!(d.offload_call_cycles(conv, &c), Ok(Some(4048.0)));
+}
+
+#[test]
+fn operator_kinds_are_attributes() {
+    let d = model("diana");
+    let is = |l: &Layer, name: &str| d.eval(&match_dsl::expr::Expr::Attr(name.into()), l);
+    let t = match_dsl::Value::Bool(true);
+    assert_eq!(is(&Layer::conv(8, 8, 4, 4, 3, 3, 1, 1), "is_conv"), Ok(t));
+    assert_eq!(is(&Layer::depthwise(8, 4, 4, 3, 3, 1, 1), "is_conv"), Ok(t));
+    assert_eq!(is(&Layer::dense(10, 64), "is_dense"), Ok(t));
+    assert_eq!(is(&Layer::add(8, 4, 4), "is_add"), Ok(t));
+    assert_eq!(is(&Layer::pool(8, 2, 2, 2, 2, 2, 0), "is_pool"), Ok(t));
+    assert_eq!(is(&Layer::add(8, 4, 4), "depthwise"), Ok(match_dsl::Value::Bool(false)));
+    assert_eq!(is(&Layer::dense(10, 64), "is_conv"), Ok(match_dsl::Value::Bool(false)));
 }
 
 #[test]

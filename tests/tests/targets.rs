@@ -22,7 +22,8 @@ fn every_shipped_target_loads_by_name() {
 #[test]
 fn shared_models_are_present() {
     let Some(dir) = match_tests::shared_models() else { return };
-    for model in ["mlperf-tiny/ad01_int8.tflite", "mlperf-tiny/vww_96_int8.tflite", "match-onnx/keyword_spotting.onnx"]
+    for model in
+        ["mlperf-tiny/ad01_int8.tflite", "mlperf-tiny/vww_96_int8.tflite", "match-onnx/keyword_spotting.onnx"]
     {
         assert!(dir.join(model).is_file(), "{model} missing from {}", dir.display());
     }
@@ -31,7 +32,8 @@ fn shared_models_are_present() {
 #[test]
 fn typed_modules_agree_with_run_time_checking() {
     use match_targets::typed;
-    let pairs = [("host", typed::host::model()), ("gap9", typed::gap9::model()), ("diana", typed::diana::model())];
+    let pairs =
+        [("host", typed::host::model()), ("gap9", typed::gap9::model()), ("diana", typed::diana::model())];
     for (name, compiled) in pairs {
         let at_run_time = match_targets::get(name).expect("shipped").expect("checks");
         assert_eq!(compiled, at_run_time, "{name}: include_hwm! and run-time parsing disagree");
