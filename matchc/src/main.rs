@@ -2,6 +2,7 @@
 //! contract: exit 0 on success, 1 when the input is wrong or does not fit
 //! (the message names the file, node or tensor), 2 on usage errors.
 
+mod inspect;
 mod summary;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,33 @@ enum Command {
     Check {
         /// A .hwm file, or the name of a shipped target.
         file: String,
+    },
+    /// Prints a model's layers, shapes, MACs, parameters and quantization.
+    Inspect {
+        /// A .tflite or .onnx file.
+        model: PathBuf,
+        /// ONNX node tests: fold every input but the first from this test-data folder.
+        #[arg(long, value_name = "DIR")]
+        fold_inputs_from: Option<PathBuf>,
+    },
+    /// Runs a model on the reference interpreter (--interp).
+    Run {
+        model: PathBuf,
+        /// Run the reference interpreter on the imported graph.
+        #[arg(long, required_unless_present = "target")]
+        interp: bool,
+        /// A shipped target's name or a path to a .hwm file.
+        #[arg(long)]
+        target: Option<String>,
+        /// Raw input tensor file, once per model input, in order.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Raw output tensor file, once per model output, in order.
+        #[arg(long = "output", required = true)]
+        outputs: Vec<PathBuf>,
+        /// ONNX node tests: fold every input but the first from this test-data folder.
+        #[arg(long, value_name = "DIR")]
+        fold_inputs_from: Option<PathBuf>,
     },
     /// Prints a .hwm file in canonical form.
     Fmt {
@@ -56,6 +84,25 @@ fn run(command: Command) -> Result<ExitCode, String> {
             print!("{}", summary::summary(&model));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect { model, fold_inputs_from } => {
+            let graph = import(&model, fold_inputs_from)?;
+            print!("{}", inspect::inspect(&graph));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { model, interp, target, inputs, outputs, fold_inputs_from } => {
+            if let Some(t) = &target {
+                // Validate the target first so that a wrong name is reported as such.
+                match_targets::resolve(t).map_err(|e| e.to_string())?;
+                if !interp {
+                    return Err(format!(
+                        "running compiled code for target `{t}` comes with the C emitter: use --interp for the reference interpreter"
+                    ));
+                }
+            }
+            let graph = import(&model, fold_inputs_from)?;
+            run_interp(&graph, &inputs, &outputs)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Fmt { file, check } => {
             let shown = file.display().to_string();
             let source = std::fs::read_to_string(&file).map_err(|e| format!("{shown}: cannot read: {e}"))?;
@@ -73,4 +120,50 @@ fn run(command: Command) -> Result<ExitCode, String> {
             }
         }
     }
+}
+
+fn import(
+    model: &std::path::Path,
+    fold_inputs_from: Option<PathBuf>,
+) -> Result<match_core::ir::Graph, String> {
+    let options = match_core::frontend::ImportOptions { fold_inputs_from };
+    match_core::frontend::load(model, &options).map_err(|e| format!("{e:#}"))
+}
+
+/// Reads the raw input files, runs the interpreter, writes the outputs.
+fn run_interp(graph: &match_core::ir::Graph, inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<(), String> {
+    use match_core::ir::Data;
+    if inputs.len() != graph.inputs.len() {
+        return Err(format!("the model has {} input(s); {} --input given", graph.inputs.len(), inputs.len()));
+    }
+    if outputs.len() != graph.outputs.len() {
+        return Err(format!(
+            "the model has {} output(s); {} --output given",
+            graph.outputs.len(),
+            outputs.len()
+        ));
+    }
+    let mut data = Vec::with_capacity(inputs.len());
+    for (path, &t) in inputs.iter().zip(&graph.inputs) {
+        let t = graph.tensor(t);
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+        let expected = t.bytes();
+        if bytes.len() != expected {
+            return Err(format!(
+                "{shown}: input `{}` is {} {:?} = {expected} bytes, the file has {}",
+                t.name,
+                t.dtype,
+                t.shape,
+                bytes.len()
+            ));
+        }
+        data.push(Data::from_le_bytes(t.dtype, &bytes).ok_or_else(|| format!("{shown}: bad length"))?);
+    }
+    let results = match_core::interp::run(graph, &data).map_err(|e| format!("{e:#}"))?;
+    for (path, r) in outputs.iter().zip(results) {
+        std::fs::write(path, r.to_le_bytes())
+            .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    }
+    Ok(())
 }

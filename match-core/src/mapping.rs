@@ -1,0 +1,984 @@
+//! Pattern matching: groups the graph's nodes into layers, each run by one
+//! unit as one call.
+//!
+//! The target's `offload` rules compile into chain matchers over the IR:
+//!
+//! - A rule's pattern stands for its operator sequences
+//!   ([`PatternExpr::sequences`](match_dsl::model::PatternExpr::sequences)).
+//!   A sequence matches a chain of nodes `n1 -> n2 -> ... -> nk` when node
+//!   `i` is operator `i` (by [`Op::pattern_name`]; an IR clip that is a plain
+//!   ReLU in the quantized domain also answers to `relu`) and every
+//!   intermediate link is single-input-chain: `n{i}` has one output tensor,
+//!   that tensor is not a graph output, `n{i+1}` is its only consumer and
+//!   reads it as its first input.
+//! - Longest match first: at each uncovered node, in a topological order of
+//!   the graph, the candidates are every (rule, sequence) pair sorted by
+//!   sequence length (longest first), ties broken by rule order (file
+//!   order). The first candidate that matches the chain and that the rule
+//!   accepts becomes the layer; the shorter candidates are then not tried.
+//! - A rule accepts a layer when its `where` condition holds on the
+//!   [`Layer`] built from the matched nodes ([`HwModel::check_offload`]) and
+//!   its unit implements the layer's data types (`inputs`, `weights`,
+//!   `outputs`; empty means any) and requantization form (`requant`).
+//!   Forms are not converted here (a later stage may convert them): a unit
+//!   that lacks the layer's form rejects it.
+//! - A node no rule takes runs alone as a generic kernel on the host unit
+//!   (pattern and kernel `None`). Operators that no `.hwm` pattern can name
+//!   (transpose, cast, matmul, globalsumpool, qlinear_avgpool) always do.
+//! - Every candidate that matched the chain but was rejected before the
+//!   accepted one is recorded on the layer ([`MappedLayer::rejections`]),
+//!   with the failing constraint as written in the file, for `--explain`.
+//!
+//! Layers come out in a deterministic topological order of the grouped
+//! graph, named `l{index:02}_{first op}`.
+
+use crate::ir::{AddKind, DType, Graph, NodeId, Op, Requant, Tensor, TensorId};
+use match_dsl::layer::{Layer, OpKind};
+use match_dsl::model::{DType as HwType, Offload, RequantForm};
+use match_dsl::{HwModel, Verdict};
+use petgraph::Direction;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write;
+
+/// Why a unit did not take a layer (for `--explain`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    pub unit: String,
+    pub pattern: String,
+    /// The constraint that failed, as written in the .hwm, or another reason
+    /// (e.g. "input type i8 not among u8": the unit's declared inputs).
+    pub reason: String,
+}
+
+/// A group of nodes run as one call on one unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MappedLayer {
+    /// A C-identifier-safe name, unique in the model (e.g. `l03_conv`).
+    pub name: String,
+    /// The nodes of the layer, in execution order.
+    pub nodes: Vec<NodeId>,
+    /// The pattern that matched; `None` for a node run as a generic kernel.
+    pub pattern: Option<String>,
+    pub unit: String,
+    /// The offload rule's C kernel name, if a rule matched.
+    pub kernel: Option<String>,
+    pub rejections: Vec<Rejection>,
+}
+
+/// Every node of the graph covered exactly once, layers in execution order.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Mapping {
+    pub layers: Vec<MappedLayer>,
+}
+
+impl Mapping {
+    /// The nodes in execution order.
+    pub fn node_order(&self) -> Vec<NodeId> {
+        self.layers.iter().flat_map(|l| l.nodes.iter().copied()).collect()
+    }
+}
+
+/// One (rule, sequence) pair a node may start.
+struct Candidate<'a> {
+    rule: usize,
+    offload: &'a Offload,
+    seq: Vec<String>,
+}
+
+/// Every (rule, sequence) pair, longest sequence first, then rule order.
+fn candidates(hw: &HwModel) -> Vec<Candidate<'_>> {
+    let mut out = Vec::new();
+    for (rule, offload) in hw.offloads.iter().enumerate() {
+        let Some(pattern) = hw.pattern(&offload.pattern) else { continue };
+        for seq in pattern.body.sequences() {
+            if !seq.is_empty() {
+                out.push(Candidate { rule, offload, seq });
+            }
+        }
+    }
+    // Stable: equal lengths keep rule order (and a rule's own order).
+    out.sort_by_key(|c| std::cmp::Reverse(c.seq.len()));
+    out
+}
+
+/// Groups the graph's nodes into layers and picks a unit for each.
+///
+/// Where several units accept a layer, the first accepting rule in file
+/// order wins: the file's order is the target's preference. The choice by
+/// the cost model (each accepting unit's best schedule, lowest cost) is a
+/// later issue; [`MappedLayer::rejections`] already lists the units that
+/// could not take the layer.
+pub fn map(graph: &Graph, hw: &HwModel) -> anyhow::Result<Mapping> {
+    let order = graph.topo_order().ok_or_else(|| anyhow::anyhow!("the graph has a cycle"))?;
+    let host = hw.host_unit().name.clone();
+    let cands = candidates(hw);
+    let mut consumers: HashMap<TensorId, Vec<NodeId>> = HashMap::new();
+    for n in graph.nodes.node_indices() {
+        let mut seen = HashSet::new();
+        for &t in &graph.nodes[n].inputs {
+            if seen.insert(t) {
+                consumers.entry(t).or_default().push(n);
+            }
+        }
+    }
+    let outputs: HashSet<TensorId> = graph.outputs.iter().copied().collect();
+    let chains = Chains { graph, consumers: &consumers, outputs: &outputs };
+
+    // Grouping, in the graph's topological order of first nodes.
+    let mut covered: HashSet<NodeId> = HashSet::new();
+    let mut groups: Vec<MappedLayer> = Vec::new();
+    for &n in &order {
+        if covered.contains(&n) {
+            continue;
+        }
+        let mut rejections: Vec<Rejection> = Vec::new();
+        let mut tried: HashSet<(usize, Vec<NodeId>)> = HashSet::new();
+        let mut chosen: Option<(&Candidate, Vec<NodeId>)> = None;
+        for cand in &cands {
+            let Some(nodes) = chains.matches(n, &cand.seq, &covered) else { continue };
+            if !tried.insert((cand.rule, nodes.clone())) {
+                continue;
+            }
+            match check(hw, cand.offload, graph, &nodes) {
+                None => {
+                    chosen = Some((cand, nodes));
+                    break;
+                }
+                Some(reason) => {
+                    let r = Rejection {
+                        unit: cand.offload.unit.clone(),
+                        pattern: cand.offload.pattern.clone(),
+                        reason,
+                    };
+                    if !rejections.contains(&r) {
+                        rejections.push(r);
+                    }
+                }
+            }
+        }
+        let layer = match chosen {
+            Some((cand, nodes)) => MappedLayer {
+                name: String::new(),
+                nodes,
+                pattern: Some(cand.offload.pattern.clone()),
+                unit: cand.offload.unit.clone(),
+                kernel: Some(cand.offload.kernel.clone()),
+                rejections,
+            },
+            None => MappedLayer {
+                name: String::new(),
+                nodes: vec![n],
+                pattern: None,
+                unit: host.clone(),
+                kernel: None,
+                rejections,
+            },
+        };
+        covered.extend(layer.nodes.iter().copied());
+        groups.push(layer);
+    }
+
+    // A topological order of the grouped graph (Kahn), ties broken by the
+    // position of the group's first node: a later node of a chain may read
+    // a tensor produced after the chain's first node.
+    let mut group_of: HashMap<NodeId, usize> = HashMap::new();
+    for (g, layer) in groups.iter().enumerate() {
+        for &n in &layer.nodes {
+            group_of.insert(n, g);
+        }
+    }
+    let mut succs: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); groups.len()];
+    let mut indegree = vec![0usize; groups.len()];
+    for (g, layer) in groups.iter().enumerate() {
+        let preds: BTreeSet<usize> = layer
+            .nodes
+            .iter()
+            .flat_map(|&n| graph.nodes.neighbors_directed(n, Direction::Incoming))
+            .filter_map(|p| group_of.get(&p).copied())
+            .filter(|&p| p != g)
+            .collect();
+        indegree[g] = preds.len();
+        for p in preds {
+            succs[p].insert(g);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..groups.len()).filter(|&g| indegree[g] == 0).collect();
+    let mut emitted = Vec::with_capacity(groups.len());
+    while let Some(g) = ready.pop_first() {
+        emitted.push(g);
+        for &s in &succs[g] {
+            indegree[s] -= 1;
+            if indegree[s] == 0 {
+                ready.insert(s);
+            }
+        }
+    }
+    if emitted.len() != groups.len() {
+        anyhow::bail!("grouping the graph into layers made a cycle (a bug in matching)");
+    }
+    let mut slots: Vec<Option<MappedLayer>> = groups.into_iter().map(Some).collect();
+    let layers = emitted
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let mut layer = slots[g].take().expect("each group is emitted once");
+            let first = layer.nodes[0];
+            layer.name = format!("l{i:02}_{}", graph.nodes[first].op.pattern_name());
+            layer
+        })
+        .collect();
+    Ok(Mapping { layers })
+}
+
+/// The structural part of matching.
+struct Chains<'a> {
+    graph: &'a Graph,
+    consumers: &'a HashMap<TensorId, Vec<NodeId>>,
+    outputs: &'a HashSet<TensorId>,
+}
+
+impl Chains<'_> {
+    /// The nodes of `seq` matched along the single-input chain from `start`.
+    fn matches(&self, start: NodeId, seq: &[String], covered: &HashSet<NodeId>) -> Option<Vec<NodeId>> {
+        let mut nodes = Vec::with_capacity(seq.len());
+        let mut cur = start;
+        for (i, op) in seq.iter().enumerate() {
+            if covered.contains(&cur) || !op_matches(self.graph, cur, op) {
+                return None;
+            }
+            nodes.push(cur);
+            if i + 1 == seq.len() {
+                break;
+            }
+            let node = &self.graph.nodes[cur];
+            let [out] = node.outputs[..] else { return None };
+            if self.outputs.contains(&out) {
+                return None;
+            }
+            let [next] = self.consumers.get(&out).map(Vec::as_slice).unwrap_or(&[])[..] else {
+                return None;
+            };
+            if self.graph.nodes[next].inputs.first() != Some(&out) {
+                return None;
+            }
+            cur = next;
+        }
+        Some(nodes)
+    }
+}
+
+/// Whether node `n` is the pattern operator `op`.
+fn op_matches(graph: &Graph, n: NodeId, op: &str) -> bool {
+    let node = &graph.nodes[n];
+    node.op.pattern_name() == op || (op == "relu" && is_plain_relu(graph, n))
+}
+
+/// The zero point of a tensor (0 without quantization).
+fn zero_point(t: &Tensor) -> i64 {
+    t.quant.as_ref().map(|q| q.zp()).unwrap_or(0)
+}
+
+/// A clip from the real zero up to the type's largest value: a ReLU.
+fn is_plain_relu(graph: &Graph, n: NodeId) -> bool {
+    let node = &graph.nodes[n];
+    let Op::Clip { min, max } = node.op else { return false };
+    let Some(&out) = node.outputs.first() else { return false };
+    let t = graph.tensor(out);
+    let top = t.dtype.int_range().map(|(_, hi)| hi).unwrap_or(i64::MAX);
+    min == zero_point(t) && max >= top
+}
+
+/// A clip that removes negative real values (ReLU, ReLU6, fused activations).
+fn clips_at_zero(graph: &Graph, n: NodeId) -> bool {
+    let node = &graph.nodes[n];
+    let Op::Clip { min, .. } = node.op else { return false };
+    node.outputs.first().is_some_and(|&t| min >= zero_point(graph.tensor(t)))
+}
+
+fn bits(d: DType) -> i64 {
+    8 * d.size() as i64
+}
+
+/// The `.hwm` type of an IR type; floats have none.
+fn hw_type(d: DType) -> Option<HwType> {
+    Some(match d {
+        DType::I8 => HwType::Signed(8),
+        DType::U8 => HwType::Unsigned(8),
+        DType::I16 => HwType::Signed(16),
+        DType::I32 => HwType::Signed(32),
+        DType::I64 => HwType::Signed(64),
+        DType::F32 => return None,
+    })
+}
+
+/// (N, H, W, C) of an activation: NHWC, or (N, C), or (..., C).
+fn act_dims(shape: &[usize]) -> [i64; 4] {
+    let s: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    match s.len() {
+        0 => [1, 1, 1, 1],
+        1 => [1, 1, 1, s[0]],
+        2 => [s[0], 1, 1, s[1]],
+        3 => [s[0], 1, s[1], s[2]],
+        k => [s[0], s[1..k - 2].iter().product(), s[k - 2], s[k - 1]],
+    }
+}
+
+/// The first input of `n` (the activation, for every operator a pattern can name).
+fn main_input(graph: &Graph, n: NodeId) -> Option<&Tensor> {
+    let node = &graph.nodes[n];
+    node.inputs.first().map(|&t| graph.tensor(t))
+}
+
+/// The layer that constraints see: the first node's shape and attributes,
+/// the chain's bias, activation and requantization, the types of the
+/// first node's input and weights and of the last node's output.
+pub fn layer_of(graph: &Graph, nodes: &[NodeId]) -> Layer {
+    let first = nodes[0];
+    let last = *nodes.last().expect("a layer has nodes");
+    let node = &graph.nodes[first];
+    let x = main_input(graph, first);
+    let out0 = node.outputs.first().map(|&t| graph.tensor(t));
+    let [n, iy, ix, c] = x.map(|t| act_dims(&t.shape)).unwrap_or([1; 4]);
+    let [_, oy, ox, k] = out0.map(|t| act_dims(&t.shape)).unwrap_or([1; 4]);
+    let weights = || node.inputs.get(1).map(|&t| graph.tensor(t));
+    let final_out = graph.nodes[last].outputs.first().map(|&t| graph.tensor(t).dtype);
+    let mut l = Layer {
+        op: OpKind::Other,
+        n,
+        k,
+        c,
+        oy,
+        ox,
+        iy,
+        ix,
+        fy: 1,
+        fx: 1,
+        sy: 1,
+        sx: 1,
+        dy: 1,
+        dx: 1,
+        pad_top: 0,
+        pad_bottom: 0,
+        pad_left: 0,
+        pad_right: 0,
+        groups: 1,
+        in_bits: x.map(|t| bits(t.dtype)).unwrap_or(0),
+        w_bits: 0,
+        out_bits: final_out.map(bits).unwrap_or(0),
+        has_bias: nodes.iter().any(|&m| matches!(graph.nodes[m].op, Op::BiasAdd)),
+        has_relu: nodes.iter().any(|&m| clips_at_zero(graph, m)),
+        has_requant: nodes.iter().any(|&m| matches!(graph.nodes[m].op, Op::Requantize { .. })),
+    };
+    let set_window = |l: &mut Layer, kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4]| {
+        l.fy = kernel[0] as i64;
+        l.fx = kernel[1] as i64;
+        l.sy = stride[0] as i64;
+        l.sx = stride[1] as i64;
+        l.pad_top = pad[0] as i64;
+        l.pad_left = pad[1] as i64;
+        l.pad_bottom = pad[2] as i64;
+        l.pad_right = pad[3] as i64;
+    };
+    match &node.op {
+        Op::Conv2d { stride, dilation, pad, groups, .. } => {
+            l.op = OpKind::Conv;
+            if let Some(w) = weights() {
+                // OHWI: (K, FY, FX, C / groups).
+                let dim = |i: usize| w.shape.get(i).copied().unwrap_or(1);
+                set_window(&mut l, [dim(1), dim(2)], *stride, *pad);
+                l.w_bits = bits(w.dtype);
+            }
+            l.dy = dilation[0] as i64;
+            l.dx = dilation[1] as i64;
+            l.groups = *groups as i64;
+        }
+        Op::Dense { .. } => {
+            l.op = OpKind::Dense;
+            // (.., C) -> (.., K): the leading axes are the batch.
+            let x_shape = x.map(|t| t.shape.as_slice()).unwrap_or(&[]);
+            l.n = x_shape.iter().rev().skip(1).product::<usize>() as i64;
+            l.c = x_shape.last().copied().unwrap_or(1) as i64;
+            l.k = out0.and_then(|t| t.shape.last().copied()).unwrap_or(1) as i64;
+            (l.iy, l.ix, l.oy, l.ox) = (1, 1, 1, 1);
+            l.w_bits = weights().map(|w| bits(w.dtype)).unwrap_or(0);
+        }
+        Op::Add { kind } => {
+            l.op = OpKind::Add;
+            l.groups = l.k;
+            l.c = l.k;
+            l.has_requant |= matches!(kind, AddKind::TfLite(_) | AddKind::Float { .. });
+        }
+        Op::AvgPool { kernel, stride, pad, .. } | Op::MaxPool { kernel, stride, pad } => {
+            l.op = OpKind::Pool;
+            set_window(&mut l, *kernel, *stride, *pad);
+            l.groups = l.c;
+        }
+        Op::GlobalAvgPool => {
+            l.op = OpKind::Pool;
+            (l.fy, l.fx) = (l.iy, l.ix);
+            l.groups = l.c;
+        }
+        _ => {}
+    }
+    l
+}
+
+/// The requantization form of a layer: its requantize node's, or the
+/// rescaling of an addition.
+fn requant_form(graph: &Graph, nodes: &[NodeId]) -> Option<(RequantForm, bool)> {
+    nodes.iter().find_map(|&n| match &graph.nodes[n].op {
+        Op::Requantize { requant, .. } => Some(match requant {
+            Requant::FixedPoint { .. } => (RequantForm::FixedPoint, false),
+            // `(acc * 1 + 0) >> s` is also the shift-only form.
+            Requant::ScaleShift { scale, bias, .. } => {
+                (RequantForm::ScaleShift, scale.iter().all(|&s| s == 1) && bias.iter().all(|&b| b == 0))
+            }
+            Requant::Float { .. } => (RequantForm::Float, false),
+        }),
+        Op::Add { kind: AddKind::TfLite(_) } => Some((RequantForm::FixedPoint, false)),
+        Op::Add { kind: AddKind::Float { .. } } => Some((RequantForm::Float, false)),
+        _ => None,
+    })
+}
+
+fn type_list(ts: &[HwType]) -> String {
+    ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// `None` if `offload` accepts the layer of `nodes`; else why not: the
+/// first false conjunct of its condition, or every unit capability the
+/// layer lacks (types, requantization form), joined by "; ".
+fn check(hw: &HwModel, offload: &Offload, graph: &Graph, nodes: &[NodeId]) -> Option<String> {
+    let layer = layer_of(graph, nodes);
+    match hw.check_offload(offload, &layer) {
+        Ok(Verdict::Accepted) => {}
+        Ok(Verdict::Rejected { constraint }) => return Some(constraint),
+        Err(e) => return Some(format!("cannot evaluate the condition: {e}")),
+    }
+    let Some(unit) = hw.unit(&offload.unit) else {
+        return Some(format!("no unit named `{}`", offload.unit));
+    };
+    let mut reasons = Vec::new();
+    let mut check_type = |what: &str, d: DType, allowed: &[HwType]| {
+        if !allowed.is_empty() && !hw_type(d).is_some_and(|t| allowed.contains(&t)) {
+            reasons.push(format!("{what} type {d} not among {}", type_list(allowed)));
+        }
+    };
+    let first = &graph.nodes[nodes[0]];
+    let mut seen = HashSet::new();
+    for (i, &t) in first.inputs.iter().enumerate() {
+        let x = graph.tensor(t);
+        let weight = i == 1 && matches!(first.op, Op::Conv2d { .. } | Op::Dense { .. });
+        if weight {
+            check_type("weight", x.dtype, &unit.weights);
+        } else if !x.is_const() && seen.insert(x.dtype) {
+            check_type("input", x.dtype, &unit.inputs);
+        }
+    }
+    let last = &graph.nodes[*nodes.last().expect("a layer has nodes")];
+    for &t in &last.outputs {
+        check_type("output", graph.tensor(t).dtype, &unit.outputs);
+    }
+    if let Some((form, pure_shift)) = requant_form(graph, nodes) {
+        let ok = unit.requant.is_empty()
+            || unit.requant.contains(&form)
+            || (pure_shift && unit.requant.contains(&RequantForm::Shift));
+        if !ok {
+            let forms: Vec<&str> = unit.requant.iter().map(|f| f.name()).collect();
+            reasons.push(format!("requantization {} not among {}", form.name(), forms.join(", ")));
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// Multiply-accumulates of one node.
+fn node_macs(graph: &Graph, n: NodeId) -> u64 {
+    let node = &graph.nodes[n];
+    let out = node.outputs.first().map(|&t| graph.tensor(t).elements() as u64).unwrap_or(0);
+    let input = |i: usize| node.inputs.get(i).map(|&t| graph.tensor(t));
+    match &node.op {
+        // OHWI: each output element takes FY * FX * C / groups MACs.
+        Op::Conv2d { .. } => input(1).map(|w| out * w.shape.iter().skip(1).product::<usize>() as u64),
+        Op::Dense { .. } => input(1).map(|w| out * w.shape.get(1).copied().unwrap_or(1) as u64),
+        Op::MatMul { .. } => input(0).map(|a| out * a.shape.last().copied().unwrap_or(1) as u64),
+        _ => None,
+    }
+    .unwrap_or(0)
+}
+
+fn shape(t: &Tensor) -> String {
+    let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+    format!("{}[{}]", t.dtype, dims.join("x"))
+}
+
+/// The layer's activation inputs (read from outside it) and its outputs.
+fn layer_tensors(graph: &Graph, nodes: &[NodeId]) -> (Vec<TensorId>, Vec<TensorId>) {
+    let inside: HashSet<TensorId> =
+        nodes.iter().flat_map(|&n| graph.nodes[n].outputs.iter().copied()).collect();
+    let mut ins = Vec::new();
+    for &n in nodes {
+        for &t in &graph.nodes[n].inputs {
+            if !inside.contains(&t) && !graph.tensor(t).is_const() && !ins.contains(&t) {
+                ins.push(t);
+            }
+        }
+    }
+    let outs = nodes.last().map(|&n| graph.nodes[n].outputs.clone()).unwrap_or_default();
+    (ins, outs)
+}
+
+/// The `--explain` text: per layer, the pattern and unit, and for each unit
+/// that rejected it, the constraint that failed.
+pub fn explain(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> String {
+    let mut s = String::new();
+    let host = hw.host_unit().name.as_str();
+    let node_count: usize = mapping.layers.iter().map(|l| l.nodes.len()).sum();
+    let _ = writeln!(
+        s,
+        "target {}: {} layers for {} operators; host unit {host}",
+        hw.name,
+        mapping.layers.len(),
+        node_count
+    );
+    // unit -> (layers, MACs), in the file's unit order.
+    let mut per_unit: BTreeMap<usize, (String, usize, u64)> = BTreeMap::new();
+    for (i, layer) in mapping.layers.iter().enumerate() {
+        let nodes: Vec<NodeId> =
+            layer.nodes.iter().copied().filter(|&n| graph.nodes.node_weight(n).is_some()).collect();
+        let macs: u64 = nodes.iter().map(|&n| node_macs(graph, n)).sum();
+        let rank = hw.units.iter().position(|u| u.name == layer.unit).unwrap_or(usize::MAX);
+        let entry = per_unit.entry(rank).or_insert_with(|| (layer.unit.clone(), 0, 0));
+        entry.1 += 1;
+        entry.2 += macs;
+
+        let _ = writeln!(s);
+        let _ = writeln!(s, "layer {i}: {}", layer.name);
+        match (&layer.pattern, &layer.kernel) {
+            (Some(p), Some(k)) => {
+                let _ = writeln!(s, "  pattern {p} on {}, kernel {k}", layer.unit);
+            }
+            (Some(p), None) => {
+                let _ = writeln!(s, "  pattern {p} on {}", layer.unit);
+            }
+            (None, _) if layer.unit == host => {
+                let _ = writeln!(s, "  generic on {host}");
+            }
+            (None, _) => {
+                let _ = writeln!(s, "  generic on {}", layer.unit);
+            }
+        }
+        let width = nodes.iter().map(|&n| graph.nodes[n].op.pattern_name().len()).max().unwrap_or(0);
+        // Later nodes of a chain usually carry the first node's source name
+        // (ONNX) or that name with a suffix (TFLite's ".bias"): shown as
+        // nothing, or `+ "suffix"`.
+        let first_name = nodes.first().map(|&n| graph.nodes[n].name.as_str()).unwrap_or("");
+        for (j, &n) in nodes.iter().enumerate() {
+            let node = &graph.nodes[n];
+            let label = if j == 0 { "  nodes:  " } else { "          " };
+            let name = match node.name.strip_prefix(first_name) {
+                Some("") if j > 0 => String::new(),
+                Some(suffix) if j > 0 => format!(" + {suffix:?}"),
+                _ => format!(" {:?}", node.name),
+            };
+            let _ = writeln!(s, "{label}{:<width$}  node {}{name}", node.op.pattern_name(), n.index());
+        }
+        let (ins, outs) = layer_tensors(graph, &nodes);
+        let list =
+            |ts: &[TensorId]| ts.iter().map(|&t| shape(graph.tensor(t))).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(s, "  shapes: {} -> {}", list(&ins), list(&outs));
+        let _ = writeln!(s, "  MACs:   {macs}");
+        for r in &layer.rejections {
+            let _ = writeln!(s, "  {} rejected ({}): {}", r.unit, r.pattern, r.reason);
+        }
+    }
+    let _ = writeln!(s);
+    let total: u64 = per_unit.values().map(|(_, _, m)| m).sum();
+    let _ = writeln!(s, "total: {total} MACs");
+    for (name, layers, macs) in per_unit.values() {
+        let _ = writeln!(s, "  {name}: {layers} layers, {macs} MACs");
+    }
+    s
+}
+
+/// Maps `graph` for `hw` and explains the result (`matchc compile --explain`).
+pub fn explain_model(graph: &Graph, hw: &HwModel) -> anyhow::Result<String> {
+    let mapping = map(graph, hw)?;
+    Ok(explain(graph, hw, &mapping))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::tests::Builder;
+    use crate::ir::{Data, Quant};
+    use std::path::{Path, PathBuf};
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn target(name: &str) -> HwModel {
+        let path = root().join("targets").join(format!("{name}.hwm"));
+        match_dsl::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn conv_op(groups: usize, pad: usize) -> Op {
+        Op::Conv2d { stride: [1, 1], dilation: [1, 1], pad: [pad; 4], groups, x_zp: 0, w_zp: vec![0] }
+    }
+
+    fn fixed_point(k: usize) -> Op {
+        Op::Requantize {
+            requant: Requant::FixedPoint { multiplier: vec![1 << 30; k], shift: vec![-3; k] },
+            out_zp: -128,
+        }
+    }
+
+    fn scale_shift(k: usize) -> Op {
+        Op::Requantize {
+            requant: Requant::ScaleShift { scale: vec![3; k], bias: vec![0; k], shift: 4 },
+            out_zp: 0,
+        }
+    }
+
+    /// conv(3x3, pad 1) -> bias -> `requant` -> clip, on a 1x8x8xC `dtype`
+    /// input with K outputs (depthwise when `depthwise`).
+    fn conv_chain(
+        b: &mut Builder,
+        x: TensorId,
+        c: usize,
+        k: usize,
+        depthwise: bool,
+        requant: Op,
+    ) -> TensorId {
+        let groups = if depthwise { c } else { 1 };
+        let cin = c / groups;
+        let w = b.konst("w", &[k, 3, 3, cin], Data::I8(vec![1; k * 9 * cin]));
+        let bias = b.konst("b", &[k], Data::I32(vec![0; k]));
+        let acc = b.node("conv", conv_op(groups, 1), &[x, w], &[1, 8, 8, k], DType::I32);
+        let acc = b.node("bias", Op::BiasAdd, &[acc, bias], &[1, 8, 8, k], DType::I32);
+        let out_ty = if matches!(requant, Op::Requantize { out_zp: 0, .. }) { DType::U8 } else { DType::I8 };
+        let q = b.node("requant", requant, &[acc], &[1, 8, 8, k], out_ty);
+        let (lo, hi) = out_ty.int_range().unwrap();
+        b.node("clip", Op::Clip { min: lo, max: hi }, &[q], &[1, 8, 8, k], out_ty)
+    }
+
+    fn ops(g: &Graph, layer: &MappedLayer) -> Vec<&'static str> {
+        layer.nodes.iter().map(|&n| g.nodes[n].op.pattern_name()).collect()
+    }
+
+    #[test]
+    fn conv_bias_requant_clip_is_one_layer_on_host() {
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 4], DType::I8, None);
+        let y = conv_chain(&mut b, x, 4, 8, false, fixed_point(8));
+        let g = b.finish(&[y]);
+        let m = map(&g, &target("host")).unwrap();
+        assert_eq!(m.layers.len(), 1);
+        let l = &m.layers[0];
+        assert_eq!(ops(&g, l), ["conv2d", "bias", "requant", "clip"]);
+        assert_eq!(l.name, "l00_conv2d");
+        assert_eq!(l.pattern.as_deref(), Some("conv"));
+        assert_eq!(l.unit, "cpu");
+        assert_eq!(l.kernel.as_deref(), Some("host_conv2d"));
+        assert!(l.rejections.is_empty());
+        let layer = layer_of(&g, &l.nodes);
+        assert_eq!((layer.k, layer.c, layer.oy, layer.ox, layer.fy, layer.fx), (8, 4, 8, 8, 3, 3));
+        assert_eq!(
+            (layer.pad_top, layer.groups, layer.in_bits, layer.w_bits, layer.out_bits),
+            (1, 1, 8, 8, 8)
+        );
+        assert!(layer.has_bias && layer.has_requant && !layer.has_relu);
+        assert_eq!(layer.macs(), 8 * 8 * 8 * 9 * 4);
+    }
+
+    #[test]
+    fn conv_without_requant_runs_as_generic_kernels() {
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 4], DType::I8, None);
+        let w = b.konst("w", &[8, 1, 1, 4], Data::I8(vec![1; 32]));
+        let bias = b.konst("b", &[8], Data::I32(vec![0; 8]));
+        let acc = b.node("conv", conv_op(1, 0), &[x, w], &[1, 8, 8, 8], DType::I32);
+        let y = b.node("bias", Op::BiasAdd, &[acc, bias], &[1, 8, 8, 8], DType::I32);
+        let g = b.finish(&[y]);
+        let host = target("host");
+        let m = map(&g, &host).unwrap();
+        assert_eq!(m.layers.len(), 2);
+        for (l, op) in m.layers.iter().zip(["conv2d", "bias"]) {
+            assert_eq!(ops(&g, l), [op]);
+            assert_eq!((l.pattern.as_deref(), l.kernel.as_deref(), l.unit.as_str()), (None, None, "cpu"));
+        }
+        assert_eq!(m.layers[1].name, "l01_bias");
+        // GAP9 has conv_acc: the cluster takes the int32-output pair.
+        let m = map(&g, &target("gap9")).unwrap();
+        assert_eq!(m.layers.len(), 1);
+        assert_eq!(m.layers[0].pattern.as_deref(), Some("conv_acc"));
+        assert_eq!(m.layers[0].unit, "cluster");
+        assert_eq!(m.layers[0].kernel.as_deref(), Some("cluster_conv_acc"));
+        let ne16 = &m.layers[0].rejections[0];
+        assert_eq!((ne16.unit.as_str(), ne16.pattern.as_str()), ("ne16", "conv_acc"));
+        assert_eq!(ne16.reason, "depthwise");
+        assert_eq!(m.layers[0].rejections[1].reason, "input type i8 not among u8");
+    }
+
+    #[test]
+    fn depthwise_chain_goes_to_ne16_when_types_and_requant_fit() {
+        // u8 input, scale-shift requantization: NE16's own arithmetic.
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 16], DType::U8, None);
+        let y = conv_chain(&mut b, x, 16, 16, true, scale_shift(16));
+        let g = b.finish(&[y]);
+        let m = map(&g, &target("gap9")).unwrap();
+        assert_eq!(m.layers.len(), 1);
+        let l = &m.layers[0];
+        assert_eq!(ops(&g, l), ["conv2d", "bias", "requant", "clip"]);
+        assert_eq!((l.unit.as_str(), l.kernel.as_deref()), ("ne16", Some("ne16_depthwise")));
+        let layer = layer_of(&g, &l.nodes);
+        assert!(layer.is_depthwise() && layer.has_relu);
+        assert_eq!((layer.groups, layer.k, layer.c), (16, 16, 16));
+
+        // i8 input, TFLite fixed-point requantization: NE16 says why not,
+        // the cluster takes it.
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 16], DType::I8, Some(Quant::per_tensor(0.5, -128)));
+        let y = conv_chain(&mut b, x, 16, 16, true, fixed_point(16));
+        let g = b.finish(&[y]);
+        let m = map(&g, &target("gap9")).unwrap();
+        let l = &m.layers[0];
+        assert_eq!((l.unit.as_str(), l.kernel.as_deref()), ("cluster", Some("cluster_depthwise")));
+        // Both NE16 conv rules say why not: the depthwise one on the unit's
+        // capabilities, the other on its condition.
+        let reject =
+            |reason: &str| Rejection { unit: "ne16".into(), pattern: "conv".into(), reason: reason.into() };
+        assert_eq!(
+            l.rejections,
+            [
+                reject("input type i8 not among u8; requantization fixed_point not among scale_shift"),
+                reject("groups == 1"),
+            ]
+        );
+        let text = explain(&g, &target("gap9"), &m);
+        assert!(text.contains("  ne16 rejected (conv): input type i8 not among u8; requantization fixed_point not among scale_shift\n"), "{text}");
+    }
+
+    #[test]
+    fn a_second_consumer_stops_fusion() {
+        // x -> conv1 -> bias -> requant r1 -> clip c1 -> conv2 -> bias -> requant r2
+        // and add(r2, r1) -> clip: r1 has two consumers (clip and add).
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 8], DType::I8, None);
+        let w1 = b.konst("w1", &[8, 1, 1, 8], Data::I8(vec![1; 64]));
+        let b1 = b.konst("b1", &[8], Data::I32(vec![0; 8]));
+        let a1 = b.node("conv1", conv_op(1, 0), &[x, w1], &[1, 8, 8, 8], DType::I32);
+        let a1 = b.node("bias1", Op::BiasAdd, &[a1, b1], &[1, 8, 8, 8], DType::I32);
+        let r1 = b.node("requant1", fixed_point(8), &[a1], &[1, 8, 8, 8], DType::I8);
+        let c1 = b.node("relu1", Op::Clip { min: -128, max: 127 }, &[r1], &[1, 8, 8, 8], DType::I8);
+        let w2 = b.konst("w2", &[8, 1, 1, 8], Data::I8(vec![1; 64]));
+        let a2 = b.node("conv2", conv_op(1, 0), &[c1, w2], &[1, 8, 8, 8], DType::I32);
+        let r2 = b.node("requant2", fixed_point(8), &[a2], &[1, 8, 8, 8], DType::I8);
+        let s = b.node("add", Op::Add { kind: AddKind::Integer }, &[r2, r1], &[1, 8, 8, 8], DType::I8);
+        let y = b.node("relu2", Op::Clip { min: 0, max: 127 }, &[s], &[1, 8, 8, 8], DType::I8);
+        let g = b.finish(&[y]);
+
+        let m = map(&g, &target("host")).unwrap();
+        let got: Vec<Vec<&str>> = m.layers.iter().map(|l| ops(&g, l)).collect();
+        assert_eq!(
+            got,
+            [
+                vec!["conv2d", "bias", "requant"],
+                vec!["clip"],
+                vec!["conv2d", "requant"],
+                vec!["add"],
+                vec!["clip"]
+            ]
+        );
+        let names: Vec<&str> = m.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["l00_conv2d", "l01_clip", "l02_conv2d", "l03_add", "l04_clip"]);
+        assert_eq!(m.layers[0].pattern.as_deref(), Some("conv"));
+        assert_eq!(m.layers[1].pattern, None);
+
+        // GAP9 fuses the addition with its activation (eltwise).
+        let m = map(&g, &target("gap9")).unwrap();
+        let last = m.layers.last().unwrap();
+        assert_eq!(ops(&g, last), ["add", "clip"]);
+        assert_eq!((last.pattern.as_deref(), last.unit.as_str()), (Some("eltwise"), "cluster"));
+        check_invariants(&g, &target("gap9"), &m, "residual");
+    }
+
+    #[test]
+    fn a_graph_output_stops_fusion() {
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 4], DType::I8, None);
+        let w = b.konst("w", &[8, 1, 1, 4], Data::I8(vec![1; 32]));
+        let acc = b.node("conv", conv_op(1, 0), &[x, w], &[1, 8, 8, 8], DType::I32);
+        let q = b.node("requant", fixed_point(8), &[acc], &[1, 8, 8, 8], DType::I8);
+        let y = b.node("clip", Op::Clip { min: -100, max: 100 }, &[q], &[1, 8, 8, 8], DType::I8);
+        let g = b.finish(&[q, y]);
+        let m = map(&g, &target("host")).unwrap();
+        let got: Vec<Vec<&str>> = m.layers.iter().map(|l| ops(&g, l)).collect();
+        assert_eq!(got, [vec!["conv2d", "requant"], vec!["clip"]]);
+    }
+
+    #[test]
+    fn diana_digital_takes_shift_only_requantization() {
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 16], DType::I8, None);
+        let shift = Op::Requantize {
+            requant: Requant::ScaleShift { scale: vec![1; 16], bias: vec![0; 16], shift: 7 },
+            out_zp: 0,
+        };
+        let w = b.konst("w", &[16, 3, 3, 16], Data::I8(vec![1; 16 * 9 * 16]));
+        let acc = b.node("conv", conv_op(1, 1), &[x, w], &[1, 8, 8, 16], DType::I32);
+        let q = b.node("requant", shift, &[acc], &[1, 8, 8, 16], DType::I8);
+        let g = b.finish(&[q]);
+        let m = map(&g, &target("diana")).unwrap();
+        assert_eq!(m.layers.len(), 1);
+        assert_eq!(
+            (m.layers[0].unit.as_str(), m.layers[0].kernel.as_deref()),
+            ("digital", Some("diana_digital_conv"))
+        );
+        assert_eq!(m.layers[0].rejections[0].reason, "depthwise");
+    }
+
+    /// Coverage and order invariants of a mapping.
+    fn check_invariants(g: &Graph, hw: &HwModel, m: &Mapping, what: &str) {
+        let order = m.node_order();
+        let all: BTreeSet<NodeId> = g.nodes.node_indices().collect();
+        assert_eq!(order.len(), all.len(), "{what} on {}: every node exactly once", hw.name);
+        assert_eq!(order.iter().copied().collect::<BTreeSet<_>>(), all, "{what} on {}", hw.name);
+        let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        for &n in &order {
+            for p in g.nodes.neighbors_directed(n, Direction::Incoming) {
+                assert!(pos[&p] < pos[&n], "{what} on {}: node {} before its producer", hw.name, n.index());
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, l) in m.layers.iter().enumerate() {
+            assert!(!l.nodes.is_empty());
+            assert!(names.insert(l.name.clone()), "{what}: duplicate name {}", l.name);
+            assert!(l.name.starts_with(&format!("l{i:02}_")), "{}", l.name);
+            assert!(
+                l.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{what}: {} is not a C identifier",
+                l.name
+            );
+            assert!(hw.unit(&l.unit).is_some(), "{what}: unknown unit {}", l.unit);
+            match (&l.pattern, &l.kernel) {
+                (None, None) => {
+                    assert_eq!(l.nodes.len(), 1);
+                    assert_eq!(l.unit, hw.host_unit().name);
+                }
+                (Some(p), Some(k)) => {
+                    let rule = hw
+                        .offloads
+                        .iter()
+                        .find(|o| o.pattern == *p && o.unit == l.unit && o.kernel == *k)
+                        .unwrap_or_else(|| panic!("{what}: no rule {p} to {} call {k}", l.unit));
+                    let seqs = hw.pattern(&rule.pattern).unwrap().body.sequences();
+                    let got: Vec<String> = ops(g, l).iter().map(|s| s.to_string()).collect();
+                    assert!(
+                        seqs.iter().any(|s| s.len() == got.len()
+                            && l.nodes.iter().zip(s).all(|(&n, op)| op_matches(g, n, op))),
+                        "{what}: {} does not spell {p}: {got:?}",
+                        l.name
+                    );
+                    // A chain: each later node reads the previous one's output first.
+                    for w in l.nodes.windows(2) {
+                        assert_eq!(g.nodes[w[1]].inputs[0], g.nodes[w[0]].outputs[0]);
+                        assert!(!g.outputs.contains(&g.nodes[w[0]].outputs[0]));
+                    }
+                }
+                other => panic!("{what}: pattern and kernel disagree: {other:?}"),
+            }
+        }
+    }
+
+    fn require_shared() -> bool {
+        std::env::var("MATCH_REQUIRE_SHARED").is_ok_and(|v| v == "1")
+    }
+
+    /// The shared folder, or `None` (skip) when absent and not required.
+    fn shared() -> Option<PathBuf> {
+        let dir = root().join("../shared/models");
+        if dir.is_dir() {
+            Some(dir)
+        } else if require_shared() {
+            panic!("{} is absent and MATCH_REQUIRE_SHARED=1", dir.display());
+        } else {
+            eprintln!("skipping: {} is absent", dir.display());
+            None
+        }
+    }
+
+    fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == ext));
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn every_model_maps_with_every_node_once_in_order() {
+        let mut models: Vec<(PathBuf, crate::frontend::ImportOptions)> = Vec::new();
+        let plain = |p: PathBuf| (p, crate::frontend::ImportOptions::default());
+        models.extend(files_with(&root().join("tests/golden/models"), "onnx").into_iter().map(plain));
+        models.push(plain(root().join("examples/example_int8.onnx")));
+        if let Some(shared) = shared() {
+            for sub in ["mlperf-tiny", "mlperf-tiny-logits"] {
+                models.extend(files_with(&shared.join(sub), "tflite").into_iter().map(plain));
+            }
+            models.extend(files_with(&shared.join("match-onnx"), "onnx").into_iter().map(plain));
+            let mut nodes: Vec<PathBuf> = std::fs::read_dir(shared.join("onnx-node"))
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect())
+                .unwrap_or_default();
+            nodes.sort();
+            for dir in nodes {
+                let options =
+                    crate::frontend::ImportOptions { fold_inputs_from: Some(dir.join("test_data_set_0")) };
+                models.push((dir.join("model.onnx"), options));
+            }
+        }
+        assert!(models.len() >= 7);
+        let targets: Vec<HwModel> = ["host", "gap9", "diana"].into_iter().map(target).collect();
+        for (path, options) in &models {
+            let g = crate::frontend::load(path, options).unwrap_or_else(|e| panic!("{e:#}"));
+            let what = path.display().to_string();
+            for hw in &targets {
+                let m = map(&g, hw).unwrap_or_else(|e| panic!("{what} on {}: {e:#}", hw.name));
+                check_invariants(&g, hw, &m, &what);
+                assert_eq!(map(&g, hw).unwrap(), m, "{what}: deterministic");
+                let text = explain(&g, hw, &m);
+                for (i, l) in m.layers.iter().enumerate() {
+                    assert!(
+                        text.contains(&format!("layer {i}: {}\n", l.name)),
+                        "{what}: explain lacks {}",
+                        l.name
+                    );
+                }
+            }
+        }
+    }
+
+    fn explain_file(path: &Path, target_name: &str) -> String {
+        let g = crate::frontend::load(path, &Default::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        explain_model(&g, &target(target_name)).unwrap()
+    }
+
+    #[test]
+    fn explain_kws_on_host_and_gap9() {
+        let Some(shared) = shared() else { return };
+        let kws = shared.join("mlperf-tiny/kws_ref_model.tflite");
+        let host = explain_file(&kws, "host");
+        insta::assert_snapshot!("explain_kws_host", host);
+        let gap9 = explain_file(&kws, "gap9");
+        assert!(gap9.contains("requantization fixed_point not among scale_shift"), "{gap9}");
+        insta::assert_snapshot!("explain_kws_gap9", gap9);
+    }
+
+    #[test]
+    fn explain_example_on_diana() {
+        let text = explain_file(&root().join("examples/example_int8.onnx"), "diana");
+        insta::assert_snapshot!("explain_example_int8_diana", text);
+    }
+}
