@@ -1,13 +1,16 @@
 //! The compiler proper: graph IR, model importers, reference interpreter,
-//! pattern matching, and (with later issues) cost model, schedule search,
+//! and (with later issues) pattern matching, cost model, schedule search,
 //! memory planning and the C emitter. It accepts a target only as a
 //! validated [`HwModel`], the proof that the `.hwm` file checked.
 
+pub mod compile;
 pub mod dump;
+pub mod emit;
 pub mod frontend;
 pub mod interp;
 pub mod ir;
 pub mod mapping;
 pub mod passes;
+pub mod plan;
 
 pub use match_dsl::HwModel;

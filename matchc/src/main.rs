@@ -35,7 +35,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         fold_inputs_from: Option<PathBuf>,
     },
-    /// Runs a model on the reference interpreter (--interp).
+    /// Runs a model: on the reference interpreter (--interp), or compiled for a target.
     Run {
         model: PathBuf,
         /// Run the reference interpreter on the imported graph.
@@ -50,6 +50,40 @@ enum Command {
         /// Raw output tensor file, once per model output, in order.
         #[arg(long = "output", required = true)]
         outputs: Vec<PathBuf>,
+        /// Keep every layer bit-exact with the input format's runtime (today every layer is:
+        /// units only take layers whose requantization they implement natively).
+        #[arg(long)]
+        exact: bool,
+        /// Print per-layer counters.
+        #[arg(long)]
+        counters: bool,
+        /// ONNX node tests: fold every input but the first from this test-data folder.
+        #[arg(long, value_name = "DIR")]
+        fold_inputs_from: Option<PathBuf>,
+    },
+    /// Compiles a model for a target into a self-contained C99 project.
+    Compile {
+        /// A .tflite or .onnx file.
+        model: PathBuf,
+        /// A shipped target's name or a path to a .hwm file.
+        #[arg(long)]
+        target: String,
+        /// The output folder (created if needed).
+        #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Keep every layer bit-exact with the input format's runtime (today every layer is:
+        /// units only take layers whose requantization they implement natively).
+        #[arg(long)]
+        exact: bool,
+        /// Print, per layer, the pattern and unit chosen and why others were rejected.
+        #[arg(long)]
+        explain: bool,
+        /// Write a JSON report of the layers, cycles and memory.
+        #[arg(long, value_name = "FILE.json")]
+        report: Option<PathBuf>,
+        /// What the mapping minimizes.
+        #[arg(long, value_name = "latency|energy", default_value = "latency")]
+        optimize: String,
         /// ONNX node tests: fold every input but the first from this test-data folder.
         #[arg(long, value_name = "DIR")]
         fold_inputs_from: Option<PathBuf>,
@@ -89,18 +123,64 @@ fn run(command: Command) -> Result<ExitCode, String> {
             print!("{}", inspect::inspect(&graph));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { model, interp, target, inputs, outputs, fold_inputs_from } => {
+        Command::Run { model, interp, target, inputs, outputs, exact: _, counters, fold_inputs_from } => {
+            if counters {
+                eprintln!("error: --counters needs the targets' emulation layer, which this version does not have yet");
+                return Ok(ExitCode::from(2));
+            }
             if let Some(t) = &target {
                 // Validate the target first so that a wrong name is reported as such.
-                match_targets::resolve(t).map_err(|e| e.to_string())?;
+                let (hw, platform) = match_targets::resolve(t).map_err(|e| e.to_string())?;
                 if !interp {
-                    return Err(format!(
-                        "running compiled code for target `{t}` comes with the C emitter: use --interp for the reference interpreter"
-                    ));
+                    let graph = import(&model, fold_inputs_from)?;
+                    run_compiled(&model, &graph, &hw, platform, &inputs, &outputs)?;
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
             let graph = import(&model, fold_inputs_from)?;
             run_interp(&graph, &inputs, &outputs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compile {
+            model,
+            target,
+            out_dir,
+            exact: _,
+            explain,
+            report,
+            optimize,
+            fold_inputs_from,
+        } => {
+            if optimize != "latency" && optimize != "energy" {
+                eprintln!("error: --optimize takes `latency` or `energy`, not `{optimize}`");
+                return Ok(ExitCode::from(2));
+            }
+            // These need the cost model (schedule search and unit selection);
+            // refuse them rather than accept and ignore them.
+            if report.is_some() || optimize == "energy" {
+                let flag = if report.is_some() { "--report" } else { "--optimize energy" };
+                eprintln!("error: {flag} needs the cost model, which this version does not have yet");
+                return Ok(ExitCode::from(2));
+            }
+            let (hw, platform) = match_targets::resolve(&target).map_err(|e| e.to_string())?;
+            let graph = import(&model, fold_inputs_from)?;
+            let options = match_core::compile::CompileOptions {
+                out_dir: out_dir.clone(),
+                model_name: Some(match_core::compile::model_name(&model)),
+                platform_dir: platform,
+            };
+            let compiled = match_core::compile::compile_graph(&graph, &hw, &options)
+                .map_err(|e| format!("{}: {e:#}", model.display()))?;
+            if explain {
+                print!("{}", match_core::mapping::explain(&graph, &hw, &compiled.mapping));
+            }
+            let r = &compiled.report;
+            println!("compiled {} for target `{}` into {}", model.display(), hw.name, out_dir.display());
+            println!("  layers:  {}", compiled.mapping.layers.len());
+            println!("  code:    {} B of C source", r.code_bytes);
+            println!("  weights: {} B", r.weight_bytes);
+            println!("  RAM:     {} B activation arena", r.ram_bytes);
+            println!("  build:   make -C {}  (binary: build/{})", out_dir.display(), compiled.model_name);
             Ok(ExitCode::SUCCESS)
         }
         Command::Fmt { file, check } => {
@@ -128,6 +208,79 @@ fn import(
 ) -> Result<match_core::ir::Graph, String> {
     let options = match_core::frontend::ImportOptions { fold_inputs_from };
     match_core::frontend::load(model, &options).map_err(|e| format!("{e:#}"))
+}
+
+/// Reads the raw input files of `graph`, checking their sizes.
+fn read_inputs(
+    graph: &match_core::ir::Graph,
+    inputs: &[PathBuf],
+    outputs: &[PathBuf],
+) -> Result<Vec<match_core::ir::Data>, String> {
+    use match_core::ir::Data;
+    if inputs.len() != graph.inputs.len() {
+        return Err(format!("the model has {} input(s); {} --input given", graph.inputs.len(), inputs.len()));
+    }
+    if outputs.len() != graph.outputs.len() {
+        return Err(format!(
+            "the model has {} output(s); {} --output given",
+            graph.outputs.len(),
+            outputs.len()
+        ));
+    }
+    let mut data = Vec::with_capacity(inputs.len());
+    for (path, &t) in inputs.iter().zip(&graph.inputs) {
+        let t = graph.tensor(t);
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+        let expected = t.bytes();
+        if bytes.len() != expected {
+            return Err(format!(
+                "{shown}: input `{}` is {} {:?} = {expected} bytes, the file has {}",
+                t.name,
+                t.dtype,
+                t.shape,
+                bytes.len()
+            ));
+        }
+        data.push(Data::from_le_bytes(t.dtype, &bytes).ok_or_else(|| format!("{shown}: bad length"))?);
+    }
+    Ok(data)
+}
+
+/// Compiles for the target into a temporary folder, builds with make and
+/// the system C compiler, runs the binary, writes the outputs.
+fn run_compiled(
+    model: &std::path::Path,
+    graph: &match_core::ir::Graph,
+    hw: &match_core::HwModel,
+    platform: Option<PathBuf>,
+    inputs: &[PathBuf],
+    outputs: &[PathBuf],
+) -> Result<(), String> {
+    let data = read_inputs(graph, inputs, outputs)?;
+    let stamp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("matchc-run-{}-{stamp}", std::process::id()));
+    let result = (|| -> Result<(), String> {
+        let options = match_core::compile::CompileOptions {
+            out_dir: dir.join("project"),
+            model_name: Some(match_core::compile::model_name(model)),
+            platform_dir: platform,
+        };
+        let compiled = match_core::compile::compile_graph(graph, hw, &options)
+            .map_err(|e| format!("{}: {e:#}", model.display()))?;
+        let bin = match_core::compile::build(&options.out_dir, &compiled.model_name, &[])
+            .map_err(|e| format!("{e:#}"))?;
+        let results = match_core::compile::run_binary(&bin, graph, &[data], &dir.join("io"))
+            .map_err(|e| format!("{e:#}"))?;
+        for (path, r) in outputs.iter().zip(&results[0]) {
+            std::fs::write(path, r.to_le_bytes())
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Reads the raw input files, runs the interpreter, writes the outputs.

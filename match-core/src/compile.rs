@@ -1,0 +1,215 @@
+//! The compile pipeline: load -> map -> plan -> memory check -> emit, and
+//! building and running the emitted project on the host (`make`, `cc`).
+
+use crate::emit::{self, EmitOptions, EmitReport};
+use crate::frontend::{self, ImportOptions};
+use crate::ir::{Data, Graph, TensorId};
+use crate::mapping::{self, Mapping};
+use crate::plan::{self, Plan};
+use anyhow::{anyhow, bail, Context};
+use match_dsl::HwModel;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where and how to emit.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    pub out_dir: PathBuf,
+    /// The C prefix; the model file's stem when `None`.
+    pub model_name: Option<String>,
+    /// The target's platform folder (from `match_targets::resolve`).
+    pub platform_dir: Option<PathBuf>,
+}
+
+/// The result of a compilation.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The C prefix of the emitted files (`<name>.h`, `build/<name>`).
+    pub model_name: String,
+    pub mapping: Mapping,
+    pub plan: Plan,
+    pub report: EmitReport,
+}
+
+/// The C prefix for a model file: its stem as a C identifier.
+pub fn model_name(path: &Path) -> String {
+    emit::c_identifier(&path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_lowercase())
+}
+
+/// Imports `model` and compiles it.
+pub fn compile_file(
+    model: &Path,
+    import: &ImportOptions,
+    hw: &HwModel,
+    options: &CompileOptions,
+) -> anyhow::Result<(Graph, Compiled)> {
+    let graph = frontend::load(model, import)?;
+    let mut options = options.clone();
+    if options.model_name.is_none() {
+        options.model_name = Some(model_name(model));
+    }
+    let compiled = compile_graph(&graph, hw, &options)?;
+    Ok((graph, compiled))
+}
+
+/// Maps, plans, checks the memory and emits an imported graph.
+pub fn compile_graph(graph: &Graph, hw: &HwModel, options: &CompileOptions) -> anyhow::Result<Compiled> {
+    let name = emit::c_identifier(options.model_name.as_deref().unwrap_or("model"));
+    let mapping = mapping::map(graph, hw)?;
+    let order = mapping.node_order();
+    let plan = plan::plan(graph, &order)?;
+    check_fits(graph, hw, &plan, &name)?;
+    let report = emit::emit(
+        graph,
+        hw,
+        &mapping,
+        &plan,
+        &EmitOptions {
+            model_name: name.clone(),
+            out_dir: options.out_dir.clone(),
+            platform_dir: options.platform_dir.clone(),
+        },
+    )?;
+    Ok(Compiled { model_name: name, mapping, plan, report })
+}
+
+/// Bytes of the constants the nodes read.
+pub fn weight_bytes(graph: &Graph) -> usize {
+    let consts: BTreeSet<TensorId> = graph
+        .nodes
+        .node_indices()
+        .flat_map(|n| graph.nodes[n].inputs.iter().copied())
+        .filter(|&t| graph.tensor(t).is_const())
+        .collect();
+    consts.iter().map(|&t| graph.tensor(t).bytes()).sum()
+}
+
+/// The activation arena goes to the host unit's `compute_in` memory, the
+/// weights to its `weights_in` memory (the same one when it has none):
+/// both must fit the memories' usable sizes.
+pub fn check_fits(graph: &Graph, hw: &HwModel, plan: &Plan, model: &str) -> anyhow::Result<()> {
+    let unit = hw.host_unit();
+    let arena_mem = hw
+        .memory(&unit.compute_in)
+        .ok_or_else(|| anyhow!("target `{}`: unit `{}` computes in an unknown memory", hw.name, unit.name))?;
+    let weights_mem = unit.weights_in.as_deref().and_then(|m| hw.memory(m)).unwrap_or(arena_mem);
+    let arena = plan.arena_bytes as u64;
+    let weights = weight_bytes(graph) as u64;
+    let largest = plan
+        .offsets
+        .keys()
+        .map(|&t| graph.tensor(t))
+        .max_by_key(|t| t.bytes())
+        .map(|t| format!("; its largest tensor is `{}` ({} B)", t.name, t.bytes()))
+        .unwrap_or_default();
+    let short = |need: u64, what: String, mem: &match_dsl::model::Memory| -> anyhow::Result<()> {
+        if need > mem.usable() {
+            bail!(
+                "model `{model}` does not fit target `{}`: {what} = {need} B, but memory `{}` has {} B usable: {} B short",
+                hw.name,
+                mem.name,
+                mem.usable(),
+                need - mem.usable()
+            );
+        }
+        Ok(())
+    };
+    if arena_mem.name == weights_mem.name {
+        short(
+            arena + weights,
+            format!("the activation arena ({arena} B{largest}) plus the weights ({weights} B)"),
+            arena_mem,
+        )
+    } else {
+        short(arena, format!("the activation arena{largest}"), arena_mem)?;
+        short(weights, "the weights".to_string(), weights_mem)
+    }
+}
+
+/// Runs `make` in an emitted project with extra variables (`CC=clang`,
+/// `CFLAGS=...`); returns the binary `build/<model>`.
+pub fn build(dir: &Path, model_name: &str, vars: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+    let mut cmd = Command::new("make");
+    cmd.arg("-s").arg("-C").arg(dir);
+    for (k, v) in vars {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.env_remove("MAKEFLAGS").env_remove("MFLAGS");
+    let out = cmd.output().map_err(|e| anyhow!("cannot run make (is it installed?): {e}"))?;
+    if !out.status.success() {
+        bail!(
+            "building {} failed ({}):\n{}{}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bin = dir.join("build").join(model_name);
+    if !bin.is_file() {
+        bail!("make succeeded but {} does not exist", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Runs a built model binary on several input sets in one invocation:
+/// writes the raw tensor files into `work`, returns the outputs per set.
+pub fn run_binary(
+    bin: &Path,
+    graph: &Graph,
+    sets: &[Vec<Data>],
+    work: &Path,
+) -> anyhow::Result<Vec<Vec<Data>>> {
+    std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
+    let mut cmd = Command::new(bin);
+    let mut outs = Vec::new();
+    for (s, inputs) in sets.iter().enumerate() {
+        if inputs.len() != graph.inputs.len() {
+            bail!("the model takes {} input(s), {} given", graph.inputs.len(), inputs.len());
+        }
+        for (i, (d, &t)) in inputs.iter().zip(&graph.inputs).enumerate() {
+            let t = graph.tensor(t);
+            if d.dtype() != t.dtype || d.len() != t.elements() {
+                bail!("input {i} '{}': expected {} elements of {}", t.name, t.elements(), t.dtype);
+            }
+            let path = work.join(format!("in_{s}_{i}.bin"));
+            std::fs::write(&path, d.to_le_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            cmd.arg(&path);
+        }
+        let mut set_outs = Vec::new();
+        for j in 0..graph.outputs.len() {
+            let path = work.join(format!("out_{s}_{j}.bin"));
+            let _ = std::fs::remove_file(&path);
+            cmd.arg(&path);
+            set_outs.push(path);
+        }
+        outs.push(set_outs);
+    }
+    let out = cmd.output().map_err(|e| anyhow!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}):\n{}{}",
+            bin.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    outs.iter()
+        .map(|paths| {
+            paths
+                .iter()
+                .zip(&graph.outputs)
+                .map(|(p, &t)| {
+                    let t = graph.tensor(t);
+                    let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+                    Data::from_le_bytes(t.dtype, &bytes).filter(|d| d.len() == t.elements()).ok_or_else(
+                        || anyhow!("{}: {} bytes for output '{}'", p.display(), bytes.len(), t.name),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+/*
+ * match portable integer kernels (C99).
+ *
+ * Each kernel reproduces the reference interpreter of match
+ * (match-core/src/interp) bit for bit. Integer arithmetic uses explicit
+ * int32_t / int64_t; wrap-around is done in uint32_t / uint64_t, and
+ * arithmetic shifts of negative values go through helpers, so that no
+ * kernel relies on undefined or implementation-defined behaviour, nor on
+ * the width of int, long or pointers. Float arithmetic is f32 in the same
+ * order as the interpreter; rounding half to even is done in software.
+ *
+ * No kernel includes <stdio.h> or <stdlib.h>: the library builds
+ * freestanding.
+ */
+#ifndef MATCH_KERNELS_H
+#define MATCH_KERNELS_H
+
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MATCH_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define MATCH_ALIGNED(n)
+#endif
+
+/* Element types, as the IR names them. */
+enum { MK_I8 = 0, MK_U8 = 1, MK_I16 = 2, MK_I32 = 3, MK_I64 = 4, MK_F32 = 5 };
+
+/* The largest tensor rank the N-d kernels handle. */
+#define MK_MAX_RANK 8
+
+/* Element access: integer load (widened), f32 load, saturating store. */
+int64_t mk_ld(const void *p, int dt, int32_t i);
+float mk_ldf(const void *p, int32_t i);
+void mk_st(void *p, int dt, int32_t i, int64_t v);
+void mk_stf(void *p, int32_t i, float v);
+float mk_f32_from_bits(uint32_t bits);
+int32_t mk_esize(int dt);
+void mk_copy(void *dst, const void *src, int32_t bytes);
+
+/* Fixed-point helpers (gemmlowp / TFLite), exposed for tests. */
+int32_t mk_srdhm(int32_t a, int32_t b);
+int32_t mk_rounding_divide_by_pot(int32_t x, int32_t exponent);
+int32_t mk_mbqm(int32_t x, int32_t multiplier, int32_t shift);
+float mk_round_half_even(float f);
+
+/* conv2d: x NHWC, w OHWI; y int32 (N, OH, OW, K). w_zp has K entries. */
+typedef struct {
+    int32_t n, h, w, c, k, fy, fx, oh, ow;
+    int32_t sy, sx, dy, dx, pt, pl, groups;
+    int32_t x_zp;
+    const int32_t *w_zp;
+} mk_conv_t;
+void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p);
+
+/* dense: x (rows, c), w (k, c); y int32 (rows, k). w_zp has k entries. */
+void mk_dense(const void *x, int xdt, const void *w, int wdt, int32_t *y, int32_t rows, int32_t c,
+              int32_t k, int32_t x_zp, const int32_t *w_zp);
+
+/* matmul: for each batch b, a[ia[b]] (m, kk) x b[ib[b]] (kk, n); b_zp has n entries. */
+void mk_matmul(const void *a, int adt, const void *b, int bdt, int32_t *y, int32_t batches,
+               const int32_t *ia, const int32_t *ib, int32_t m, int32_t kk, int32_t n, int32_t a_zp,
+               const int32_t *b_zp);
+
+/* bias: y = acc + bias[ch] over the last axis (channels), bias has nb (1 or c) entries. */
+void mk_bias_add(const void *acc, int adt, const void *bias, int bdt, int32_t nb, void *y, int ydt,
+                 int32_t total, int32_t c);
+
+/* requantize. */
+enum { MK_RQ_FIXED = 0, MK_RQ_SCALE_SHIFT = 1, MK_RQ_FLOAT = 2 };
+typedef struct {
+    int kind;
+    int32_t n; /* entries of the per-channel arrays: 1 or channels */
+    const int32_t *multiplier, *shift; /* MK_RQ_FIXED */
+    const int64_t *scale, *bias;       /* MK_RQ_SCALE_SHIFT */
+    int32_t sshift;                    /* MK_RQ_SCALE_SHIFT, 0..63 */
+    const uint32_t *fscale;            /* MK_RQ_FLOAT: f32 bit patterns */
+    int64_t out_zp;
+} mk_requant_t;
+void mk_requantize(const void *x, int xdt, void *y, int ydt, int32_t total, int32_t c,
+                   const mk_requant_t *rq);
+
+void mk_clip(const void *x, int xdt, void *y, int ydt, int32_t total, int64_t lo, int64_t hi);
+void mk_cast(const void *x, int xdt, void *y, int ydt, int32_t total);
+
+/* quantize / dequantize: channel of element i is (i / stride) % dim; scale
+ * and zp have dim entries (dim 1 = per tensor). */
+void mk_quantize(const void *x, void *y, int ydt, int32_t total, int32_t stride, int32_t dim,
+                 const uint32_t *scale, const int64_t *zp);
+void mk_dequantize(const void *x, int xdt, void *y, int32_t total, int32_t stride, int32_t dim,
+                   const uint32_t *scale, const int64_t *zp);
+
+/* add with broadcasting: out shape (rank dims), a / b element strides per
+ * output axis (0 where broadcast). */
+enum { MK_ADD_INTEGER = 0, MK_ADD_WRAPPING = 1, MK_ADD_TFLITE = 2, MK_ADD_FLOAT = 3 };
+typedef struct {
+    int kind;
+    int32_t rank;
+    const int32_t *shape, *sa, *sb;
+    /* MK_ADD_TFLITE */
+    int32_t left_shift, a_zp, b_zp, a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
+    int64_t out_zp;
+    /* MK_ADD_FLOAT (scales as f32 bit patterns) */
+    uint32_t a_scale, b_scale, y_scale;
+    int64_t fa_zp, fb_zp, fy_zp;
+} mk_add_t;
+void mk_add(const void *a, int adt, const void *b, int bdt, void *y, int ydt, const mk_add_t *p);
+
+/* Pooling over NHWC. */
+typedef struct {
+    int32_t n, h, w, c, oh, ow, ky, kx, sy, sx, pt, pl;
+    int count_include_pad;
+} mk_pool_t;
+void mk_avg_pool(const void *x, int xdt, void *y, int ydt, const mk_pool_t *p, int32_t x_zp);
+void mk_max_pool(const void *x, int xdt, void *y, int ydt, const mk_pool_t *p);
+void mk_global_avg_pool(const void *x, int xdt, void *y, int ydt, int32_t n, int32_t hw, int32_t c);
+void mk_global_sum_pool(const void *x, int xdt, int32_t *y, int32_t n, int32_t hw, int32_t c,
+                        int32_t x_zp);
+void mk_qlinear_avg_pool(const void *x, int xdt, void *y, int ydt, const mk_pool_t *p,
+                         uint32_t x_scale, int32_t x_zp, uint32_t y_scale, int64_t y_zp);
+
+/* Data movement. */
+void mk_pad(const void *x, void *y, int dt, int32_t rank, const int32_t *in_shape,
+            const int32_t *out_strides, const int32_t *before, int32_t out_total, int64_t value);
+void mk_transpose(const void *x, void *y, int32_t esize, int32_t rank, const int32_t *out_shape,
+                  const int32_t *src_strides);
+/* concat: copies `chunk` bytes of one input per outer row, at `dst_off` bytes
+ * within each output row of `row` bytes. Called once per input. */
+void mk_concat_part(const void *x, void *y, int32_t outer, int32_t chunk, int32_t row,
+                    int32_t dst_off);
+
+/* TFLite int8/uint8 softmax over the last axis. */
+void mk_softmax(const void *x, int xdt, void *y, int ydt, int32_t rows, int32_t depth,
+                int32_t multiplier, int32_t left_shift, int32_t diff_min);
+
+#endif /* MATCH_KERNELS_H */
