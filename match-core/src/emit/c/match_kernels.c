@@ -257,13 +257,18 @@ int32_t mk_rounding_divide_by_pot(int32_t x, int32_t exponent)
     return mk_asr32(x, exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int32_t mk_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+static int32_t mk_mbqm_i(int32_t x, int32_t multiplier, int32_t shift)
 {
     int32_t left = shift > 0 ? shift : 0;
     int32_t right = shift < 0 ? (shift < -31 ? 31 : -shift) : 0;
     uint32_t pot = (uint32_t)1 << ((uint32_t)left & 31u);
     int32_t shifted = mk_u2i(MK_MULW32(x, pot));
     return mk_rounding_divide_by_pot(mk_srdhm(shifted, multiplier), right);
+}
+
+int32_t mk_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    return mk_mbqm_i(x, multiplier, shift);
 }
 
 static int32_t mk_mbqm_gt_one(int32_t x, int32_t multiplier, int32_t left_shift)
@@ -386,30 +391,41 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
 /* ------------------------------------------------------ conv, dense, matmul */
 /* interp::conv: (x - x_zp) * (w - w_zp[k]) accumulated in 32 bits, wrapping. */
 
+/* The parameters are copied into locals first: the output is int32_t, like
+ * the fields of *p, so the compiler would otherwise reload them after every
+ * store. The 32-bit sum wraps, so any summation order gives the same result
+ * (addition modulo 2^32 is associative and commutative). */
 #define MK_CONV_BODY(LDX, LDW)                                                                 \
     do {                                                                                       \
-        for (b = 0; b < p->n; b++) {                                                           \
-            for (oy = 0; oy < p->oh; oy++) {                                                   \
-                for (ox = 0; ox < p->ow; ox++) {                                               \
-                    for (kk = 0; kk < p->k; kk++) {                                            \
+        for (b = 0; b < n; b++) {                                                              \
+            for (oy = 0; oy < oh; oy++) {                                                      \
+                for (ox = 0; ox < ow; ox++) {                                                  \
+                    for (kk = 0; kk < k; kk++) {                                               \
                         int32_t c0 = (kk / kg) * cg;                                           \
                         int32_t wk = kk * per_k;                                               \
-                        uint32_t zw = (uint32_t)p->w_zp[kk];                                   \
+                        uint32_t zw = (uint32_t)w_zp[kk];                                      \
                         uint32_t sum = 0u;                                                     \
-                        for (ky = 0; ky < p->fy; ky++) {                                       \
-                            int32_t iy = oy * p->sy + ky * p->dy - p->pt;                      \
-                            if (iy < 0 || iy >= p->h) {                                        \
+                        for (ky = 0; ky < fy; ky++) {                                          \
+                            int32_t iy = oy * sy + ky * dy - pt;                               \
+                            if (iy < 0 || iy >= h) {                                           \
                                 continue;                                                      \
                             }                                                                  \
-                            for (kx = 0; kx < p->fx; kx++) {                                   \
-                                int32_t ix = ox * p->sx + kx * p->dx - p->pl;                  \
+                            for (kx = 0; kx < fx; kx++) {                                      \
+                                int32_t ix = ox * sx + kx * dx - pl;                           \
                                 int32_t xb, wb, ci;                                            \
-                                if (ix < 0 || ix >= p->w) {                                    \
+                                if (ix < 0 || ix >= wd) {                                      \
                                     continue;                                                  \
                                 }                                                              \
-                                xb = ((b * p->h + iy) * p->w + ix) * p->c + c0;                \
-                                wb = wk + (ky * p->fx + kx) * cg;                              \
-                                for (ci = 0; ci < cg; ci++) {                                  \
+                                xb = ((b * h + iy) * wd + ix) * c + c0;                        \
+                                wb = wk + (ky * fx + kx) * cg;                                 \
+                                for (ci = 0; ci + 16 <= cg; ci += 16) {                        \
+                                    int32_t j;                                                 \
+                                    for (j = 0; j < 16; j++) { /* fixed count: vectorizable */ \
+                                        sum += MK_MULW32((uint32_t)(LDX(xb + ci + j)) - zx,    \
+                                                         (uint32_t)(LDW(wb + ci + j)) - zw);   \
+                                    }                                                          \
+                                }                                                              \
+                                for (; ci < cg; ci++) {                                        \
                                     uint32_t xv = (uint32_t)(LDX(xb + ci)) - zx;               \
                                     uint32_t wv = (uint32_t)(LDW(wb + ci)) - zw;               \
                                     sum += MK_MULW32(xv, wv);                                  \
@@ -418,6 +434,49 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
                         }                                                                      \
                         y[o++] = mk_u2i(sum);                                                  \
                     }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+
+/* Depthwise (one input channel per group, one output channel per group):
+ * per output pixel, the channels are the innermost loop and the sums are
+ * kept in y (as uint32_t bit patterns, wrapping), so the window bounds are
+ * checked once per tap instead of once per tap and channel. */
+#define MK_DW_BODY(LDX, LDW)                                                                   \
+    do {                                                                                       \
+        for (b = 0; b < n; b++) {                                                              \
+            for (oy = 0; oy < oh; oy++) {                                                      \
+                for (ox = 0; ox < ow; ox++) {                                                  \
+                    uint32_t *acc = (uint32_t *)(void *)(y + o);                               \
+                    for (kk = 0; kk < k; kk++) {                                               \
+                        acc[kk] = 0u;                                                          \
+                    }                                                                          \
+                    for (ky = 0; ky < fy; ky++) {                                              \
+                        int32_t iy = oy * sy + ky * dy - pt;                                   \
+                        if (iy < 0 || iy >= h) {                                               \
+                            continue;                                                          \
+                        }                                                                      \
+                        for (kx = 0; kx < fx; kx++) {                                          \
+                            int32_t ix = ox * sx + kx * dx - pl;                               \
+                            int32_t xb, wb;                                                    \
+                            if (ix < 0 || ix >= wd) {                                          \
+                                continue;                                                      \
+                            }                                                                  \
+                            xb = ((b * h + iy) * wd + ix) * c;                                 \
+                            wb = ky * fx + kx;                                                 \
+                            for (kk = 0; kk < k; kk++) {                                       \
+                                uint32_t xv = (uint32_t)(LDX(xb + kk)) - zx;                   \
+                                uint32_t wv = (uint32_t)(LDW(wb + kk * per_k))                 \
+                                              - (uint32_t)w_zp[kk];                            \
+                                acc[kk] += MK_MULW32(xv, wv);                                  \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    for (kk = 0; kk < k; kk++) {                                               \
+                        y[o + kk] = mk_u2i(acc[kk]);                                           \
+                    }                                                                          \
+                    o += k;                                                                    \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -432,13 +491,21 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
 
 void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p)
 {
-    int32_t cg = p->c / p->groups;
-    int32_t kg = p->k / p->groups;
-    int32_t per_k = p->fy * p->fx * cg;
-    uint32_t zx = (uint32_t)p->x_zp;
+    const int32_t n = p->n, h = p->h, wd = p->w, c = p->c, k = p->k;
+    const int32_t fy = p->fy, fx = p->fx, oh = p->oh, ow = p->ow;
+    const int32_t sy = p->sy, sx = p->sx, dy = p->dy, dx = p->dx, pt = p->pt, pl = p->pl;
+    const int32_t *const w_zp = p->w_zp;
+    const int32_t cg = c / p->groups;
+    const int32_t kg = k / p->groups;
+    const int32_t per_k = fy * fx * cg;
+    const uint32_t zx = (uint32_t)p->x_zp;
     int32_t b, oy, ox, kk, ky, kx;
     int32_t o = 0;
-    if (xdt == MK_I8 && wdt == MK_I8) {
+    if (cg == 1 && kg == 1 && xdt == MK_I8 && wdt == MK_I8) {
+        MK_DW_BODY(MK_X_I8, MK_W_I8);
+    } else if (cg == 1 && kg == 1 && xdt == MK_U8 && wdt == MK_U8) {
+        MK_DW_BODY(MK_X_U8, MK_W_U8);
+    } else if (xdt == MK_I8 && wdt == MK_I8) {
         MK_CONV_BODY(MK_X_I8, MK_W_I8);
     } else if (xdt == MK_U8 && wdt == MK_I8) {
         MK_CONV_BODY(MK_X_U8, MK_W_I8);
@@ -458,7 +525,14 @@ void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const
                 uint32_t zw = (uint32_t)w_zp[kk];                                              \
                 uint32_t sum = 0u;                                                             \
                 int32_t xb = r * c, wb = kk * c, i;                                            \
-                for (i = 0; i < c; i++) {                                                      \
+                for (i = 0; i + 16 <= c; i += 16) {                                            \
+                    int32_t j;                                                                 \
+                    for (j = 0; j < 16; j++) { /* fixed count: vectorizable */                 \
+                        sum += MK_MULW32((uint32_t)(LDX(xb + i + j)) - zx,                     \
+                                         (uint32_t)(LDW(wb + i + j)) - zw);                    \
+                    }                                                                          \
+                }                                                                              \
+                for (; i < c; i++) {                                                           \
                     uint32_t xv = (uint32_t)(LDX(xb + i)) - zx;                                \
                     uint32_t wv = (uint32_t)(LDW(wb + i)) - zw;                                \
                     sum += MK_MULW32(xv, wv);                                                  \
@@ -517,6 +591,21 @@ void mk_bias_add(const void *acc, int adt, const void *bias, int bdt, int32_t nb
                  int32_t total, int32_t c)
 {
     int32_t i;
+    if (adt == MK_I32 && bdt == MK_I32 && ydt == MK_I32 && c > 0 && (nb == 1 || total % c == 0)) {
+        /* the common case, without the per-element type switches: rows of c
+         * channels, element i loaded before it is stored (in place is fine) */
+        const int32_t *a32 = (const int32_t *)acc;
+        const int32_t *b32 = (const int32_t *)bias;
+        int32_t *y32 = (int32_t *)y;
+        int32_t ch;
+        for (i = 0; i < total; i += c) {
+            for (ch = 0; ch < c; ch++) {
+                uint32_t bv = (uint32_t)b32[nb == 1 ? 0 : ch];
+                y32[i + ch] = mk_u2i((uint32_t)a32[i + ch] + bv);
+            }
+        }
+        return;
+    }
     for (i = 0; i < total; i++) {
         int32_t ch = nb == 1 ? 0 : i % c;
         int64_t bv = mk_ld(bias, bdt, ch);
@@ -535,6 +624,29 @@ void mk_requantize(const void *x, int xdt, void *y, int ydt, int32_t total, int3
     int64_t lo, hi;
     int32_t i;
     mk_range(ydt, &lo, &hi);
+    if (rq->kind == MK_RQ_FIXED && xdt == MK_I32 && (ydt == MK_I8 || ydt == MK_U8) && c > 0
+        && (rq->n == 1 || total % c == 0)) {
+        /* the common case (int32 accumulator -> 8 bits, TFLite fixed point),
+         * without the per-element type switches; element i is loaded before
+         * it is stored (in place is fine) */
+        const int32_t *x32 = (const int32_t *)x;
+        const int32_t lo32 = (int32_t)lo, hi32 = (int32_t)hi;
+        const int64_t zp = rq->out_zp;
+        int32_t ch;
+        for (i = 0; i < total; i += c) {
+            for (ch = 0; ch < c; ch++) {
+                int32_t q = rq->n == 1 ? 0 : ch;
+                int64_t v = (int64_t)mk_mbqm_i(x32[i + ch], rq->multiplier[q], rq->shift[q]) + zp;
+                int32_t v32 = (int32_t)mk_clamp64(v, lo32, hi32);
+                if (ydt == MK_I8) {
+                    ((int8_t *)y)[i + ch] = (int8_t)v32;
+                } else {
+                    ((uint8_t *)y)[i + ch] = (uint8_t)v32;
+                }
+            }
+        }
+        return;
+    }
     for (i = 0; i < total; i++) {
         int32_t ch = rq->n == 1 ? 0 : i % c;
         int64_t a = mk_ld(x, xdt, i);
@@ -570,6 +682,19 @@ void mk_clip(const void *x, int xdt, void *y, int ydt, int32_t total, int64_t lo
                 v = fhi;
             }
             mk_stf(y, i, v);
+        }
+        return;
+    }
+    if (xdt == MK_I8 && ydt == MK_I8 && lo <= hi) {
+        /* without the per-element type switches; in place is fine */
+        const int8_t *x8 = (const int8_t *)x;
+        int8_t *y8 = (int8_t *)y;
+        const int32_t l = lo < -128 ? -128 : (lo > 127 ? 127 : (int32_t)lo);
+        const int32_t u = hi < -128 ? -128 : (hi > 127 ? 127 : (int32_t)hi);
+        for (i = 0; i < total; i++) {
+            int32_t v = x8[i];
+            v = v < l ? l : (v > u ? u : v);
+            y8[i] = (int8_t)v;
         }
         return;
     }
