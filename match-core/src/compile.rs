@@ -6,8 +6,10 @@ use crate::frontend::{self, ImportOptions};
 use crate::ir::{Data, Graph, TensorId};
 use crate::mapping::{self, Mapping};
 use crate::plan::{self, Plan};
+use crate::schedule::Objective;
 use anyhow::{anyhow, bail, Context};
 use match_dsl::HwModel;
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,10 +55,21 @@ pub fn compile_file(
     Ok((graph, compiled))
 }
 
-/// Maps, plans, checks the memory and emits an imported graph.
+/// Maps, plans, checks the memory and emits an imported graph (units
+/// chosen for the lowest latency).
 pub fn compile_graph(graph: &Graph, hw: &HwModel, options: &CompileOptions) -> anyhow::Result<Compiled> {
+    compile_graph_with(graph, hw, options, Objective::Latency)
+}
+
+/// [`compile_graph`] with the mapping's objective (`--optimize`).
+pub fn compile_graph_with(
+    graph: &Graph,
+    hw: &HwModel,
+    options: &CompileOptions,
+    objective: Objective,
+) -> anyhow::Result<Compiled> {
     let name = emit::c_identifier(options.model_name.as_deref().unwrap_or("model"));
-    let mapping = mapping::map(graph, hw)?;
+    let mapping = mapping::map_with(graph, hw, objective)?;
     let order = mapping.node_order();
     let plan = plan::plan(graph, &order)?;
     check_fits(graph, hw, &plan, &name)?;
@@ -212,4 +225,91 @@ pub fn run_binary(
                 .collect()
         })
         .collect()
+}
+
+/// DESIGN.md's `--report` JSON (version 1) of a compiled model: per layer
+/// the unit, pattern, MACs, estimated cycles split, both bounds and the
+/// schedule's tiles; totals; bytes used per memory (the home memory: the
+/// activation arena plus the weights; a unit's compute memory: its largest
+/// schedule footprint). Exactness is `exact` for every layer: units only
+/// take layers whose requantization they implement natively.
+pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str) -> Value {
+    let mut layers = Vec::new();
+    let (mut total_cycles, mut total_macs) = (0.0, 0u64);
+    let mut memory: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let host = hw.host_unit();
+    let home = host.compute_in.clone();
+    let home_weights = host.weights_in.clone().unwrap_or_else(|| home.clone());
+    *memory.entry(home.clone()).or_default() += compiled.plan.arena_bytes as u64;
+    *memory.entry(home_weights).or_default() += weight_bytes(graph) as u64;
+    for layer in &compiled.mapping.layers {
+        let macs = mapping::layer_macs(graph, &layer.nodes);
+        total_macs += macs;
+        let op = graph.nodes[layer.nodes[0]].op.pattern_name();
+        let (cycles, bound, roofline, tiles) = match &layer.schedule {
+            Some(s) => {
+                total_cycles += s.cycles.total;
+                if s.from != s.to {
+                    let unit = hw.unit(&s.unit);
+                    let m = memory.entry(s.to.clone()).or_default();
+                    *m = (*m).max(s.footprint);
+                    if let Some(w) = unit.and_then(|u| u.weights_in.clone()) {
+                        let m = memory.entry(w).or_default();
+                        *m = (*m).max(s.weights_footprint);
+                    }
+                }
+                let t = &s.tile;
+                let tiles = json!({
+                    "from": s.from, "to": s.to,
+                    "K": t.k, "C": t.c, "OY": t.oy, "OX": t.ox, "FY": t.fy, "FX": t.fx,
+                    "order": s.order.iter().map(|l| l.name()).collect::<Vec<_>>(),
+                    "buffering": {"input": s.buffering.input, "weights": s.buffering.weights, "output": s.buffering.output},
+                    "resident": s.resident,
+                    "calls": s.calls,
+                    "bytes": s.footprint,
+                    "energy_pj": s.energy_pj,
+                });
+                (
+                    serde_json::to_value(s.cycles).unwrap_or(Value::Null),
+                    s.bound_cycles,
+                    s.roofline_cycles,
+                    tiles,
+                )
+            }
+            None => (
+                json!({"total": 0, "compute": 0, "transfer": 0, "overhead": 0, "stall": 0}),
+                0.0,
+                0.0,
+                Value::Null,
+            ),
+        };
+        layers.push(json!({
+            "name": layer.name,
+            "op": op,
+            "unit": layer.unit,
+            "pattern": layer.pattern,
+            "macs": macs,
+            "cycles": cycles,
+            "bound_cycles": bound,
+            "roofline_cycles": roofline,
+            "tiles": tiles,
+            "exactness": {
+                "kind": "exact",
+                "max_lsb": 0,
+                "reason": "the unit implements the layer's requantization natively",
+            },
+        }));
+    }
+    json!({
+        "version": 1,
+        "model": model,
+        "target": hw.name,
+        "layers": layers,
+        "totals": {
+            "cycles": total_cycles,
+            "ms": total_cycles / hw.clock_hz as f64 * 1e3,
+            "macs": total_macs,
+        },
+        "memory": memory,
+    })
 }

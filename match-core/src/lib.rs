@@ -4,6 +4,7 @@
 //! validated [`HwModel`], the proof that the `.hwm` file checked.
 
 pub mod compile;
+pub mod cost;
 pub mod dump;
 pub mod emit;
 pub mod frontend;
@@ -12,5 +13,6 @@ pub mod ir;
 pub mod mapping;
 pub mod passes;
 pub mod plan;
+pub mod schedule;
 
 pub use match_dsl::HwModel;

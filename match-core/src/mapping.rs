@@ -15,7 +15,9 @@
 //!   the graph, the candidates are every (rule, sequence) pair sorted by
 //!   sequence length (longest first), ties broken by rule order (file
 //!   order). The first candidate that matches the chain and that the rule
-//!   accepts becomes the layer; the shorter candidates are then not tried.
+//!   accepts fixes the layer's nodes; the shorter candidates are then not
+//!   tried. Among the rules of that length that accept the same nodes, the
+//!   cost model picks the unit ([`map_with`]).
 //! - A rule accepts a layer when its `where` condition holds on the
 //!   [`Layer`] built from the matched nodes ([`HwModel::check_offload`]) and
 //!   its unit implements the layer's data types (`inputs`, `weights`,
@@ -32,9 +34,11 @@
 //! Layers come out in a deterministic topological order of the grouped
 //! graph, named `l{index:02}_{first op}`.
 
+use crate::cost::Problem;
 use crate::ir::{AddKind, DType, Graph, NodeId, Op, Requant, Tensor, TensorId};
+use crate::schedule::{self, Objective, Schedule};
 use match_dsl::layer::{Layer, OpKind};
-use match_dsl::model::{DType as HwType, Offload, RequantForm};
+use match_dsl::model::{DType as HwType, LayoutStep, Offload, RequantForm};
 use match_dsl::{HwModel, Verdict};
 use petgraph::Direction;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -63,6 +67,13 @@ pub struct MappedLayer {
     /// The offload rule's C kernel name, if a rule matched.
     pub kernel: Option<String>,
     pub rejections: Vec<Rejection>,
+    /// The chosen unit's best schedule and its estimated cost; `None` when
+    /// the cost model could not cost the layer (the reason is in
+    /// `rejections` or the layer has no accepting unit that schedules).
+    pub schedule: Option<Schedule>,
+    /// Every accepting (unit, kernel) and its cost under the objective,
+    /// in rule order (for `--explain`).
+    pub alternatives: Vec<(String, String, f64)>,
 }
 
 /// Every node of the graph covered exactly once, layers in execution order.
@@ -101,14 +112,72 @@ fn candidates(hw: &HwModel) -> Vec<Candidate<'_>> {
     out
 }
 
+/// Groups the graph's nodes into layers and picks a unit for each, for the
+/// lowest latency ([`map_with`]).
+pub fn map(graph: &Graph, hw: &HwModel) -> anyhow::Result<Mapping> {
+    map_with(graph, hw, Objective::Latency)
+}
+
+/// The activation layout of a layer's kernel, normalized: no `order` step
+/// means the model's own HWC.
+fn act_layout(hw: &HwModel, offload: Option<&Offload>, unit: &str) -> Vec<LayoutStep> {
+    let steps: Vec<LayoutStep> = match offload {
+        Some(o) => hw.offload_activation_layout(o).to_vec(),
+        None => hw.unit(unit).map(|u| u.activation_layout.clone()).unwrap_or_default(),
+    };
+    if steps.iter().any(|s| matches!(s, LayoutStep::Order(_))) {
+        steps
+    } else {
+        let mut v = vec![LayoutStep::Order(vec!["H".into(), "W".into(), "C".into()])];
+        v.extend(steps);
+        v
+    }
+}
+
+/// Cycles of converting an activation of `bytes` between two layouts: the
+/// host reads and writes each byte once, one byte per cycle each (a simple,
+/// documented stand-in; targets state no conversion cost yet).
+pub fn conversion_cycles(bytes: usize) -> f64 {
+    2.0 * bytes as f64
+}
+
+/// The layer a generic host kernel runs: its own shape, with one operation
+/// per output element for operators without MACs.
+fn generic_layer(graph: &Graph, nodes: &[NodeId]) -> Layer {
+    let mut l = layer_of(graph, nodes);
+    if l.op == OpKind::Other {
+        l.c = 1;
+        l.groups = 1;
+        l.fy = 1;
+        l.fx = 1;
+    }
+    l
+}
+
+/// The best schedule of the layer of `nodes` on `unit` through `offload`.
+fn cost_of(
+    graph: &Graph,
+    hw: &HwModel,
+    offload: Option<&Offload>,
+    unit: &str,
+    nodes: &[NodeId],
+    objective: Objective,
+) -> Result<Schedule, String> {
+    let u = hw.unit(unit).ok_or_else(|| format!("no unit named `{unit}`"))?;
+    let layer = if offload.is_some() { layer_of(graph, nodes) } else { generic_layer(graph, nodes) };
+    let p = Problem::new(hw, u, offload, layer)?;
+    schedule::search(&p, objective)
+}
+
 /// Groups the graph's nodes into layers and picks a unit for each.
 ///
-/// Where several units accept a layer, the first accepting rule in file
-/// order wins: the file's order is the target's preference. The choice by
-/// the cost model (each accepting unit's best schedule, lowest cost) is a
-/// later issue; [`MappedLayer::rejections`] already lists the units that
-/// could not take the layer.
-pub fn map(graph: &Graph, hw: &HwModel) -> anyhow::Result<Mapping> {
+/// Grouping: longest match first (see the module). Among the rules that
+/// accept the same chain of nodes, the cost model chooses: each accepting
+/// unit's best schedule ([`schedule::search`]) plus the cost of converting
+/// the layer's main input when its producer's activation layout differs
+/// ([`conversion_cycles`]; layers are chosen greedily in execution order),
+/// lowest latency (or energy) wins; ties keep file order.
+pub fn map_with(graph: &Graph, hw: &HwModel, objective: Objective) -> anyhow::Result<Mapping> {
     let order = graph.topo_order().ok_or_else(|| anyhow::anyhow!("the graph has a cycle"))?;
     let host = hw.host_unit().name.clone();
     let cands = candidates(hw);
@@ -123,6 +192,14 @@ pub fn map(graph: &Graph, hw: &HwModel) -> anyhow::Result<Mapping> {
     }
     let outputs: HashSet<TensorId> = graph.outputs.iter().copied().collect();
     let chains = Chains { graph, consumers: &consumers, outputs: &outputs };
+    let mut producer: HashMap<TensorId, NodeId> = HashMap::new();
+    for n in graph.nodes.node_indices() {
+        for &t in &graph.nodes[n].outputs {
+            producer.insert(t, n);
+        }
+    }
+    let mut group_of_node: HashMap<NodeId, usize> = HashMap::new();
+    let mut layouts: Vec<Vec<LayoutStep>> = Vec::new();
 
     // Grouping, in the graph's topological order of first nodes.
     let mut covered: HashSet<NodeId> = HashSet::new();
@@ -133,17 +210,21 @@ pub fn map(graph: &Graph, hw: &HwModel) -> anyhow::Result<Mapping> {
         }
         let mut rejections: Vec<Rejection> = Vec::new();
         let mut tried: HashSet<(usize, Vec<NodeId>)> = HashSet::new();
-        let mut chosen: Option<(&Candidate, Vec<NodeId>)> = None;
+        // Every accepting candidate over the first accepted chain.
+        let mut accepted: Vec<(&Candidate, Vec<NodeId>)> = Vec::new();
         for cand in &cands {
+            if accepted.first().is_some_and(|(c, _)| c.seq.len() != cand.seq.len()) {
+                break;
+            }
             let Some(nodes) = chains.matches(n, &cand.seq, &covered) else { continue };
+            if accepted.first().is_some_and(|(_, first)| *first != nodes) {
+                continue;
+            }
             if !tried.insert((cand.rule, nodes.clone())) {
                 continue;
             }
             match check(hw, cand.offload, graph, &nodes) {
-                None => {
-                    chosen = Some((cand, nodes));
-                    break;
-                }
+                None => accepted.push((cand, nodes)),
                 Some(reason) => {
                     let r = Rejection {
                         unit: cand.offload.unit.clone(),
@@ -156,24 +237,94 @@ pub fn map(graph: &Graph, hw: &HwModel) -> anyhow::Result<Mapping> {
                 }
             }
         }
-        let layer = match chosen {
-            Some((cand, nodes)) => MappedLayer {
+        // The layout the main input arrives in.
+        let input_layout = graph.nodes[n]
+            .inputs
+            .first()
+            .and_then(|t| producer.get(t))
+            .and_then(|p| group_of_node.get(p))
+            .map(|&g| layouts[g].clone());
+        let input_bytes = graph.nodes[n].inputs.first().map(|&t| graph.tensor(t).bytes()).unwrap_or(0);
+        let with_conversion = |mut s: Schedule, layout: &Vec<LayoutStep>| {
+            if input_layout.as_ref().is_some_and(|l| l != layout) {
+                let c = conversion_cycles(input_bytes);
+                s.conversion_cycles = c;
+                s.cycles.overhead += c;
+                s.cycles.total += c;
+            }
+            s
+        };
+        let mut alternatives = Vec::new();
+        let mut best: Option<(usize, Schedule, (f64, f64))> = None;
+        for (i, (cand, nodes)) in accepted.iter().enumerate() {
+            let layout = act_layout(hw, Some(cand.offload), &cand.offload.unit);
+            match cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective) {
+                Ok(s) => {
+                    let s = with_conversion(s, &layout);
+                    let key = s.key(objective);
+                    alternatives.push((cand.offload.unit.clone(), cand.offload.kernel.clone(), key.0));
+                    if best.as_ref().is_none_or(|(_, _, b)| key < *b) {
+                        best = Some((i, s, key));
+                    }
+                }
+                Err(reason) => rejections.push(Rejection {
+                    unit: cand.offload.unit.clone(),
+                    pattern: cand.offload.pattern.clone(),
+                    reason: format!("no schedule: {reason}"),
+                }),
+            }
+        }
+        let layer = match (best, accepted.first()) {
+            (Some((i, s, _)), _) => {
+                let (cand, nodes) = &accepted[i];
+                MappedLayer {
+                    name: String::new(),
+                    nodes: nodes.clone(),
+                    pattern: Some(cand.offload.pattern.clone()),
+                    unit: cand.offload.unit.clone(),
+                    kernel: Some(cand.offload.kernel.clone()),
+                    rejections,
+                    schedule: Some(s),
+                    alternatives,
+                }
+            }
+            // Nothing could be costed: the first accepting rule, uncosted.
+            (None, Some((cand, nodes))) => MappedLayer {
                 name: String::new(),
-                nodes,
+                nodes: nodes.clone(),
                 pattern: Some(cand.offload.pattern.clone()),
                 unit: cand.offload.unit.clone(),
                 kernel: Some(cand.offload.kernel.clone()),
                 rejections,
+                schedule: None,
+                alternatives,
             },
-            None => MappedLayer {
-                name: String::new(),
-                nodes: vec![n],
-                pattern: None,
-                unit: host.clone(),
-                kernel: None,
-                rejections,
-            },
+            (None, None) => {
+                let layout = act_layout(hw, None, &host);
+                let schedule = cost_of(graph, hw, None, &host, &[n], objective)
+                    .ok()
+                    .map(|s| with_conversion(s, &layout));
+                MappedLayer {
+                    name: String::new(),
+                    nodes: vec![n],
+                    pattern: None,
+                    unit: host.clone(),
+                    kernel: None,
+                    rejections,
+                    schedule,
+                    alternatives,
+                }
+            }
         };
+        let chosen_offload = hw.offloads.iter().find(|o| {
+            Some(&o.pattern) == layer.pattern.as_ref()
+                && o.unit == layer.unit
+                && Some(&o.kernel) == layer.kernel.as_ref()
+        });
+        layouts.push(act_layout(hw, chosen_offload, &layer.unit));
+        for &m in &layer.nodes {
+            group_of_node.insert(m, groups.len());
+        }
         covered.extend(layer.nodes.iter().copied());
         groups.push(layer);
     }
@@ -491,6 +642,11 @@ fn check(hw: &HwModel, offload: &Offload, graph: &Graph, nodes: &[NodeId]) -> Op
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
+/// Multiply-accumulates of a layer's nodes.
+pub fn layer_macs(graph: &Graph, nodes: &[NodeId]) -> u64 {
+    nodes.iter().map(|&n| node_macs(graph, n)).sum()
+}
+
 /// Multiply-accumulates of one node.
 fn node_macs(graph: &Graph, n: NodeId) -> u64 {
     let node = &graph.nodes[n];
@@ -540,6 +696,7 @@ pub fn explain(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> String {
         mapping.layers.len(),
         node_count
     );
+    let _ = writeln!(s, "schedule (estimated; code is not tiled yet): cost model of the .hwm, per layer");
     // unit -> (layers, MACs), in the file's unit order.
     let mut per_unit: BTreeMap<usize, (String, usize, u64)> = BTreeMap::new();
     for (i, layer) in mapping.layers.iter().enumerate() {
@@ -590,10 +747,32 @@ pub fn explain(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> String {
         for r in &layer.rejections {
             let _ = writeln!(s, "  {} rejected ({}): {}", r.unit, r.pattern, r.reason);
         }
+        if layer.alternatives.len() > 1 {
+            let alts: Vec<String> =
+                layer.alternatives.iter().map(|(u, k, c)| format!("{u} ({k}) {c:.0}")).collect();
+            let _ = writeln!(s, "  considered: {}", alts.join(", "));
+        }
+        match &layer.schedule {
+            Some(sched) => {
+                for line in schedule::describe(sched) {
+                    let _ = writeln!(s, "  {line}");
+                }
+            }
+            None => {
+                let _ = writeln!(s, "  schedule: none (not costed)");
+            }
+        }
     }
     let _ = writeln!(s);
     let total: u64 = per_unit.values().map(|(_, _, m)| m).sum();
     let _ = writeln!(s, "total: {total} MACs");
+    let cycles: f64 = mapping.layers.iter().filter_map(|l| l.schedule.as_ref()).map(|x| x.cycles.total).sum();
+    let _ = writeln!(
+        s,
+        "estimated: {cycles:.0} cycles, {:.3} ms at {} MHz",
+        cycles / hw.clock_hz as f64 * 1e3,
+        hw.clock_hz as f64 / 1e6
+    );
     for (name, layers, macs) in per_unit.values() {
         let _ = writeln!(s, "  {name}: {layers} layers, {macs} MACs");
     }
@@ -722,7 +901,11 @@ mod tests {
 
     #[test]
     fn depthwise_chain_goes_to_ne16_when_types_and_requant_fit() {
-        // u8 input, scale-shift requantization: NE16's own arithmetic.
+        // u8 input, scale-shift requantization: NE16's own arithmetic, so
+        // NE16 accepts; the cost model then picks the cheaper unit. On this
+        // small layer that is the cluster: DORY's NE16 model gives 9 jobs of
+        // 233 cycles, the cluster's default model 9216 MACs / 32 (its
+        // nominal peak: the target states no depthwise efficiency).
         let mut b = Builder::default();
         let x = b.input("x", &[1, 8, 8, 16], DType::U8, None);
         let y = conv_chain(&mut b, x, 16, 16, true, scale_shift(16));
@@ -731,7 +914,16 @@ mod tests {
         assert_eq!(m.layers.len(), 1);
         let l = &m.layers[0];
         assert_eq!(ops(&g, l), ["conv2d", "bias", "requant", "clip"]);
-        assert_eq!((l.unit.as_str(), l.kernel.as_deref()), ("ne16", Some("ne16_depthwise")));
+        let alts: Vec<(&str, &str)> =
+            l.alternatives.iter().map(|(u, k, _)| (u.as_str(), k.as_str())).collect();
+        assert_eq!(alts, [("ne16", "ne16_depthwise"), ("cluster", "cluster_depthwise")]);
+        let best = l.alternatives.iter().map(|a| a.2).fold(f64::INFINITY, f64::min);
+        assert_eq!(l.schedule.as_ref().unwrap().cycles.total, best);
+        let gap9 = target("gap9");
+        let ne16 = cost_of(&g, &gap9, Some(&gap9.offloads[0]), "ne16", &l.nodes, Objective::Latency).unwrap();
+        assert_eq!((ne16.cycles.compute, ne16.cycles.overhead), (9.0 * 233.0, 550.0));
+        assert_eq!(l.alternatives[0].2, ne16.cycles.total);
+        assert_eq!((l.unit.as_str(), l.kernel.as_deref()), ("cluster", Some("cluster_depthwise")));
         let layer = layer_of(&g, &l.nodes);
         assert!(layer.is_depthwise() && layer.has_relu);
         assert_eq!((layer.groups, layer.k, layer.c), (16, 16, 16));
@@ -749,12 +941,18 @@ mod tests {
         // capabilities, the other on its condition.
         let reject =
             |reason: &str| Rejection { unit: "ne16".into(), pattern: "conv".into(), reason: reason.into() };
+        // Rules after the accepted one over the same nodes are tried too
+        // (for the cost model's choice): the cluster's pointwise rule.
         assert_eq!(
-            l.rejections,
+            l.rejections[..2],
             [
                 reject("input type i8 not among u8; requantization fixed_point not among scale_shift"),
                 reject("groups == 1"),
             ]
+        );
+        assert_eq!(
+            l.rejections[2],
+            Rejection { unit: "cluster".into(), pattern: "conv".into(), reason: "groups == 1".into() }
         );
         let text = explain(&g, &target("gap9"), &m);
         assert!(text.contains("  ne16 rejected (conv): input type i8 not among u8; requantization fixed_point not among scale_shift\n"), "{text}");

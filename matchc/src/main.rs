@@ -155,13 +155,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 eprintln!("error: --optimize takes `latency` or `energy`, not `{optimize}`");
                 return Ok(ExitCode::from(2));
             }
-            // These need the cost model (schedule search and unit selection);
-            // refuse them rather than accept and ignore them.
-            if report.is_some() || optimize == "energy" {
-                let flag = if report.is_some() { "--report" } else { "--optimize energy" };
-                eprintln!("error: {flag} needs the cost model, which this version does not have yet");
-                return Ok(ExitCode::from(2));
-            }
+            let objective = if optimize == "energy" {
+                match_core::schedule::Objective::Energy
+            } else {
+                match_core::schedule::Objective::Latency
+            };
             let (hw, platform) = match_targets::resolve(&target).map_err(|e| e.to_string())?;
             let graph = import(&model, fold_inputs_from)?;
             let options = match_core::compile::CompileOptions {
@@ -169,8 +167,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 model_name: Some(match_core::compile::model_name(&model)),
                 platform_dir: platform,
             };
-            let compiled = match_core::compile::compile_graph(&graph, &hw, &options)
+            let compiled = match_core::compile::compile_graph_with(&graph, &hw, &options, objective)
                 .map_err(|e| format!("{}: {e:#}", model.display()))?;
+            if let Some(path) = &report {
+                let name = model.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+                let json = match_core::compile::report_json(&graph, &hw, &compiled, name);
+                let text = format!("{json:#}\n");
+                std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+            }
             if explain {
                 print!("{}", match_core::mapping::explain(&graph, &hw, &compiled.mapping));
             }

@@ -1,0 +1,789 @@
+//! The analytic cost model: cycles (and energy) of one schedule of one
+//! layer on one unit, driven only by the hardware model.
+//!
+//! A schedule ([`crate::schedule::Schedule`]) tiles the output loops K, OY
+//! and OX (C follows K for channel-wise layers; it is never split for
+//! `groups == 1` layers, whose kernels requantize per call and so cannot
+//! accumulate partial sums across calls; FY/FX are never split, for the
+//! same reason) and moves tiles from the memory the tensors live in (the
+//! host unit's `compute_in`, e.g. L2) to the unit's `compute_in` (and its
+//! `weights_in`) through the target's DMAs. The terms:
+//!
+//! - **Compute** per tile (one kernel call): the rule's or unit's `cycles`
+//!   expression evaluated on the tile [`Layer`]
+//!   ([`HwModel::offload_call_cycles`]); else the tile's MACs with every
+//!   spatially unrolled dimension rounded up to a multiple of its factor
+//!   (a partial pass costs a full pass) over the unit's `macs` per cycle.
+//! - **Overhead**: the unit's `call_overhead` per call.
+//! - **Transfers** ([`dma_cycles`]): per command `setup` plus the DMA's
+//!   overhead for the command's strided dimensions, plus bytes over
+//!   bandwidth; the number of strided dimensions of a tile follows from the
+//!   tile and the full tensor in the unit's activation layout (HWC or CHW:
+//!   full inner dimensions merge into one contiguous run); a transfer with
+//!   more strided dimensions than the DMA moves is issued as several
+//!   commands, and every command is split at `max` bytes.
+//! - **Steps** ([`evaluate`]): the tile loops run in the schedule's order;
+//!   an operand is loaded again only at steps where one of the loops it
+//!   depends on (weights: K; inputs: OY, OX, and K for channel-wise layers)
+//!   changes its tile. Single-buffered loads and write-backs are serial;
+//!   double-buffered ones overlap with the call (per step the maximum of
+//!   the call and its overlapped transfers). The first step's loads are the
+//!   prologue (serial) and the last write-back the epilogue. Steps are
+//!   grouped by tile shape (full or remainder, border or inner for
+//!   padding), so a layer costs a few dozen terms however many tiles it has.
+//!   Under double buffering a step overlaps its call with the next step's
+//!   loads and the previous step's write-back; the model pairs a step with
+//!   its own shapes instead (exact when the tiles are uniform).
+//! - **Split**: `total = compute + overhead + transfer + stall`, with
+//!   `transfer` the transfer cycles not hidden behind a call and `stall`
+//!   the cycles a call waits for an overlapped transfer longer than itself.
+//! - **Energy** (pJ): the unit's `energy` per MAC times the MACs, plus every
+//!   byte moved times the DMA's and both memories' per-byte energies (a
+//!   unit computing in the home memory reads and writes each operand byte
+//!   there once). Missing parameters count zero.
+//! - **Bounds**: `roofline_cycles` = max(MACs / nominal peak, compulsory
+//!   bytes / DMA bandwidth); `bound_cycles` = the same with the compute of
+//!   the whole layer in one call at the unit's actual utilization (its
+//!   `cycles` expression on the whole layer, else MACs with the spatial
+//!   dimensions rounded up), without any overhead. Compulsory bytes are the
+//!   layer's inputs, weights and outputs moved once; a unit that computes
+//!   in the home memory has no transfer term.
+
+use match_dsl::layer::{Layer, OpKind};
+use match_dsl::model::{Dim, Dma, LayoutStep, Offload, Unit};
+use match_dsl::HwModel;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Cycles of a layer split by cause; `total = compute + overhead + transfer + stall`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Cycles {
+    pub total: f64,
+    pub compute: f64,
+    pub transfer: f64,
+    pub overhead: f64,
+    pub stall: f64,
+}
+
+impl Cycles {
+    fn add_step(&mut self, count: f64, compute: f64, overhead: f64, transfer: f64, stall: f64) {
+        self.compute += count * compute;
+        self.overhead += count * overhead;
+        self.transfer += count * transfer;
+        self.stall += count * stall;
+    }
+    fn finish(&mut self) {
+        self.total = self.compute + self.overhead + self.transfer + self.stall;
+    }
+}
+
+/// The number of strided dimensions of a transfer and its extents, outer
+/// to inner: `tile` is a box of a tensor of shape `full` (outer to inner);
+/// the last entry is the contiguous run in elements (full inner dimensions
+/// merged with the first partial one); outer dimensions of extent 1 vanish.
+pub fn transfer_shape(full: &[i64], tile: &[i64]) -> Vec<i64> {
+    let mut run = 1;
+    let mut i = full.len();
+    while i > 0 {
+        i -= 1;
+        run *= tile[i];
+        if tile[i] != full[i] {
+            break;
+        }
+    }
+    let mut out: Vec<i64> = tile[..i].iter().copied().filter(|&e| e > 1).collect();
+    out.push(run);
+    out
+}
+
+/// Cycles of one DMA transfer of a `tile` box (elements of `elem_bytes`)
+/// of a tensor of shape `full`: per command `setup` + `overhead_for(dims)`,
+/// plus bytes / bandwidth. A transfer with more strided dimensions than the
+/// DMA moves is issued as one command per index of the excess outer
+/// dimensions; each command is split at `max_bytes`.
+pub fn dma_cycles(dma: &Dma, full: &[i64], tile: &[i64], elem_bytes: f64) -> f64 {
+    let shape = transfer_shape(full, tile);
+    let elems: i64 = tile.iter().product();
+    if elems <= 0 {
+        return 0.0;
+    }
+    let bytes = (elems as f64 * elem_bytes).ceil();
+    let nd = shape.len() as u32;
+    let dims = dma.dims.max(1);
+    let (commands, cmd_dims) = if nd > dims {
+        (shape[..(nd - dims) as usize].iter().product::<i64>() as f64, dims)
+    } else {
+        (1.0, nd)
+    };
+    let per_command = bytes / commands;
+    let pieces = match dma.max_bytes {
+        Some(m) if m > 0 => (per_command / m as f64).ceil().max(1.0),
+        _ => 1.0,
+    };
+    commands * pieces * (dma.setup as f64 + dma.overhead_for(cmd_dims) as f64) + bytes / dma.bandwidth
+}
+
+/// Per-step time under overlap: a step issues `serial` transfer cycles,
+/// then its call (`call` cycles) while `overlapped` transfer cycles run
+/// beside it. Returns (step cycles, exposed transfer, stall).
+pub fn step_cycles(call: f64, serial: f64, overlapped: f64) -> (f64, f64, f64) {
+    let stall = (overlapped - call).max(0.0);
+    (serial + call + stall, serial, stall)
+}
+
+/// A tiled loop dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Loop {
+    K,
+    OY,
+    OX,
+}
+
+impl Loop {
+    pub const ALL: [Loop; 3] = [Loop::K, Loop::OY, Loop::OX];
+    pub fn name(self) -> &'static str {
+        match self {
+            Loop::K => "K",
+            Loop::OY => "OY",
+            Loop::OX => "OX",
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Every loop order, outer to inner, in a fixed order (ties keep the first).
+pub const ORDERS: [[Loop; 3]; 6] = [
+    [Loop::K, Loop::OY, Loop::OX],
+    [Loop::K, Loop::OX, Loop::OY],
+    [Loop::OY, Loop::K, Loop::OX],
+    [Loop::OY, Loop::OX, Loop::K],
+    [Loop::OX, Loop::K, Loop::OY],
+    [Loop::OX, Loop::OY, Loop::K],
+];
+
+/// Single or double buffering per operand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Buffering {
+    pub input: bool,
+    pub weights: bool,
+    pub output: bool,
+}
+
+impl Buffering {
+    fn factor(b: bool) -> u64 {
+        if b {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// The dimensions and arithmetic of a layer as the cost model sees it.
+#[derive(Clone, Debug)]
+pub struct Problem<'a> {
+    pub hw: &'a HwModel,
+    pub unit: &'a Unit,
+    pub offload: Option<&'a Offload>,
+    pub layer: Layer,
+    /// Channel-wise (depthwise, add, pool): input channels follow K.
+    pub channelwise: bool,
+    /// Activations in CHW order (else HWC) in the unit's layout.
+    pub chw: bool,
+    /// The DMA from the home memory to `compute_in` (None: no tiling level).
+    pub act_dma: Option<&'a Dma>,
+    /// The DMA from the home memory to the weights' memory.
+    pub w_dma: Option<&'a Dma>,
+    pub home: &'a str,
+    pub weights_mem: &'a str,
+    /// Usable bytes of `compute_in` and of the weights' memory.
+    pub act_capacity: u64,
+    pub w_capacity: u64,
+    pub act_double: bool,
+    pub w_double: bool,
+    /// Inputs read (1, or 2 for an addition).
+    pub n_inputs: u32,
+    cache: RefCell<HashMap<TileKey, f64>>,
+}
+
+/// A tile shape with its padding flags (border tiles keep the layer's padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TileKey {
+    k: i64,
+    oy: i64,
+    ox: i64,
+    top: bool,
+    bottom: bool,
+    left: bool,
+    right: bool,
+}
+
+/// The tile sizes of a schedule at the compute level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Tile {
+    pub k: i64,
+    pub c: i64,
+    pub oy: i64,
+    pub ox: i64,
+    pub fy: i64,
+    pub fx: i64,
+}
+
+/// One class of iterations of a tile loop: `count` iterations with tile
+/// extent `extent`; `first`/`last` when it is the loop's first/last.
+#[derive(Clone, Copy, Debug)]
+struct Class {
+    count: i64,
+    extent: i64,
+    first: bool,
+    last: bool,
+}
+
+fn classes(d: i64, t: i64) -> Vec<Class> {
+    let n = (d + t - 1) / t;
+    let last_extent = d - (n - 1) * t;
+    if n == 1 {
+        return vec![Class { count: 1, extent: d, first: true, last: true }];
+    }
+    let mut v = vec![Class { count: 1, extent: t, first: true, last: false }];
+    if n > 2 {
+        v.push(Class { count: n - 2, extent: t, first: false, last: false });
+    }
+    v.push(Class { count: 1, extent: last_extent, first: false, last: true });
+    v
+}
+
+/// The cost of one schedule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    pub cycles: Cycles,
+    pub energy_pj: f64,
+    /// Kernel calls.
+    pub calls: u64,
+    /// Bytes moved by DMAs.
+    pub bytes_moved: f64,
+}
+
+/// Bytes of the footprint of a schedule per memory: (compute_in, weights memory)
+/// (the same memory counted once in the first entry when they coincide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub act: u64,
+    pub weights: u64,
+}
+
+impl<'a> Problem<'a> {
+    /// The problem of `layer` on `unit` (through `offload`), or why it cannot be scheduled.
+    pub fn new(
+        hw: &'a HwModel,
+        unit: &'a Unit,
+        offload: Option<&'a Offload>,
+        layer: Layer,
+    ) -> Result<Problem<'a>, String> {
+        let home = hw.host_unit().compute_in.as_str();
+        let compute_in = unit.compute_in.as_str();
+        let weights_mem = unit.weights_in.as_deref().unwrap_or(compute_in);
+        let mem = |name: &str| hw.memory(name).ok_or_else(|| format!("unknown memory `{name}`"));
+        let act_mem = mem(compute_in)?;
+        let w_mem = mem(weights_mem)?;
+        let act_dma = if compute_in == home {
+            None
+        } else {
+            Some(hw.dma(home, compute_in).ok_or_else(|| format!("no DMA from {home} to {compute_in}"))?)
+        };
+        let w_dma = if weights_mem == home {
+            None
+        } else {
+            Some(hw.dma(home, weights_mem).ok_or_else(|| format!("no DMA from {home} to {weights_mem}"))?)
+        };
+        let layout = match offload {
+            Some(o) => hw.offload_activation_layout(o),
+            None => &unit.activation_layout[..],
+        };
+        let chw =
+            layout.iter().any(|s| matches!(s, LayoutStep::Order(o) if o.first().is_some_and(|d| d == "C")));
+        let channelwise = matches!(layer.op, OpKind::Add | OpKind::Pool) || layer.is_depthwise();
+        let n_inputs = if layer.op == OpKind::Add { 2 } else { 1 };
+        Ok(Problem {
+            hw,
+            unit,
+            offload,
+            channelwise,
+            chw,
+            act_dma,
+            w_dma,
+            home,
+            weights_mem,
+            act_capacity: act_mem.usable(),
+            w_capacity: w_mem.usable(),
+            act_double: act_mem.double_buffer,
+            w_double: w_mem.double_buffer,
+            n_inputs,
+            layer,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Whether the unit computes where the tensors live (no tiling level).
+    pub fn untiled(&self) -> bool {
+        self.act_dma.is_none()
+    }
+
+    fn shared_weights_mem(&self) -> bool {
+        self.weights_mem == self.unit.compute_in
+    }
+
+    pub fn has_weights(&self) -> bool {
+        matches!(self.layer.op, OpKind::Conv | OpKind::Dense) && self.layer.w_bits > 0
+    }
+
+    fn in_bytes(&self) -> f64 {
+        (self.layer.in_bits.max(8) as f64) / 8.0
+    }
+    fn out_bytes(&self) -> f64 {
+        (self.layer.out_bits.max(8) as f64) / 8.0
+    }
+
+    /// Weight bytes per output channel.
+    pub fn weight_bytes_per_k(&self) -> f64 {
+        if !self.has_weights() {
+            return 0.0;
+        }
+        let l = &self.layer;
+        let per = (l.c / l.groups.max(1)).max(1) * l.fy * l.fx;
+        ((per * l.w_bits) as f64 / 8.0).ceil()
+    }
+
+    /// The spatial unrolling of dimension `d` (1 when not unrolled).
+    pub fn unroll(&self, d: Dim) -> i64 {
+        self.unit.spatial.iter().find(|(x, _)| *x == d).map_or(1, |(_, u)| *u as i64)
+    }
+
+    /// Extents of the tiled loops: (K, OY, OX).
+    pub fn extents(&self) -> [i64; 3] {
+        [self.layer.k.max(1), self.layer.oy.max(1), self.layer.ox.max(1)]
+    }
+
+    /// Input rows (columns) a tile of `o` outputs reads, with its halo,
+    /// at most the input's extent.
+    fn halo(&self, o: i64, s: i64, f: i64, d: i64, full: i64) -> i64 {
+        ((o - 1) * s + (f - 1) * d + 1).min(full.max(1)).max(1)
+    }
+
+    /// The tile as a [`Layer`], for the target's expressions.
+    pub fn tile_layer(&self, k: i64, oy: i64, ox: i64, pads: [bool; 4]) -> Layer {
+        let l = &self.layer;
+        let mut t = l.clone();
+        let [top, bottom, left, right] = pads;
+        t.k = k;
+        if self.channelwise {
+            t.c = k;
+            t.groups = k;
+        }
+        t.oy = oy;
+        t.ox = ox;
+        t.pad_top = if top { l.pad_top } else { 0 };
+        t.pad_bottom = if bottom { l.pad_bottom } else { 0 };
+        t.pad_left = if left { l.pad_left } else { 0 };
+        t.pad_right = if right { l.pad_right } else { 0 };
+        if l.op != OpKind::Dense {
+            let iy = (oy - 1) * l.sy + (l.fy - 1) * l.dy + 1 - t.pad_top - t.pad_bottom;
+            let ix = (ox - 1) * l.sx + (l.fx - 1) * l.dx + 1 - t.pad_left - t.pad_right;
+            t.iy = iy.clamp(1, l.iy.max(1));
+            t.ix = ix.clamp(1, l.ix.max(1));
+        }
+        t
+    }
+
+    /// Compute cycles of one call on a tile (cached by shape).
+    fn kernel_cycles(&self, key: TileKey) -> Result<f64, String> {
+        if let Some(&c) = self.cache.borrow().get(&key) {
+            return Ok(c);
+        }
+        let t = self.tile_layer(key.k, key.oy, key.ox, [key.top, key.bottom, key.left, key.right]);
+        let c = self.call_compute(&t)?;
+        self.cache.borrow_mut().insert(key, c);
+        Ok(c)
+    }
+
+    /// Compute cycles of one call on `t`: the target's expression, else the default model.
+    pub fn call_compute(&self, t: &Layer) -> Result<f64, String> {
+        let expr = match self.offload {
+            Some(o) => self.hw.offload_call_cycles(o, t),
+            None => self.hw.call_cycles(self.unit, t),
+        }
+        .map_err(|e| format!("cannot evaluate the cycles of unit `{}`: {e}", self.unit.name))?;
+        Ok(match expr {
+            Some(c) => c.max(0.0),
+            None => self.default_compute(t),
+        })
+    }
+
+    /// MACs (one operation per output element at least) with spatially
+    /// unrolled dimensions rounded up, over the nominal peak.
+    pub fn default_compute(&self, t: &Layer) -> f64 {
+        let mut work = t.macs().max(t.n * t.k * t.oy * t.ox) as f64;
+        for &(d, u) in &self.unit.spatial {
+            let u = u as i64;
+            let ext = match d {
+                Dim::K => t.k,
+                Dim::C => t.c / t.groups.max(1),
+                Dim::OY => t.oy,
+                Dim::OX => t.ox,
+                Dim::FY => t.fy,
+                Dim::FX => t.fx,
+            }
+            .max(1);
+            work *= ((ext + u - 1) / u * u) as f64 / ext as f64;
+        }
+        work / self.unit.macs_per_cycle.max(f64::MIN_POSITIVE)
+    }
+
+    /// Activation shapes outer to inner in the unit's layout.
+    fn act_box(&self, c: i64, h: i64, w: i64) -> [i64; 3] {
+        if self.chw {
+            [c, h, w]
+        } else {
+            [h, w, c]
+        }
+    }
+
+    fn input_full(&self) -> [i64; 3] {
+        let l = &self.layer;
+        if l.op == OpKind::Dense {
+            return [1, l.n.max(1), l.c];
+        }
+        self.act_box(l.c, l.iy.max(1), l.ix.max(1))
+    }
+
+    fn input_tile(&self, k: i64, oy: i64, ox: i64) -> [i64; 3] {
+        let l = &self.layer;
+        if l.op == OpKind::Dense {
+            return [1, l.n.max(1), l.c];
+        }
+        let c = if self.channelwise { k } else { l.c };
+        let (iy, ix) = if l.op == OpKind::Add {
+            (oy, ox)
+        } else {
+            (self.halo(oy, l.sy, l.fy, l.dy, l.iy), self.halo(ox, l.sx, l.fx, l.dx, l.ix))
+        };
+        self.act_box(c, iy, ix)
+    }
+
+    fn output_full(&self) -> [i64; 3] {
+        let l = &self.layer;
+        if l.op == OpKind::Dense {
+            return [1, l.n.max(1), l.k];
+        }
+        self.act_box(l.k, l.oy, l.ox)
+    }
+
+    fn output_tile(&self, k: i64, oy: i64, ox: i64) -> [i64; 3] {
+        let l = &self.layer;
+        if l.op == OpKind::Dense {
+            return [1, l.n.max(1), k];
+        }
+        self.act_box(k, oy, ox)
+    }
+
+    /// Bytes of the input, weight and output tiles of a (K, OY, OX) tile.
+    pub fn tile_bytes(&self, k: i64, oy: i64, ox: i64) -> (u64, u64, u64) {
+        let i: i64 = self.input_tile(k, oy, ox).iter().product();
+        let o: i64 = self.output_tile(k, oy, ox).iter().product();
+        let input = (i as f64 * self.in_bytes()).ceil() as u64 * self.n_inputs as u64;
+        let weights = (k as f64 * self.weight_bytes_per_k()).ceil() as u64;
+        let output = (o as f64 * self.out_bytes()).ceil() as u64;
+        (input, weights, output)
+    }
+
+    /// Scratch bytes of the unit on the largest tile.
+    pub fn scratch(&self, k: i64, oy: i64, ox: i64) -> Result<u64, String> {
+        let t = self.tile_layer(k, oy, ox, [true; 4]);
+        let s = self
+            .hw
+            .scratch_bytes(self.unit, &t)
+            .map_err(|e| format!("scratch of `{}`: {e}", self.unit.name))?;
+        Ok(s.iter().map(|(_, b)| b.max(0.0).ceil() as u64).sum())
+    }
+
+    /// Footprint of a (K, OY, OX) tile under `buf`.
+    pub fn footprint(&self, tile: [i64; 3], buf: Buffering) -> Result<Footprint, String> {
+        let [k, oy, ox] = tile;
+        let (i, w, o) = self.tile_bytes(k, oy, ox);
+        let mut act = i * Buffering::factor(buf.input) + o * Buffering::factor(buf.output);
+        act += self.scratch(k, oy, ox)?;
+        let w = w * Buffering::factor(buf.weights);
+        if self.shared_weights_mem() {
+            Ok(Footprint { act: act + w, weights: 0 })
+        } else {
+            Ok(Footprint { act, weights: w })
+        }
+    }
+
+    pub fn fits(&self, f: Footprint) -> bool {
+        f.act <= self.act_capacity && f.weights <= self.w_capacity
+    }
+
+    /// The buffering choices this target allows.
+    pub fn bufferings(&self) -> Vec<Buffering> {
+        let mut v = Vec::new();
+        for bits in 0..8u8 {
+            let b = Buffering { input: bits & 1 != 0, weights: bits & 2 != 0, output: bits & 4 != 0 };
+            if (b.input || b.output) && !self.act_double {
+                continue;
+            }
+            if b.weights && (!self.w_double || !self.has_weights()) {
+                continue;
+            }
+            v.push(b);
+        }
+        v
+    }
+
+    fn input_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
+        let Some(dma) = self.act_dma else { return 0.0 };
+        self.n_inputs as f64
+            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, oy, ox), self.in_bytes())
+    }
+    fn weight_dma(&self, k: i64) -> f64 {
+        let Some(dma) = self.w_dma.or(self.act_dma) else { return 0.0 };
+        if !self.has_weights() {
+            return 0.0;
+        }
+        let per = self.weight_bytes_per_k() as i64;
+        dma_cycles(dma, &[self.layer.k, per], &[k, per], 1.0)
+    }
+    fn output_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
+        let Some(dma) = self.act_dma else { return 0.0 };
+        dma_cycles(dma, &self.output_full(), &self.output_tile(k, oy, ox), self.out_bytes())
+    }
+
+    fn energy_per_byte(&self, dma: Option<&Dma>, to: &str) -> f64 {
+        let mem = |n: &str| self.hw.memory(n).and_then(|m| m.energy_per_byte).unwrap_or(0.0);
+        match dma {
+            Some(d) => d.energy_per_byte.unwrap_or(0.0) + mem(self.home) + mem(to),
+            None => mem(self.home),
+        }
+    }
+
+    /// The lower bound on the cycles of any schedule with this tile:
+    /// every call's compute and overhead (independent of order and buffering).
+    pub fn compute_floor(&self, tile: [i64; 3]) -> Result<f64, String> {
+        let [d_k, d_oy, d_ox] = self.extents();
+        let ovh = self.unit.call_overhead as f64;
+        let mut total = 0.0;
+        for ck in classes(d_k, tile[0]) {
+            for cy in classes(d_oy, tile[1]) {
+                for cx in classes(d_ox, tile[2]) {
+                    let key = TileKey {
+                        k: ck.extent,
+                        oy: cy.extent,
+                        ox: cx.extent,
+                        top: cy.first,
+                        bottom: cy.last,
+                        left: cx.first,
+                        right: cx.last,
+                    };
+                    total += (ck.count * cy.count * cx.count) as f64 * (self.kernel_cycles(key)? + ovh);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// The cost of tiling with `tile` (K, OY, OX), loops in `order` (outer
+    /// to inner) and buffering `buf`.
+    pub fn evaluate(&self, tile: [i64; 3], order: [Loop; 3], buf: Buffering) -> Result<Estimate, String> {
+        let ext = self.extents();
+        let ovh = self.unit.call_overhead as f64;
+        let per_loop: Vec<Vec<Class>> = (0..3).map(|i| classes(ext[i], tile[i])).collect();
+        let trips: Vec<i64> = (0..3).map(|i| (ext[i] + tile[i] - 1) / tile[i]).collect();
+        let mut cycles = Cycles::default();
+        let mut calls = 0i64;
+        let mut bytes_moved = 0.0;
+        let (e_in, e_out, e_w) = (
+            self.energy_per_byte(self.act_dma, &self.unit.compute_in),
+            self.energy_per_byte(self.act_dma, &self.unit.compute_in),
+            self.energy_per_byte(self.w_dma.or(self.act_dma), self.weights_mem),
+        );
+        let mut energy = 0.0;
+        // Which loops each operand depends on.
+        let w_dep = |l: Loop| l == Loop::K;
+        let in_dep = |l: Loop| l != Loop::K || self.channelwise;
+        let mut last_write = 0.0;
+        for a in &per_loop[order[0].index()] {
+            for b in &per_loop[order[1].index()] {
+                for c in &per_loop[order[2].index()] {
+                    let cls = [a, b, c];
+                    let count = (a.count * b.count * c.count) as f64;
+                    let mut by = [0i64; 3];
+                    let mut cl = [cls[0]; 3];
+                    for (pos, l) in order.iter().enumerate() {
+                        by[l.index()] = cls[pos].extent;
+                        cl[l.index()] = cls[pos];
+                    }
+                    let (k, oy, ox) = (by[0], by[1], by[2]);
+                    let key = TileKey {
+                        k,
+                        oy,
+                        ox,
+                        top: cl[1].first,
+                        bottom: cl[1].last,
+                        left: cl[2].first,
+                        right: cl[2].last,
+                    };
+                    let call = self.kernel_cycles(key)?;
+                    // The change level: the innermost loop not at its first
+                    // iteration; None at the very first step.
+                    let level = (0..3).rev().find(|&p| !cls[p].first);
+                    let changed = |dep: &dyn Fn(Loop) -> bool| match level {
+                        None => true,
+                        Some(j) => (j..3).any(|p| dep(order[p]) && trips[order[p].index()] > 1),
+                    };
+                    let (ib, wb, ob) = self.tile_bytes(k, oy, ox);
+                    let in_t = if changed(&in_dep) { self.input_dma(k, oy, ox) } else { 0.0 };
+                    let in_b = if changed(&in_dep) { ib as f64 } else { 0.0 };
+                    let w_t = if changed(&w_dep) { self.weight_dma(k) } else { 0.0 };
+                    let w_b =
+                        if changed(&w_dep) && self.has_weights() && self.w_dma.or(self.act_dma).is_some() {
+                            wb as f64
+                        } else {
+                            0.0
+                        };
+                    let out_t = self.output_dma(k, oy, ox);
+                    let o_b = if self.act_dma.is_some() { ob as f64 } else { 0.0 };
+                    let i_b = if self.act_dma.is_some() { in_b } else { 0.0 };
+                    bytes_moved += count * (i_b + w_b + o_b);
+                    energy += count * (i_b * e_in + w_b * e_w + o_b * e_out);
+                    let (mut serial, mut over) = (0.0, 0.0);
+                    if level.is_none() {
+                        serial += in_t + w_t; // prologue
+                    } else {
+                        let (s_i, o_i) = if buf.input { (0.0, in_t) } else { (in_t, 0.0) };
+                        let (s_w, o_w) = if buf.weights { (0.0, w_t) } else { (w_t, 0.0) };
+                        serial += s_i + s_w;
+                        over += o_i + o_w;
+                        if buf.output {
+                            over += out_t; // the previous step's write-back
+                        }
+                    }
+                    if !buf.output {
+                        serial += out_t;
+                    }
+                    if a.last && b.last && c.last {
+                        last_write = out_t;
+                    }
+                    let (_, exposed, stall) = step_cycles(call + ovh, serial, over);
+                    cycles.add_step(count, call, ovh, exposed, stall);
+                    calls += count as i64;
+                }
+            }
+        }
+        if buf.output {
+            cycles.transfer += last_write; // epilogue
+        }
+        cycles.finish();
+        let macs = self.layer.macs().max(0) as f64;
+        energy += macs * self.unit.energy_per_mac.unwrap_or(0.0);
+        if self.untiled() {
+            let (i, w, o) = self.tile_bytes(self.layer.k, self.layer.oy, self.layer.ox);
+            energy += (i + w + o) as f64 * self.energy_per_byte(None, self.home);
+        }
+        Ok(Estimate { cycles, energy_pj: energy, calls: calls as u64, bytes_moved })
+    }
+
+    /// Bytes of the layer's inputs, weights and outputs, each once.
+    pub fn compulsory_bytes(&self) -> f64 {
+        let (i, w, o) = self.tile_bytes(self.layer.k, self.layer.oy, self.layer.ox);
+        (i + w + o) as f64
+    }
+
+    /// (roofline_cycles, bound_cycles) of the layer on this unit.
+    pub fn bounds(&self) -> Result<(f64, f64), String> {
+        let macs = self.layer.macs().max(0) as f64;
+        let memory = match self.act_dma {
+            Some(d) => self.compulsory_bytes() / d.bandwidth,
+            None => 0.0,
+        };
+        let roofline = (macs / self.unit.macs_per_cycle.max(f64::MIN_POSITIVE)).max(memory);
+        let l = &self.layer;
+        let whole = self.call_compute(&self.tile_layer(l.k, l.oy, l.ox, [true; 4]))?;
+        Ok((roofline, whole.max(memory)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dma(dims: u32, max: Option<u64>) -> Dma {
+        Dma {
+            from: "L2".into(),
+            to: "L1".into(),
+            both_ways: true,
+            bandwidth: 8.0,
+            setup: 370,
+            dims,
+            max_bytes: max,
+            overhead: vec![0, 1, 10],
+            start: "s".into(),
+            wait: "w".into(),
+            energy_per_byte: None,
+        }
+    }
+
+    #[test]
+    fn strided_dims_follow_the_tile() {
+        // HWC 10x10x16: full C and W: contiguous rows.
+        assert_eq!(transfer_shape(&[10, 10, 16], &[4, 10, 16]), vec![640]);
+        // Partial W, full C: one run per row.
+        assert_eq!(transfer_shape(&[10, 10, 16], &[4, 5, 16]), vec![4, 80]);
+        // Partial C: 3-D.
+        assert_eq!(transfer_shape(&[10, 10, 16], &[4, 5, 8]), vec![4, 5, 8]);
+        // Extent-1 outer dimensions vanish.
+        assert_eq!(transfer_shape(&[10, 10, 16], &[1, 5, 8]), vec![5, 8]);
+        assert_eq!(transfer_shape(&[10, 10, 16], &[10, 10, 16]), vec![1600]);
+    }
+
+    #[test]
+    fn dma_splits_at_max_bytes() {
+        // 100000 contiguous bytes: 2 commands of at most 65535 B.
+        let d = dma(3, Some(65535));
+        assert_eq!(dma_cycles(&d, &[100000], &[100000], 1.0), 2.0 * 370.0 + 100000.0 / 8.0);
+        // 65535 B: one command.
+        assert_eq!(dma_cycles(&d, &[65535], &[65535], 1.0), 370.0 + 65535.0 / 8.0);
+        // 2-D: 4 rows of 80 B: one command with the 2-D overhead.
+        assert_eq!(dma_cycles(&d, &[10, 10, 16], &[4, 5, 16], 1.0), 370.0 + 1.0 + 320.0 / 8.0);
+        // 3-D on a 3-D DMA: 10 cycles of overhead.
+        assert_eq!(dma_cycles(&d, &[10, 10, 16], &[4, 5, 8], 1.0), 370.0 + 10.0 + 160.0 / 8.0);
+        // 3-D on a 1-D DMA: one command per run (4 * 5).
+        let d1 = dma(1, None);
+        assert_eq!(dma_cycles(&d1, &[10, 10, 16], &[4, 5, 8], 1.0), 20.0 * 370.0 + 160.0 / 8.0);
+        // 3-D on a 2-D DMA with a small max: 4 commands of 40 B, each split in 2 at 32 B.
+        let d2 = dma(2, Some(32));
+        assert_eq!(dma_cycles(&d2, &[10, 10, 16], &[4, 5, 8], 1.0), 8.0 * (370.0 + 1.0) + 160.0 / 8.0);
+    }
+
+    #[test]
+    fn double_buffer_overlap() {
+        // Call 100, overlapped transfer 60: hidden.
+        assert_eq!(step_cycles(100.0, 0.0, 60.0), (100.0, 0.0, 0.0));
+        // Call 100, overlapped 160: 60 of stall.
+        assert_eq!(step_cycles(100.0, 0.0, 160.0), (160.0, 0.0, 60.0));
+        // Serial transfers add.
+        assert_eq!(step_cycles(100.0, 30.0, 0.0), (130.0, 30.0, 0.0));
+    }
+
+    #[test]
+    fn loop_classes() {
+        let c = classes(10, 4);
+        let v: Vec<(i64, i64, bool, bool)> = c.iter().map(|c| (c.count, c.extent, c.first, c.last)).collect();
+        assert_eq!(v, [(1, 4, true, false), (1, 4, false, false), (1, 2, false, true)]);
+        assert_eq!(classes(8, 8).len(), 1);
+        let v: Vec<(i64, i64)> = classes(7, 2).iter().map(|c| (c.count, c.extent)).collect();
+        assert_eq!(v, [(1, 2), (2, 2), (1, 1)]);
+    }
+}

@@ -1,0 +1,489 @@
+//! Schedule search: per (layer, unit), the tile sizes, loop order and
+//! buffering with the lowest cost ([`crate::cost`]) that fit the memories.
+//!
+//! The space, for a unit that computes from a memory other than the one
+//! the tensors live in (the host unit's `compute_in`):
+//! - tile sizes of the loops K, OY and OX; for each dimension D unrolled by
+//!   u, the candidates are every distinct `ceil(D / n)` for n = 1..D plus
+//!   every multiple of u up to D ([`candidates`]); tiles need not divide D.
+//!   C follows K for channel-wise layers and is whole otherwise; FY/FX are
+//!   whole (see [`crate::cost`]);
+//! - the order of the three tile loops (all 6); the resident operand follows
+//!   from it (the one whose loops are all outside the innermost loop);
+//! - single or double buffering of inputs, weights and outputs, where the
+//!   memory holding the operand has `double_buffer`.
+//!
+//! A unit computing where the tensors live (the host) runs the layer in one
+//! call: no tiling level. Tensors are assumed to live in that memory (the
+//! planner requires it, `compile::check_fits`), so no L3 level is searched.
+//!
+//! Memory: a tile is rejected when its input (with halo, times the inputs
+//! read), output and weight tiles, each doubled when double-buffered, plus
+//! the unit's scratch buffers evaluated on the tile, exceed the usable bytes
+//! (size - reserve) of `compute_in` (weights: of `weights_in` when set).
+//!
+//! Optimality. The search enumerates every candidate tile (largest first)
+//! and, for each, every order and buffering; it skips a tile only when
+//! ([`crate::cost::Problem::compute_floor`]) the sum of its calls' compute
+//! and overhead, which every schedule with that tile pays whatever its
+//! order and buffering (cost = compute + overhead + exposed transfer +
+//! stall, the last two never negative), is already at least the best cost
+//! found: no schedule with that tile can be strictly better. A new schedule
+//! replaces the best only when strictly cheaper, so the result is the first
+//! optimum in a fixed enumeration order: deterministic. Under
+//! `--optimize energy` the objective is (energy, cycles) and the floor is
+//! not used (energy has no such floor here), so the search is exhaustive.
+
+use crate::cost::{Buffering, Cycles, Loop, Problem, Tile, ORDERS};
+use match_dsl::model::Dim;
+use serde::Serialize;
+
+/// What the mapping minimizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Objective {
+    #[default]
+    Latency,
+    Energy,
+}
+
+/// The chosen schedule of a layer on a unit and its estimated cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Schedule {
+    pub unit: String,
+    /// The memory the tensors live in and the one the unit computes from
+    /// (equal when there is no tiling level).
+    pub from: String,
+    pub to: String,
+    /// Tile sizes at the compute level (the whole layer when untiled).
+    pub tile: Tile,
+    /// Tile loops, outer to inner.
+    pub order: Vec<Loop>,
+    pub buffering: Buffering,
+    /// The operand kept in place across the innermost loop, if any.
+    pub resident: Option<String>,
+    /// Kernel calls.
+    pub calls: u64,
+    pub cycles: Cycles,
+    pub energy_pj: f64,
+    pub macs: u64,
+    pub bound_cycles: f64,
+    pub roofline_cycles: f64,
+    /// Bytes of `to` (and of the weights' memory) the schedule uses.
+    pub footprint: u64,
+    pub weights_footprint: u64,
+    /// Cycles added for a layout conversion before this layer (in `cycles.overhead`).
+    pub conversion_cycles: f64,
+}
+
+impl Schedule {
+    /// The cost under `objective`, as a comparable pair.
+    pub fn key(&self, objective: Objective) -> (f64, f64) {
+        match objective {
+            Objective::Latency => (self.cycles.total, self.energy_pj),
+            Objective::Energy => (self.energy_pj, self.cycles.total),
+        }
+    }
+}
+
+/// Candidate tile sizes of a dimension of extent `d` unrolled by `u`:
+/// every distinct `ceil(d / n)`, n = 1..d, and every multiple of `u` up to
+/// `d`; ascending.
+pub fn candidates(d: i64, u: i64) -> Vec<i64> {
+    let d = d.max(1);
+    let mut v = Vec::new();
+    // ceil(d / n) takes O(sqrt(d)) distinct values: walk them by blocks.
+    let mut n = 1;
+    while n <= d {
+        let t = (d + n - 1) / n;
+        v.push(t);
+        // The largest n' with ceil(d / n') == t.
+        let next = if t == 1 { d } else { (d - 1) / (t - 1) };
+        n = next.max(n) + 1;
+    }
+    if u > 1 {
+        let mut m = u;
+        while m <= d {
+            v.push(m);
+            m += u;
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn resident(order: &[Loop; 3], trips: [i64; 3], channelwise: bool, has_weights: bool) -> Option<String> {
+    // Loops that actually iterate, inner to outer.
+    let inner = order.iter().rev().find(|l| trips[**l as usize] > 1)?;
+    let w_dep = *inner == Loop::K;
+    let in_dep = *inner != Loop::K || channelwise;
+    match (w_dep, in_dep) {
+        (false, _) if has_weights => Some("weights".into()),
+        (true, false) => Some("input".into()),
+        _ => None,
+    }
+}
+
+/// The best schedule of `p` among the candidate tile sizes, or with
+/// `all_sizes` among every size 1..D; with `prune` false, without the
+/// compute floor (the brute force of the tests and the bench).
+pub fn search_in(
+    p: &Problem,
+    objective: Objective,
+    all_sizes: bool,
+    prune: bool,
+) -> Result<Schedule, String> {
+    let ext = p.extents();
+    let unroll = [p.unroll(Dim::K), p.unroll(Dim::OY), p.unroll(Dim::OX)];
+    let cands: Vec<Vec<i64>> = if p.untiled() {
+        ext.iter().map(|&d| vec![d]).collect()
+    } else {
+        (0..3)
+            .map(|i| {
+                let mut v = if all_sizes { (1..=ext[i]).collect() } else { candidates(ext[i], unroll[i]) };
+                v.reverse(); // largest first: good schedules early, so the floor prunes more
+                v
+            })
+            .collect()
+    };
+    let bufs = p.bufferings();
+    let mut best: Option<(Schedule, (f64, f64))> = None;
+    for &tk in &cands[0] {
+        for &toy in &cands[1] {
+            for &tox in &cands[2] {
+                let tile = [tk, toy, tox];
+                if !p.fits(p.footprint(tile, Buffering::default())?) {
+                    continue;
+                }
+                if prune && objective == Objective::Latency {
+                    if let Some((_, (b, _))) = &best {
+                        if p.compute_floor(tile)? >= *b {
+                            continue;
+                        }
+                    }
+                }
+                for order in ORDERS {
+                    for &buf in &bufs {
+                        let f = p.footprint(tile, buf)?;
+                        if !p.fits(f) {
+                            continue;
+                        }
+                        let e = p.evaluate(tile, order, buf)?;
+                        let key = match objective {
+                            Objective::Latency => (e.cycles.total, e.energy_pj),
+                            Objective::Energy => (e.energy_pj, e.cycles.total),
+                        };
+                        if best.as_ref().is_some_and(|(_, b)| key >= *b) {
+                            continue;
+                        }
+                        let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
+                        let l = &p.layer;
+                        let s = Schedule {
+                            unit: p.unit.name.clone(),
+                            from: p.home.to_string(),
+                            to: p.unit.compute_in.clone(),
+                            tile: Tile {
+                                k: tk,
+                                c: if p.channelwise { tk } else { l.c },
+                                oy: toy,
+                                ox: tox,
+                                fy: l.fy,
+                                fx: l.fx,
+                            },
+                            order: order.to_vec(),
+                            buffering: buf,
+                            resident: resident(&order, trips, p.channelwise, p.has_weights()),
+                            calls: e.calls,
+                            cycles: e.cycles,
+                            energy_pj: e.energy_pj,
+                            macs: l.macs().max(0) as u64,
+                            bound_cycles: 0.0,
+                            roofline_cycles: 0.0,
+                            footprint: f.act,
+                            weights_footprint: f.weights,
+                            conversion_cycles: 0.0,
+                        };
+                        best = Some((s, key));
+                    }
+                }
+            }
+        }
+    }
+    let (mut s, _) = best.ok_or_else(|| {
+        format!(
+            "no tile of the layer fits unit `{}` ({} B usable in {})",
+            p.unit.name, p.act_capacity, p.unit.compute_in
+        )
+    })?;
+    if p.untiled() {
+        s.order.clear();
+        s.buffering = Buffering::default();
+        s.resident = None;
+    }
+    let (roofline, bound) = p.bounds()?;
+    s.roofline_cycles = roofline;
+    s.bound_cycles = bound;
+    Ok(s)
+}
+
+/// The best schedule of `p` among the candidate tile sizes.
+pub fn search(p: &Problem, objective: Objective) -> Result<Schedule, String> {
+    search_in(p, objective, false, true)
+}
+
+/// One line describing a schedule, for `--explain`.
+pub fn describe(s: &Schedule) -> Vec<String> {
+    let mut out = Vec::new();
+    let t = &s.tile;
+    if s.from == s.to {
+        out.push(format!("schedule: untiled, one call in {}", s.to));
+    } else {
+        out.push(format!(
+            "tiles {}->{}: K {} C {} OY {} OX {} FY {} FX {}; {} call{}; {} B of {}{}",
+            s.from,
+            s.to,
+            t.k,
+            t.c,
+            t.oy,
+            t.ox,
+            t.fy,
+            t.fx,
+            s.calls,
+            if s.calls == 1 { "" } else { "s" },
+            s.footprint,
+            s.to,
+            if s.weights_footprint > 0 {
+                format!(" + {} B of weights memory", s.weights_footprint)
+            } else {
+                String::new()
+            }
+        ));
+        let order: Vec<&str> = s.order.iter().map(|l| l.name()).collect();
+        let b = |x: bool| if x { "double" } else { "single" };
+        out.push(format!(
+            "order {} (outer to inner); resident {}; buffering input {}, weights {}, output {}",
+            order.join(", "),
+            s.resident.as_deref().unwrap_or("none"),
+            b(s.buffering.input),
+            b(s.buffering.weights),
+            b(s.buffering.output)
+        ));
+    }
+    let c = &s.cycles;
+    out.push(format!(
+        "cycles {:.0} = compute {:.0} + transfer {:.0} + overhead {:.0} + stall {:.0}{}",
+        c.total,
+        c.compute,
+        c.transfer,
+        c.overhead,
+        c.stall,
+        if s.conversion_cycles > 0.0 {
+            format!(" (overhead includes a layout conversion of {:.0})", s.conversion_cycles)
+        } else {
+            String::new()
+        }
+    ));
+    let ratio = |b: f64| if b > 0.0 { format!("{:.2}", c.total / b) } else { "-".into() };
+    out.push(format!(
+        "bound {:.0} (x{}), roofline {:.0} (x{}); energy {:.0} pJ",
+        s.bound_cycles,
+        ratio(s.bound_cycles),
+        s.roofline_cycles,
+        ratio(s.roofline_cycles),
+        s.energy_pj
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use match_dsl::layer::Layer;
+    use match_dsl::HwModel;
+    use std::path::Path;
+
+    fn target(name: &str) -> HwModel {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets").join(format!("{name}.hwm"));
+        match_dsl::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A target with a tiny L1 so that small layers must be tiled.
+    fn tiny(l1: u64, dims: u32) -> HwModel {
+        let overhead = ["1d 0 cycles", "2d 2 cycles", "3d 5 cycles"][..dims as usize].join(", ");
+        let src = format!(
+            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n memory L1 {{ size {l1} B; double_buffer }}\n dma L2 <-> L1 {{ bandwidth 4 B/cycle; setup 20 cycles; dims {dims}; max 100 B; overhead {overhead}; start \"s\"; wait \"w\" }}\n unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ spatial K 4, OX 2; macs 8/cycle; compute_in L1; call_overhead 30 cycles; scratch s = 2 * K }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n"
+        );
+        match_dsl::check(&src, "t.hwm").unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn problem<'a>(hw: &'a HwModel, unit: &str, layer: Layer) -> Problem<'a> {
+        let u = hw.unit(unit).unwrap();
+        let o = hw.offloads.iter().find(|o| o.unit == unit);
+        Problem::new(hw, u, o, layer).unwrap()
+    }
+
+    #[test]
+    fn candidate_sets() {
+        assert_eq!(candidates(10, 1), vec![1, 2, 3, 4, 5, 10]);
+        assert_eq!(candidates(10, 4), vec![1, 2, 3, 4, 5, 8, 10]);
+        assert_eq!(candidates(1, 16), vec![1]);
+        for d in 1..200 {
+            let mut want: Vec<i64> = (1..=d).map(|n| (d + n - 1) / n).collect();
+            want.extend((1..=d / 3).map(|m| 3 * m));
+            want.sort_unstable();
+            want.dedup();
+            assert_eq!(candidates(d, 3), want, "{d}");
+        }
+    }
+
+    fn layers() -> Vec<Layer> {
+        vec![
+            Layer::conv(8, 4, 6, 6, 3, 3, 1, 1),
+            Layer::conv(6, 3, 5, 7, 3, 3, 2, 1),
+            Layer::conv(12, 2, 4, 5, 1, 1, 1, 0),
+            Layer::depthwise(6, 5, 5, 3, 3, 1, 1),
+            Layer::dense(10, 16),
+            Layer::add(5, 3, 4),
+            Layer::pool(4, 3, 3, 2, 2, 2, 0),
+        ]
+    }
+
+    /// Coverage: enumerating the tiles of each loop covers every output element once.
+    fn coverage(ext: [i64; 3], tile: [i64; 3]) {
+        let mut seen = vec![0u32; (ext[0] * ext[1] * ext[2]) as usize];
+        let mut k = 0;
+        while k < ext[0] {
+            let mut y = 0;
+            while y < ext[1] {
+                let mut x = 0;
+                while x < ext[2] {
+                    for kk in k..(k + tile[0]).min(ext[0]) {
+                        for yy in y..(y + tile[1]).min(ext[1]) {
+                            for xx in x..(x + tile[2]).min(ext[2]) {
+                                seen[((kk * ext[1] + yy) * ext[2] + xx) as usize] += 1;
+                            }
+                        }
+                    }
+                    x += tile[2];
+                }
+                y += tile[1];
+            }
+            k += tile[0];
+        }
+        assert!(seen.iter().all(|&c| c == 1), "{ext:?} by {tile:?}");
+    }
+
+    /// The footprint recomputed from first principles.
+    fn footprint(p: &Problem, s: &Schedule) -> u64 {
+        let l = &p.layer;
+        let t = &s.tile;
+        let b = |x: bool| if x { 2 } else { 1 };
+        let (iy, ix) = if l.op == match_dsl::layer::OpKind::Dense {
+            (1, 1)
+        } else if l.op == match_dsl::layer::OpKind::Add {
+            (t.oy, t.ox)
+        } else {
+            (((t.oy - 1) * l.sy + l.fy).min(l.iy), ((t.ox - 1) * l.sx + l.fx).min(l.ix))
+        };
+        let cin = if l.op == match_dsl::layer::OpKind::Dense { l.c * l.n } else { t.c };
+        let n_in = if l.op == match_dsl::layer::OpKind::Add { 2 } else { 1 };
+        let input = (iy * ix * cin) as u64 * n_in;
+        let out = (t.oy * t.ox * t.k * l.out_bits / 8) as u64;
+        let w = if p.has_weights() { (t.k * (l.c / l.groups) * l.fy * l.fx) as u64 } else { 0 };
+        input * b(s.buffering.input)
+            + out * b(s.buffering.output)
+            + w * b(s.buffering.weights)
+            + 2 * t.k as u64
+    }
+
+    #[test]
+    fn search_equals_brute_force_and_fits_and_covers() {
+        for (l1, dims) in [(300, 3), (700, 1), (2000, 2)] {
+            let hw = tiny(l1, dims);
+            for layer in layers() {
+                let p = problem(&hw, "acc", layer.clone());
+                let fast = match search(&p, Objective::Latency) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        assert!(search_in(&p, Objective::Latency, true, false).is_err(), "{e}");
+                        continue;
+                    }
+                };
+                // The pruning keeps the optimum: equal to exhaustive
+                // enumeration of the same candidates, schedule and all.
+                let exhaustive = search_in(&p, Objective::Latency, false, false).unwrap();
+                assert_eq!(fast.cycles, exhaustive.cycles, "L1 {l1}: {layer:?}");
+                // Brute force over every size 1..D: never worse than the
+                // candidates (a superset); the gap is what the candidate set
+                // of the issue gives up (reported by benches/search.rs).
+                let slow = search_in(&p, Objective::Latency, true, false).unwrap();
+                assert!(slow.cycles.total <= fast.cycles.total + 1e-9, "L1 {l1}: {layer:?}");
+                // The same with pruning over all sizes.
+                assert_eq!(search_in(&p, Objective::Latency, true, true).unwrap().cycles, slow.cycles);
+                assert!(footprint(&p, &fast) <= l1, "{layer:?} {fast:?}");
+                assert_eq!(fast.footprint, footprint(&p, &fast), "{layer:?}");
+                coverage(p.extents(), [fast.tile.k, fast.tile.oy, fast.tile.ox]);
+                let c = &fast.cycles;
+                assert!((c.compute + c.transfer + c.overhead + c.stall - c.total).abs() < 1e-6);
+                assert!(fast.bound_cycles <= fast.cycles.total + 1e-6 || fast.bound_cycles > 0.0);
+                // Deterministic.
+                assert_eq!(search(&p, Objective::Latency).unwrap(), fast);
+            }
+        }
+    }
+
+    #[test]
+    fn hand_computed_single_tile() {
+        // conv K4 C1 OY2 OX2 1x1 on acc (K 4, OX 2 unrolled, 8 MAC/cycle),
+        // L1 big enough: one tile, one call.
+        let hw = tiny(100000, 3);
+        let p = problem(&hw, "acc", Layer::conv(4, 1, 2, 2, 1, 1, 1, 0));
+        let s = search(&p, Objective::Latency).unwrap();
+        assert_eq!((s.tile.k, s.tile.oy, s.tile.ox, s.calls), (4, 2, 2, 1));
+        // compute: 16 MACs / 8 = 2; overhead 30; input 4 B: 20 + 1; weights 4 B: 20 + 1;
+        // output 16 B: 20 + 4. Single step: everything serial.
+        assert_eq!(s.cycles.compute, 2.0);
+        assert_eq!(s.cycles.overhead, 30.0);
+        assert_eq!(s.cycles.transfer, 21.0 + 21.0 + 24.0);
+        assert_eq!(s.cycles.stall, 0.0);
+        assert_eq!(s.cycles.total, 2.0 + 30.0 + 66.0);
+        // roofline: max(16 / 8, 24 B / 4) = 6; bound: the same compute (full passes).
+        assert_eq!(s.roofline_cycles, 6.0);
+        assert_eq!(s.bound_cycles, 6.0);
+    }
+
+    #[test]
+    fn hand_computed_double_buffered_steps() {
+        // dense K8 C10 on acc: weights 8 x 10 B. Tiled at K 4 with double
+        // buffered weights: 2 steps.
+        let hw = tiny(100000, 3);
+        let p = problem(&hw, "acc", Layer::dense(8, 10));
+        let buf = Buffering { input: false, weights: true, output: false };
+        let e = p.evaluate([4, 1, 1], [Loop::K, Loop::OY, Loop::OX], buf).unwrap();
+        // Per call: 40 MACs, OX (1) unrolled by 2 costs a full pass: 80 / 8 = 10 compute, 30 overhead.
+        // Step 0 (prologue): input 10 B (20 + 2.5) + weights 40 B (20 + 10) serial;
+        //   output 4 B serial (20 + 1).
+        // Step 1: weights (30) overlapped with the call (40): hidden; output 21 serial.
+        assert_eq!(e.cycles.compute, 20.0);
+        assert_eq!(e.cycles.overhead, 60.0);
+        assert_eq!(e.cycles.transfer, 22.5 + 30.0 + 21.0 + 21.0);
+        assert_eq!(e.cycles.stall, 0.0);
+        assert_eq!(e.calls, 2);
+        // Single-buffered: the second weight load is serial too.
+        let e1 = p.evaluate([4, 1, 1], [Loop::K, Loop::OY, Loop::OX], Buffering::default()).unwrap();
+        assert_eq!(e1.cycles.transfer, e.cycles.transfer + 30.0);
+    }
+
+    #[test]
+    fn mlperf_shapes_map_fast_on_real_targets() {
+        let gap9 = target("gap9");
+        let p = problem(&gap9, "cluster", Layer::conv(64, 64, 32, 32, 3, 3, 1, 1));
+        let s = search(&p, Objective::Latency).unwrap();
+        assert!(s.footprint <= 120000);
+        assert!(s.cycles.total >= s.bound_cycles);
+        let diana = target("diana");
+        let p = problem(&diana, "digital", Layer::conv(64, 64, 32, 32, 3, 3, 1, 1));
+        let s = search(&p, Objective::Latency).unwrap();
+        assert!(s.weights_footprint <= 64000 && s.footprint <= 256000);
+    }
+}
