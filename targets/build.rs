@@ -15,7 +15,8 @@ fn main() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "hwm"))
         .collect();
-    files.sort();
+    // By name (stem), so that `host` sorts before `host-tiled`.
+    files.sort_by_key(|p| p.file_stem().map(|s| s.to_os_string()));
 
     // Typed Rust for every target, checked at compile time by include_hwm!.
     let mut typed = String::new();

@@ -696,7 +696,10 @@ pub fn explain(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> String {
         mapping.layers.len(),
         node_count
     );
-    let _ = writeln!(s, "schedule (estimated; code is not tiled yet): cost model of the .hwm, per layer");
+    let _ = writeln!(
+        s,
+        "schedule (estimated): cost model of the .hwm, per layer; the emitted code follows each tiled schedule where the target's platform provides its DMA functions (else it runs untiled and says so)"
+    );
     // unit -> (layers, MACs), in the file's unit order.
     let mut per_unit: BTreeMap<usize, (String, usize, u64)> = BTreeMap::new();
     for (i, layer) in mapping.layers.iter().enumerate() {

@@ -25,3 +25,6 @@ pub fn shared_models() -> Option<PathBuf> {
     eprintln!("skipping: {} not found (set MATCH_REQUIRE_SHARED=1 to fail instead)", dir.display());
     None
 }
+
+pub mod diff;
+pub mod gen;

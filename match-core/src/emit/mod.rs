@@ -15,6 +15,7 @@
 //!   `-DMATCH_NO_MAIN`) and a `Makefile` building `build/<model>`.
 
 mod ops;
+pub mod tiled;
 
 use crate::ir::{DType, Data, Graph, TensorId};
 use crate::mapping::Mapping;
@@ -110,11 +111,46 @@ pub fn generate(
     let mut cx = Cx::new(graph, plan, &p);
     check_plan(graph, plan)?;
 
+    // Platform files and API.
+    let mut platform_files = Vec::new();
+    if let Some(dir) = &options.platform_dir {
+        if dir.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| anyhow!("cannot read the platform folder {}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "h")))
+                .collect();
+            entries.sort();
+            for e in entries {
+                let name = e.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                platform_files.push((name, e));
+            }
+        }
+    }
+    // Tiled layers: where the schedule tiles and the platform provides the DMA.
+    let headers: Vec<String> = platform_files
+        .iter()
+        .filter(|(n, _)| n.ends_with(".h"))
+        .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
+        .collect();
+    let api_header_name =
+        hw.api("header").filter(|h| platform_files.iter().any(|(n, _)| n == h)).map(str::to_string);
+    let tiled_plans = tiled::plan_all(graph, hw, mapping);
+    let dma_of = |t: &tiled::TiledLayer| {
+        api_header_name.is_some() && tiled::platform_has_dma(&headers, &[(&t.dma.start, &t.dma.wait)])
+    };
+    let tiled_plans: Vec<Option<tiled::TiledLayer>> =
+        tiled_plans.into_iter().map(|t| t.filter(|t| dma_of(t))).collect();
+    let l1_arena = tiled::arena_of(&tiled_plans)?;
+    let l1_name = format!("{p}_l1");
+    let mut tiled_c = String::new();
+    let mut stage_bytes = 0usize;
+
     // Layer functions.
     let mut layers_c = String::new();
     let mut calls = String::new();
     let mut seen_names = HashMap::new();
-    for layer in &mapping.layers {
+    for (li, layer) in mapping.layers.iter().enumerate() {
         let mut fname = c_identifier(&layer.name);
         let n = seen_names.entry(fname.clone()).or_insert(0usize);
         *n += 1;
@@ -123,18 +159,54 @@ pub fn generate(
         }
         cx.layer = fname.clone();
         let mut body = String::new();
-        for &node in &layer.nodes {
-            let node = &graph.nodes[node];
-            let code = ops::node(&mut cx, node).with_context(|| {
-                format!("layer {}: node '{}' ({})", layer.name, node.name, node.op.pattern_name())
-            })?;
+        let tiled_layer = tiled_plans.get(li).and_then(|t| t.as_ref());
+        if let Some(t) = tiled_layer {
+            let (funcs, code, staged) = tiled::layer(&mut cx, graph, &layer.nodes, t, &fname, &l1_name)
+                .with_context(|| format!("layer {}: tiled code", layer.name))?;
+            tiled_c.push_str(&funcs);
+            stage_bytes = stage_bytes.max(staged);
             body.push_str(&code);
+        } else {
+            for &node in &layer.nodes {
+                let node = &graph.nodes[node];
+                let code = ops::node(&mut cx, node).with_context(|| {
+                    format!("layer {}: node '{}' ({})", layer.name, node.name, node.op.pattern_name())
+                })?;
+                body.push_str(&code);
+            }
         }
-        let what = match (&layer.pattern, &layer.kernel) {
+        let mut what = match (&layer.pattern, &layer.kernel) {
             (Some(pat), Some(k)) => format!("pattern {pat} on {} (target kernel {k})", layer.unit),
             (Some(pat), None) => format!("pattern {pat} on {}", layer.unit),
             _ => format!("on {}", layer.unit),
         };
+        if let Some(s) = layer.schedule.as_ref().filter(|s| s.from != s.to) {
+            if tiled_layer.is_some() {
+                let order: Vec<&str> = s.order.iter().map(|l| l.name()).collect();
+                let b = |x: bool| if x { "double" } else { "single" };
+                what.push_str(&format!(
+                    "; tiled {}->{}: K {} OY {} OX {}, order {}, buffering input {}, weights {}, output {}",
+                    s.from,
+                    s.to,
+                    s.tile.k,
+                    s.tile.oy,
+                    s.tile.ox,
+                    order.join(", "),
+                    b(s.buffering.input),
+                    b(s.buffering.weights),
+                    b(s.buffering.output)
+                ));
+            } else {
+                let why = match tiled::plan_layer(graph, hw, layer) {
+                    Err(e) => e,
+                    Ok(_) => "the platform folder provides no DMA functions".to_string(),
+                };
+                what.push_str(&format!(
+                    "; schedule tiles {}->{} but this code is untiled ({why})",
+                    s.from, s.to
+                ));
+            }
+        }
         let _ = writeln!(layers_c, "/* {}: {} */", comment(&layer.name), comment(&what));
         let _ = writeln!(layers_c, "static void {fname}(void)\n{{\n{body}}}\n");
         let _ = writeln!(calls, "    {fname}();");
@@ -174,8 +246,13 @@ pub fn generate(
     let mut model_c = String::new();
     let _ = writeln!(
         model_c,
-        "/* {p}.c: generated by matchc for target `{}`. Do not edit. */\n#include <stdint.h>\n#include \"match_kernels.h\"\n#include \"{p}.h\"\n",
-        hw.name
+        "/* {p}.c: generated by matchc for target `{}`. Do not edit. */\n#include <stdint.h>\n{}#include \"match_kernels.h\"\n#include \"{p}.h\"\n{}",
+        hw.name,
+        if l1_arena.is_some() { "#include <stddef.h>\n" } else { "" },
+        match (&l1_arena, &api_header_name) {
+            (Some(_), Some(h)) => format!("#include \"{h}\"\n"),
+            _ => String::new(),
+        }
     );
     let _ = writeln!(model_c, "/* Constants, in {p}_weights.c. */");
     for a in &cx.arrays {
@@ -185,27 +262,34 @@ pub fn generate(
         model_c,
         "\n/* The activation arena: every tensor at its planned offset. */\nstatic uint8_t {p}_arena[{arena_bytes}] MATCH_ALIGNED(16);\n#define MATCH_ARENA(off) ((void *)({p}_arena + (off)))\n"
     );
+    if let Some((mem, bytes)) = &l1_arena {
+        let _ = writeln!(
+            model_c,
+            "/* The {} arena of the tiled layers: their tile buffers at fixed offsets. */\nstatic uint8_t {l1_name}[{}] MATCH_ALIGNED(16);\n",
+            comment(mem),
+            (*bytes).max(1)
+        );
+        if stage_bytes > 0 {
+            let home = hw.memory(&hw.host_unit().compute_in).map_or(u64::MAX, |m| m.usable());
+            if (plan.arena_bytes + stage_bytes) as u64 > home {
+                bail!(
+                    "the staging buffer of the tiled layers ({stage_bytes} B) does not fit beside the arena"
+                );
+            }
+            let _ = writeln!(
+                model_c,
+                "/* Where tiled layers whose output the plan puts over their input store their tiles. */\nstatic uint8_t {p}_stage[{stage_bytes}] MATCH_ALIGNED(16);\n"
+            );
+        }
+        let dma = tiled_plans.iter().flatten().map(|t| &t.dma).next().expect("a tiled layer");
+        model_c.push_str(&tiled::helpers(dma));
+        model_c.push_str(&tiled_c);
+    }
     model_c.push_str(&layers_c);
     let _ = writeln!(model_c, "{signature}\n{{\n{copy_in}{calls}{copy_out}    return 0;\n}}");
 
     let weights_c = weights_file(&p, &cx.arrays);
 
-    // Platform files and API.
-    let mut platform_files = Vec::new();
-    if let Some(dir) = &options.platform_dir {
-        if dir.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| anyhow!("cannot read the platform folder {}: {e}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("c" | "h")))
-                .collect();
-            entries.sort();
-            for e in entries {
-                let name = e.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-                platform_files.push((name, e));
-            }
-        }
-    }
     let platform_c: Vec<String> =
         platform_files.iter().filter(|(n, _)| n.ends_with(".c")).map(|(n, _)| n.clone()).collect();
     let platform_h: Vec<String> =
@@ -234,13 +318,23 @@ pub fn generate(
     Ok(Project {
         files,
         platform_files,
-        report: EmitReport { code_bytes, weight_bytes, ram_bytes: plan.arena_bytes },
+        report: EmitReport { code_bytes, weight_bytes, ram_bytes: plan.arena_bytes + stage_bytes },
     })
 }
 
 /// Every planned tensor inside the arena, aligned for its element type.
 fn check_plan(graph: &Graph, plan: &Plan) -> anyhow::Result<()> {
-    for (&t, &off) in &plan.offsets {
+    // Only tensors the generated code touches: the plan also gives an
+    // offset (0) to tensors no node reads or writes any more (the outputs of
+    // nodes `prepare` removed as dead), which hold no bytes.
+    let used: std::collections::HashSet<TensorId> = graph
+        .nodes
+        .node_indices()
+        .flat_map(|n| graph.nodes[n].inputs.iter().chain(&graph.nodes[n].outputs).copied())
+        .chain(graph.inputs.iter().copied())
+        .chain(graph.outputs.iter().copied())
+        .collect();
+    for (&t, &off) in plan.offsets.iter().filter(|(t, _)| used.contains(t)) {
         let tensor = graph.tensors.get(t.0).ok_or_else(|| anyhow!("the plan names tensor #{}", t.0))?;
         if off + tensor.bytes() > plan.arena_bytes {
             bail!(

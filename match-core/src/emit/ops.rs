@@ -237,34 +237,7 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
             let sa = cx.array_i32("strides_a", &sa);
             let sb = cx.array_i32("strides_b", &sb);
             let head = format!("{}, {sh}, {sa}, {sb}", shape.len());
-            let init = match kind {
-                AddKind::Integer => format!("MK_ADD_INTEGER, {head}, {NO_ADD_PARAMS}"),
-                AddKind::Wrapping => format!("MK_ADD_WRAPPING, {head}, {NO_ADD_PARAMS}"),
-                AddKind::TfLite(p) => {
-                    format!(
-                        "MK_ADD_TFLITE, {head}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
-                        c_i32(p.left_shift),
-                        i32c(p.in_zp[0])?,
-                        i32c(p.in_zp[1])?,
-                        c_i32(p.in_multiplier[0]),
-                        c_i32(p.in_shift[0]),
-                        c_i32(p.in_multiplier[1]),
-                        c_i32(p.in_shift[1]),
-                        c_i32(p.out_multiplier),
-                        c_i32(p.out_shift),
-                        c_i64(p.out_zp)
-                    ) + ", 0, 0, 0, 0, 0, 0"
-                }
-                AddKind::Float { a_scale, a_zp, b_scale, b_zp, y_scale, y_zp } => format!(
-                    "MK_ADD_FLOAT, {head}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {}, {}, {}, {}, {}, {}",
-                    f32_bits(*a_scale),
-                    f32_bits(*b_scale),
-                    f32_bits(*y_scale),
-                    c_i64(*a_zp),
-                    c_i64(*b_zp),
-                    c_i64(*y_zp)
-                ),
-            };
+            let init = format!("{}, {head}, {}", add_kind(kind), add_tail(kind)?);
             let a = cx.ptr(node.inputs[0])?;
             let b = cx.ptr(node.inputs[1])?;
             let _ = writeln!(
@@ -433,10 +406,51 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
     Ok(s)
 }
 
+/// The kind of an `mk_add_t`.
+pub(super) fn add_kind(kind: &AddKind) -> &'static str {
+    match kind {
+        AddKind::Integer => "MK_ADD_INTEGER",
+        AddKind::Wrapping => "MK_ADD_WRAPPING",
+        AddKind::TfLite(_) => "MK_ADD_TFLITE",
+        AddKind::Float { .. } => "MK_ADD_FLOAT",
+    }
+}
+
+/// The fields of an `mk_add_t` after its shape and strides.
+pub(super) fn add_tail(kind: &AddKind) -> anyhow::Result<String> {
+    Ok(match kind {
+        AddKind::Integer | AddKind::Wrapping => NO_ADD_PARAMS.to_string(),
+        AddKind::TfLite(p) => {
+            format!(
+                "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
+                c_i32(p.left_shift),
+                i32c(p.in_zp[0])?,
+                i32c(p.in_zp[1])?,
+                c_i32(p.in_multiplier[0]),
+                c_i32(p.in_shift[0]),
+                c_i32(p.in_multiplier[1]),
+                c_i32(p.in_shift[1]),
+                c_i32(p.out_multiplier),
+                c_i32(p.out_shift),
+                c_i64(p.out_zp)
+            ) + ", 0, 0, 0, 0, 0, 0"
+        }
+        AddKind::Float { a_scale, a_zp, b_scale, b_zp, y_scale, y_zp } => format!(
+            "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {}, {}, {}, {}, {}, {}",
+            f32_bits(*a_scale),
+            f32_bits(*b_scale),
+            f32_bits(*y_scale),
+            c_i64(*a_zp),
+            c_i64(*b_zp),
+            c_i64(*y_zp)
+        ),
+    })
+}
+
 /// The unused fields of an integer `mk_add_t` (initialized for -Wextra).
 const NO_ADD_PARAMS: &str = "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0";
 
-fn i32c(v: i64) -> anyhow::Result<String> {
+pub(super) fn i32c(v: i64) -> anyhow::Result<String> {
     Ok(c_i32(i32::try_from(v).map_err(|_| anyhow!("value {v} does not fit in 32 bits"))?))
 }
 
@@ -451,7 +465,7 @@ fn last_axis(t: &Tensor) -> usize {
 }
 
 /// How many entries a per-channel parameter array gets: 1, or one per channel.
-fn entries(len: usize, channels: usize) -> anyhow::Result<usize> {
+pub(super) fn entries(len: usize, channels: usize) -> anyhow::Result<usize> {
     match len {
         0 | 1 => Ok(1),
         n if n == channels => Ok(n),
@@ -460,7 +474,7 @@ fn entries(len: usize, channels: usize) -> anyhow::Result<usize> {
 }
 
 /// `interp::per_channel` into exactly `n` entries.
-fn per_channel_x<T: Copy>(what: &str, v: &[T], n: usize, default: T) -> anyhow::Result<Vec<T>> {
+pub(super) fn per_channel_x<T: Copy>(what: &str, v: &[T], n: usize, default: T) -> anyhow::Result<Vec<T>> {
     match v.len() {
         0 => Ok(vec![default; n]),
         1 => Ok(vec![v[0]; n]),
@@ -469,12 +483,12 @@ fn per_channel_x<T: Copy>(what: &str, v: &[T], n: usize, default: T) -> anyhow::
     }
 }
 
-fn per_channel_i32x(what: &str, v: &[i32], n: usize, default: i32) -> anyhow::Result<Vec<i32>> {
+pub(super) fn per_channel_i32x(what: &str, v: &[i32], n: usize, default: i32) -> anyhow::Result<Vec<i32>> {
     per_channel_x(what, v, n, default)
 }
 
 /// A per-channel zero point as `n` int32 entries.
-fn per_channel_i32(what: &str, v: &[i64], n: usize, default: i64) -> anyhow::Result<Vec<i32>> {
+pub(super) fn per_channel_i32(what: &str, v: &[i64], n: usize, default: i64) -> anyhow::Result<Vec<i32>> {
     per_channel_x(what, v, n, default)?
         .into_iter()
         .map(|x| i32::try_from(x).map_err(|_| anyhow!("{what} {x} does not fit in 32 bits")))

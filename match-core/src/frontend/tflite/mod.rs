@@ -13,7 +13,7 @@
 
 mod conv;
 mod ops;
-mod quant;
+pub mod quant;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,1055 @@
+//! Tiled emission: code that follows a layer's chosen [`Schedule`].
+//!
+//! A layer whose unit computes from a memory other than the one the
+//! tensors live in (e.g. L1 while the arena is in L2) runs as a loop over
+//! its tiles, in the schedule's loop order: per step the input, weight and
+//! output tiles move between the arena and static buffers of the compute
+//! memory through the target's DMA (`start` / `wait` of its `dma` block),
+//! and the portable kernels run on the tiles. Everything here is C text
+//! plus the Rust enumeration ([`Nest`]) the C loop mirrors, which the
+//! property tests replay.
+//!
+//! The contract with the platform (docs/hwm.md, "DMA functions"): the
+//! header named by the target's `api { header }` declares
+//!
+//! ```c
+//! void START(void *dst, const void *src, uint32_t bytes_per_row, uint32_t rows,
+//!            uint32_t dst_stride, uint32_t src_stride, uint32_t planes,
+//!            uint32_t dst_plane_stride, uint32_t src_plane_stride, int channel);
+//! void WAIT(int channel);
+//! ```
+//!
+//! `START` queues a copy of `planes` x `rows` x `bytes_per_row` bytes
+//! (strides in bytes) on `channel`; `WAIT` returns once every copy queued
+//! on `channel` is done. The generated code uses channel 0 for inputs, 1
+//! for weights and 2 for outputs, never touches a buffer a queued copy
+//! reads or writes before waiting for it, and waits for every channel
+//! before a layer returns.
+//!
+//! Layers are emitted tiled only when the platform folder provides the DMA
+//! functions (its headers name `start`); otherwise the layer keeps the
+//! untiled code on the arena and its comment says why.
+
+use super::ops::{self, per_channel_i32, per_channel_i32x, per_channel_x};
+use super::{c_i64, comment, mk_dt, Cx};
+use crate::cost::Loop;
+use crate::ir::{DType, Graph, NodeId, Op, Requant};
+use crate::mapping::MappedLayer;
+use crate::schedule::Schedule;
+use anyhow::{anyhow, bail, ensure};
+use match_dsl::model::Dma;
+use match_dsl::HwModel;
+use std::fmt::Write as _;
+
+/// DMA channels of the generated code.
+pub const CH_IN: u32 = 0;
+pub const CH_W: u32 = 1;
+pub const CH_OUT: u32 = 2;
+
+/// Alignment of every tile buffer inside the compute memory's arena.
+pub const ALIGN: u64 = 4;
+
+/// A tile loop nest: extents and tile sizes of (K, OY, OX), loops outer to inner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nest {
+    pub ext: [i64; 3],
+    pub tile: [i64; 3],
+    pub order: [Loop; 3],
+}
+
+/// One step of a nest: (start, extent) of K, OY and OX, and which operands
+/// the generated code loads at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub k: (i64, i64),
+    pub oy: (i64, i64),
+    pub ox: (i64, i64),
+    pub load_input: bool,
+    pub load_weights: bool,
+}
+
+fn loop_index(l: Loop) -> usize {
+    match l {
+        Loop::K => 0,
+        Loop::OY => 1,
+        Loop::OX => 2,
+    }
+}
+
+impl Nest {
+    pub fn of(s: &Schedule, ext: [i64; 3]) -> anyhow::Result<Nest> {
+        ensure!(s.order.len() == 3, "the schedule has {} tile loops", s.order.len());
+        let tile = [s.tile.k, s.tile.oy, s.tile.ox];
+        ensure!(tile.iter().all(|&t| t >= 1), "tile {tile:?}");
+        Ok(Nest {
+            ext,
+            tile: [0, 1, 2].map(|i| tile[i].min(ext[i]).max(1)),
+            order: [s.order[0], s.order[1], s.order[2]],
+        })
+    }
+
+    /// Tiles per loop (K, OY, OX).
+    pub fn trips(&self) -> [i64; 3] {
+        [0, 1, 2].map(|i| (self.ext[i] + self.tile[i] - 1) / self.tile[i])
+    }
+
+    pub fn steps(&self) -> i64 {
+        self.trips().iter().product()
+    }
+
+    /// The tile of step `s`, decoded as the generated `_tile` function does:
+    /// the innermost loop of the order varies fastest.
+    pub fn tile_at(&self, s: i64) -> [(i64, i64); 3] {
+        let n = self.trips();
+        let [l0, l1, l2] = self.order.map(loop_index);
+        let mut idx = [0i64; 3];
+        idx[l2] = s % n[l2];
+        let r = s / n[l2];
+        idx[l1] = r % n[l1];
+        idx[l0] = r / n[l1];
+        [0, 1, 2].map(|i| {
+            let start = idx[i] * self.tile[i];
+            (start, self.tile[i].min(self.ext[i] - start))
+        })
+    }
+
+    /// Every step, with the loads of the generated driver (`mt_run`): the
+    /// input again when a coordinate it depends on changed (OY, OX, and K
+    /// when `input_follows_k`), the weights when K changed.
+    pub fn walk(&self, input_follows_k: bool) -> Vec<Step> {
+        let mut out = Vec::new();
+        let mut prev: Option<[(i64, i64); 3]> = None;
+        for s in 0..self.steps() {
+            let t = self.tile_at(s);
+            let (load_input, load_weights) = match prev {
+                None => (true, true),
+                Some(p) => (
+                    (input_follows_k && p[0].0 != t[0].0) || p[1].0 != t[1].0 || p[2].0 != t[2].0,
+                    p[0].0 != t[0].0,
+                ),
+            };
+            out.push(Step { k: t[0], oy: t[1], ox: t[2], load_input, load_weights });
+            prev = Some(t);
+        }
+        out
+    }
+}
+
+/// Bytes of the tile buffers of a layer in the compute memory, and their
+/// offsets there (each slot of a double buffer separately).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Layout {
+    pub input: [u64; 2],
+    pub weights: [u64; 2],
+    pub output: [u64; 2],
+    pub acc: u64,
+    pub input_bytes: u64,
+    pub weight_bytes: u64,
+    pub output_bytes: u64,
+    pub acc_bytes: u64,
+    pub total: u64,
+}
+
+fn align(x: u64) -> u64 {
+    x.div_ceil(ALIGN) * ALIGN
+}
+
+/// The first (main) operator of a tiled layer.
+#[derive(Clone, Debug)]
+enum Main {
+    Conv {
+        h: i64,
+        w: i64,
+        c: i64,
+        fy: i64,
+        fx: i64,
+        sy: i64,
+        sx: i64,
+        dy: i64,
+        dx: i64,
+        pt: i64,
+        pl: i64,
+        dw: bool,
+    },
+    Dense {
+        rows: i64,
+        c: i64,
+    },
+    Pool {
+        h: i64,
+        w: i64,
+        ky: i64,
+        kx: i64,
+        sy: i64,
+        sx: i64,
+        pt: i64,
+        pl: i64,
+        global: bool,
+    },
+    Add,
+}
+
+/// A layer the tiled emitter can run, with its nest and buffers.
+#[derive(Clone, Debug)]
+pub struct TiledLayer {
+    pub nest: Nest,
+    pub layout: Layout,
+    /// The compute memory and its DMA from the home memory.
+    pub memory: String,
+    pub dma: Dma,
+    /// Whether the input tile follows K (channel-wise layers).
+    pub input_follows_k: bool,
+    pub double: [bool; 3],
+    main: Main,
+    in_es: i64,
+    out_es: i64,
+    w_per_k: i64,
+}
+
+impl TiledLayer {
+    /// The input box of a tile: (start, extent) of (rows, columns, channels)
+    /// in the input tensor, and the padding the tile's kernel call applies
+    /// (top, left). Dense: the whole (1, rows, C).
+    fn input_box(&self, k: (i64, i64), oy: (i64, i64), ox: (i64, i64)) -> ([(i64, i64); 3], [i64; 2]) {
+        let win = |o: (i64, i64), s: i64, f: i64, d: i64, p: i64, full: i64| {
+            let first = o.0 * s - p;
+            let last = (o.0 + o.1 - 1) * s + (f - 1) * d - p + 1;
+            let a = first.max(0);
+            let b = last.min(full);
+            ((a, (b - a).max(0)), a - first)
+        };
+        match &self.main {
+            Main::Conv { h, w, c, fy, fx, sy, sx, dy, dx, pt, pl, dw } => {
+                let (ry, py) = win(oy, *sy, *fy, *dy, *pt, *h);
+                let (rx, px) = win(ox, *sx, *fx, *dx, *pl, *w);
+                let ch = if *dw { k } else { (0, *c) };
+                ([ry, rx, ch], [py, px])
+            }
+            Main::Pool { h, w, ky, kx, sy, sx, pt, pl, global } => {
+                if *global {
+                    return ([(0, *h), (0, *w), k], [0, 0]);
+                }
+                let (ry, py) = win(oy, *sy, *ky, 1, *pt, *h);
+                let (rx, px) = win(ox, *sx, *kx, 1, *pl, *w);
+                ([ry, rx, k], [py, px])
+            }
+            Main::Dense { rows, c } => ([(0, 1), (0, *rows), (0, *c)], [0, 0]),
+            Main::Add => ([oy, ox, k], [0, 0]),
+        }
+    }
+
+    fn input_full(&self) -> [i64; 3] {
+        match &self.main {
+            Main::Conv { h, w, c, .. } => [*h, *w, *c],
+            Main::Pool { h, w, .. } => [*h, *w, self.nest.ext[0]],
+            Main::Dense { rows, c } => [1, *rows, *c],
+            Main::Add => [self.nest.ext[1], self.nest.ext[2], self.nest.ext[0]],
+        }
+    }
+
+    fn n_inputs(&self) -> u64 {
+        if matches!(self.main, Main::Add) {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn has_weights(&self) -> bool {
+        matches!(self.main, Main::Conv { .. } | Main::Dense { .. })
+    }
+
+    /// Bytes of the buffers of step `t` (input boxes, weights, output, accumulator).
+    pub fn step_bytes(&self, t: &Step) -> (u64, u64, u64, u64) {
+        let (b, _) = self.input_box(t.k, t.oy, t.ox);
+        let input = (b[0].1 * b[1].1 * b[2].1 * self.in_es) as u64 * self.n_inputs();
+        let w = if self.has_weights() { (t.k.1 * self.w_per_k) as u64 } else { 0 };
+        let elems = (self.rows() * t.k.1 * t.oy.1 * t.ox.1) as u64;
+        let out = elems * self.out_es as u64;
+        let acc = if self.layout.acc_bytes > 0 { elems * 4 } else { 0 };
+        (input, w, out, acc)
+    }
+
+    fn rows(&self) -> i64 {
+        match &self.main {
+            Main::Dense { rows, .. } => *rows,
+            _ => 1,
+        }
+    }
+
+    /// The output box of a step in the output tensor viewed as (outer, mid, inner).
+    pub fn output_box(&self, t: &Step) -> ([i64; 3], [i64; 3], [i64; 3]) {
+        match &self.main {
+            Main::Dense { rows, .. } => ([1, *rows, self.nest.ext[0]], [0, 0, t.k.0], [1, *rows, t.k.1]),
+            _ => (
+                [self.nest.ext[1], self.nest.ext[2], self.nest.ext[0]],
+                [t.oy.0, t.ox.0, t.k.0],
+                [t.oy.1, t.ox.1, t.k.1],
+            ),
+        }
+    }
+}
+
+fn shape4(s: &[usize]) -> Option<[i64; 4]> {
+    (s.len() == 4).then(|| [s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64])
+}
+
+/// Why `layer` is not emitted tiled, or its tiling.
+pub fn plan_layer(graph: &Graph, hw: &HwModel, layer: &MappedLayer) -> Result<TiledLayer, String> {
+    let s = layer.schedule.as_ref().ok_or("no schedule")?;
+    if s.from == s.to {
+        return Err("untiled schedule".into());
+    }
+    let unit = hw.unit(&s.unit).ok_or("unknown unit")?;
+    if unit.weights_in.as_deref().is_some_and(|w| w != s.to) {
+        return Err("weights in another memory than the activations' tiles".into());
+    }
+    let dma = hw.dma(&s.from, &s.to).ok_or("no DMA")?.clone();
+    let mem = hw.memory(&s.to).ok_or("unknown memory")?;
+    let nodes = &layer.nodes;
+    let first = &graph.nodes[nodes[0]];
+    let x = graph.tensor(*first.inputs.first().ok_or("no input")?);
+    let out = graph.tensor(*first.outputs.first().ok_or("no output")?);
+    let last = &graph.nodes[*nodes.last().ok_or("no nodes")?];
+    let fin = graph.tensor(*last.outputs.first().ok_or("no output")?);
+    let es = |d: DType| d.size() as i64;
+    let (main, ext, w_per_k) = match &first.op {
+        Op::Conv2d { stride, dilation, pad, groups, .. } => {
+            let [n, h, w, c] = shape4(&x.shape).ok_or("conv input not rank 4")?;
+            let [_, oh, ow, k] = shape4(&out.shape).ok_or("conv output not rank 4")?;
+            let wt = graph.tensor(first.inputs[1]);
+            let [_, fy, fx, cg] = shape4(&wt.shape).ok_or("conv weights not rank 4")?;
+            let g = *groups as i64;
+            let dw = g > 1 && g == c && g == k;
+            if n != 1 || !(g == 1 || dw) {
+                return Err("batch or grouping the tiled kernels do not split".into());
+            }
+            let main = Main::Conv {
+                h,
+                w,
+                c,
+                fy,
+                fx,
+                sy: stride[0] as i64,
+                sx: stride[1] as i64,
+                dy: dilation[0] as i64,
+                dx: dilation[1] as i64,
+                pt: pad[0] as i64,
+                pl: pad[1] as i64,
+                dw,
+            };
+            (main, [k, oh, ow], fy * fx * cg * es(wt.dtype))
+        }
+        Op::Dense { .. } => {
+            let wt = graph.tensor(first.inputs[1]);
+            if wt.shape.len() != 2 {
+                return Err("dense weights not (K, C)".into());
+            }
+            let (k, c) = (wt.shape[0] as i64, wt.shape[1] as i64);
+            let rows = x.elements() as i64 / c.max(1);
+            (Main::Dense { rows, c }, [k, 1, 1], c * es(wt.dtype))
+        }
+        Op::AvgPool { kernel, stride, pad, .. }
+        | Op::MaxPool { kernel, stride, pad }
+        | Op::QLinearAvgPool { kernel, stride, pad, .. } => {
+            let [n, h, w, c] = shape4(&x.shape).ok_or("pool input not rank 4")?;
+            let [_, oh, ow, _] = shape4(&out.shape).ok_or("pool output not rank 4")?;
+            if n != 1 {
+                return Err("batch".into());
+            }
+            let main = Main::Pool {
+                h,
+                w,
+                ky: kernel[0] as i64,
+                kx: kernel[1] as i64,
+                sy: stride[0] as i64,
+                sx: stride[1] as i64,
+                pt: pad[0] as i64,
+                pl: pad[1] as i64,
+                global: false,
+            };
+            (main, [c, oh, ow], 0)
+        }
+        Op::GlobalAvgPool => {
+            let [n, h, w, c] = shape4(&x.shape).ok_or("pool input not rank 4")?;
+            if n != 1 {
+                return Err("batch".into());
+            }
+            (Main::Pool { h, w, ky: h, kx: w, sy: 1, sx: 1, pt: 0, pl: 0, global: true }, [c, 1, 1], 0)
+        }
+        Op::Add { .. } => {
+            let b = graph.tensor(first.inputs[1]);
+            if x.shape != out.shape || b.shape != out.shape || x.dtype != b.dtype {
+                return Err("broadcasting or mixed-type addition".into());
+            }
+            let l = crate::mapping::layer_of(graph, nodes);
+            if l.n != 1 || (l.k * l.oy * l.ox) as usize != out.elements() {
+                return Err("batch".into());
+            }
+            (Main::Add, [l.k, l.oy, l.ox], 0)
+        }
+        _ => return Err(format!("no tiled kernel for {}", first.op.pattern_name())),
+    };
+    // The chain after the main operator: element-wise over channels.
+    let mut prev = first.outputs[0];
+    for &n in &nodes[1..] {
+        let node = &graph.nodes[n];
+        if !matches!(node.op, Op::BiasAdd | Op::Requantize { .. } | Op::Clip { .. } | Op::Cast) {
+            return Err(format!("no tiled form of {} in a chain", node.op.pattern_name()));
+        }
+        if node.inputs.first() != Some(&prev) {
+            return Err("the chain is not linear".into());
+        }
+        if let Op::BiasAdd = node.op {
+            if !graph.tensor(node.inputs[1]).is_const() {
+                return Err("bias is not a constant".into());
+            }
+        }
+        // In place in the accumulator: never widening.
+        if graph.tensor(node.outputs[0]).dtype.size() > graph.tensor(prev).dtype.size() {
+            return Err("a widening step in the chain".into());
+        }
+        prev = node.outputs[0];
+    }
+    let l = crate::mapping::layer_of(graph, nodes);
+    if [l.k.max(1), l.oy.max(1), l.ox.max(1)] != ext {
+        return Err(format!("extents {ext:?} differ from the cost model's layer"));
+    }
+    if graph.tensor(prev).elements() != out.elements() {
+        return Err("the chain changes the shape".into());
+    }
+    let nest = Nest::of(s, ext).map_err(|e| e.to_string())?;
+    let mut t = TiledLayer {
+        nest,
+        layout: Layout::default(),
+        memory: s.to.clone(),
+        dma,
+        input_follows_k: !matches!(main, Main::Dense { .. }) && !matches!(main, Main::Conv { dw: false, .. }),
+        double: [s.buffering.input, s.buffering.weights, s.buffering.output],
+        main,
+        in_es: es(x.dtype),
+        out_es: es(fin.dtype),
+        w_per_k,
+    };
+    // Buffers sized for the largest step.
+    let chain = nodes.len() > 1;
+    t.layout.acc_bytes = u64::from(chain);
+    let mut mx = (0, 0, 0, 0);
+    for st in t.nest.walk(t.input_follows_k) {
+        let b = t.step_bytes(&st);
+        mx = (mx.0.max(b.0), mx.1.max(b.1), mx.2.max(b.2), mx.3.max(b.3));
+    }
+    let l = &mut t.layout;
+    (l.input_bytes, l.weight_bytes, l.output_bytes, l.acc_bytes) = mx;
+    let mut off = 0;
+    let mut place = |bytes: u64, double: bool| {
+        let a = off;
+        off += align(bytes);
+        let b = if double {
+            let b = off;
+            off += align(bytes);
+            b
+        } else {
+            a
+        };
+        [a, b]
+    };
+    l.acc = place(l.acc_bytes, false)[0];
+    l.input = place(l.input_bytes, t.double[0]);
+    l.weights = place(l.weight_bytes, t.double[1]);
+    l.output = place(l.output_bytes, t.double[2]);
+    l.total = off;
+    if l.total > mem.usable() {
+        return Err(format!(
+            "its tile buffers ({} B) exceed the {} B usable of {}",
+            l.total,
+            mem.usable(),
+            mem.name
+        ));
+    }
+    Ok(t)
+}
+
+/// Whether the platform headers (name, text) declare the DMA `start` and `wait`.
+pub fn platform_has_dma(headers: &[String], dma_names: &[(&str, &str)]) -> bool {
+    !dma_names.is_empty()
+        && dma_names
+            .iter()
+            .all(|(s, w)| headers.iter().any(|h| h.contains(s)) && headers.iter().any(|h| h.contains(w)))
+}
+
+/// The C helpers shared by the tiled layers (written once into `<model>.c`).
+pub fn helpers(dma: &Dma) -> String {
+    let max = dma.max_bytes.unwrap_or(0).min(u32::MAX as u64);
+    format!(
+        r#"/* Tiled execution (match-core/src/emit/tiled.rs). DMA {from} <-> {to}:
+ * {start} / {wait}, at most {dims} strided dimension(s) per command,
+ * commands split at {maxs}. */
+#define MT_DMA_DIMS {dims}
+#define MT_DMA_MAX {max}u
+#define MT_CH_IN {CH_IN}
+#define MT_CH_W {CH_W}
+#define MT_CH_OUT {CH_OUT}
+
+typedef struct {{
+    int32_t k0, tk, y0, ty, x0, tx;
+}} mt_tile_t;
+
+static void mt_issue(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t rows, uint32_t planes,
+                     uint32_t l1_rs, uint32_t l2_rs, uint32_t l1_ps, uint32_t l2_ps, int ch)
+{{
+    if (to_l1) {{
+        {start}(l1, l2, run, rows, l1_rs, l2_rs, planes, l1_ps, l2_ps, ch);
+    }} else {{
+        {start}(l2, l1, run, rows, l2_rs, l1_rs, planes, l2_ps, l1_ps, ch);
+    }}
+}}
+
+/* One command of at most MT_DMA_DIMS dimensions, split at MT_DMA_MAX bytes. */
+static void mt_cmd(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t rows, uint32_t planes,
+                   uint32_t l1_rs, uint32_t l2_rs, uint32_t l1_ps, uint32_t l2_ps, int ch)
+{{
+    uint32_t p, r, b, per;
+    if (MT_DMA_MAX == 0u || run * rows * planes <= MT_DMA_MAX) {{
+        mt_issue(to_l1, l1, l2, run, rows, planes, l1_rs, l2_rs, l1_ps, l2_ps, ch);
+    }} else if (run * rows <= MT_DMA_MAX) {{
+        per = MT_DMA_MAX / (run * rows);
+        for (p = 0; p < planes; p += per) {{
+            mt_issue(to_l1, l1 + p * l1_ps, l2 + p * l2_ps, run, rows, planes - p < per ? planes - p : per,
+                     l1_rs, l2_rs, l1_ps, l2_ps, ch);
+        }}
+    }} else if (run <= MT_DMA_MAX) {{
+        per = MT_DMA_MAX / run;
+        for (p = 0; p < planes; p++) {{
+            for (r = 0; r < rows; r += per) {{
+                mt_issue(to_l1, l1 + p * l1_ps + r * l1_rs, l2 + p * l2_ps + r * l2_rs, run,
+                         rows - r < per ? rows - r : per, 1u, l1_rs, l2_rs, l1_ps, l2_ps, ch);
+            }}
+        }}
+    }} else {{
+        for (p = 0; p < planes; p++) {{
+            for (r = 0; r < rows; r++) {{
+                for (b = 0; b < run; b += MT_DMA_MAX) {{
+                    mt_issue(to_l1, l1 + p * l1_ps + r * l1_rs + b, l2 + p * l2_ps + r * l2_rs + b,
+                             run - b < MT_DMA_MAX ? run - b : MT_DMA_MAX, 1u, 1u, l1_rs, l2_rs, l1_ps, l2_ps, ch);
+                }}
+            }}
+        }}
+    }}
+}}
+
+/* Moves the box (e0, e1, e2) at (o0, o1, o2) of a tensor of extents
+ * (f0, f1, f2) in the home memory (elements of es bytes, outer to inner)
+ * to or from a packed buffer in the compute memory. Full inner dimensions
+ * merge into one contiguous run and outer dimensions of extent 1 vanish
+ * (cost.rs transfer_shape); dimensions beyond MT_DMA_DIMS become one
+ * command per index. */
+static void mt_box(int to_l1, uint8_t *l1, const void *home, int32_t es, int32_t f1, int32_t f2,
+                   int32_t o0, int32_t o1, int32_t o2, int32_t e0, int32_t e1, int32_t e2, int ch)
+{{
+    uint8_t *l2 = (uint8_t *)(uintptr_t)home + (uint32_t)(((o0 * f1 + o1) * f2 + o2) * es);
+    uint32_t n[2], gs[2], ls[2], run = (uint32_t)(e2 * es), i, j;
+    int nd = 0;
+    if (e0 <= 0 || e1 <= 0 || e2 <= 0) {{
+        return;
+    }}
+    if (e2 == f2) {{
+        run *= (uint32_t)e1;
+        if (e1 == f1) {{
+            run *= (uint32_t)e0;
+        }} else if (e0 > 1) {{
+            n[nd] = (uint32_t)e0; gs[nd] = (uint32_t)(f1 * f2 * es); ls[nd] = (uint32_t)(e1 * e2 * es); nd++;
+        }}
+    }} else {{
+        if (e0 > 1) {{
+            n[nd] = (uint32_t)e0; gs[nd] = (uint32_t)(f1 * f2 * es); ls[nd] = (uint32_t)(e1 * e2 * es); nd++;
+        }}
+        if (e1 > 1) {{
+            n[nd] = (uint32_t)e1; gs[nd] = (uint32_t)(f2 * es); ls[nd] = (uint32_t)(e2 * es); nd++;
+        }}
+    }}
+    if (nd == 0) {{
+        mt_cmd(to_l1, l1, l2, run, 1u, 1u, run, run, run, run, ch);
+    }} else if (nd == 1) {{
+        if (MT_DMA_DIMS >= 2) {{
+            mt_cmd(to_l1, l1, l2, run, n[0], 1u, ls[0], gs[0], ls[0] * n[0], gs[0] * n[0], ch);
+        }} else {{
+            for (i = 0; i < n[0]; i++) {{
+                mt_cmd(to_l1, l1 + i * ls[0], l2 + i * gs[0], run, 1u, 1u, run, run, run, run, ch);
+            }}
+        }}
+    }} else if (MT_DMA_DIMS >= 3) {{
+        mt_cmd(to_l1, l1, l2, run, n[1], n[0], ls[1], gs[1], ls[0], gs[0], ch);
+    }} else if (MT_DMA_DIMS == 2) {{
+        for (i = 0; i < n[0]; i++) {{
+            mt_cmd(to_l1, l1 + i * ls[0], l2 + i * gs[0], run, n[1], 1u, ls[1], gs[1], ls[0], gs[0], ch);
+        }}
+    }} else {{
+        for (i = 0; i < n[0]; i++) {{
+            for (j = 0; j < n[1]; j++) {{
+                mt_cmd(to_l1, l1 + i * ls[0] + j * ls[1], l2 + i * gs[0] + j * gs[1], run, 1u, 1u, run, run,
+                       run, run, ch);
+            }}
+        }}
+    }}
+}}
+
+/* A tiled layer: its steps, and per step its tile, loads, kernels and store. */
+typedef struct {{
+    int32_t steps;
+    void (*tile)(int32_t s, mt_tile_t *t);
+    void (*load_in)(const mt_tile_t *t, uint8_t *buf);
+    void (*load_w)(const mt_tile_t *t, uint8_t *buf); /* NULL: no weights */
+    void (*compute)(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out);
+    void (*store)(const mt_tile_t *t, const uint8_t *out);
+    int input_follows_k;
+    uint8_t *in_buf[2], *w_buf[2], *out_buf[2]; /* equal slots: single buffered */
+    int db_in, db_w, db_out;
+}} mt_layer_t;
+
+static int mt_in_changed(const mt_layer_t *L, const mt_tile_t *a, const mt_tile_t *b)
+{{
+    return (L->input_follows_k && a->k0 != b->k0) || a->y0 != b->y0 || a->x0 != b->x0;
+}}
+
+/* The driver: tiles in the schedule's order (the layer's tile function);
+ * an operand loads again only when a coordinate it depends on changes;
+ * a double-buffered operand's next tile loads while the current one
+ * computes (ping-pong between its two slots); a double-buffered output
+ * stores while the next tile computes. */
+static void mt_run(const mt_layer_t *L)
+{{
+    mt_tile_t t, prev, next;
+    int32_t s;
+    int in_slot = 0, w_slot = 0, in_pre = 0, w_pre = 0;
+    for (s = 0; s < L->steps; s++) {{
+        int need_in, need_w;
+        L->tile(s, &t);
+        need_in = s == 0 || mt_in_changed(L, &prev, &t);
+        need_w = L->load_w != NULL && (s == 0 || prev.k0 != t.k0);
+        if (need_in) {{
+            if (in_pre) {{
+                in_slot ^= 1;
+            }} else {{
+                L->load_in(&t, L->in_buf[in_slot]);
+            }}
+            in_pre = 0;
+            {wait}(MT_CH_IN);
+        }}
+        if (need_w) {{
+            if (w_pre) {{
+                w_slot ^= 1;
+            }} else {{
+                L->load_w(&t, L->w_buf[w_slot]);
+            }}
+            w_pre = 0;
+            {wait}(MT_CH_W);
+        }}
+        if (s + 1 < L->steps && (L->db_in || L->db_w)) {{
+            L->tile(s + 1, &next);
+            if (L->db_in && mt_in_changed(L, &t, &next)) {{
+                L->load_in(&next, L->in_buf[in_slot ^ 1]);
+                in_pre = 1;
+            }}
+            if (L->db_w && L->load_w != NULL && t.k0 != next.k0) {{
+                L->load_w(&next, L->w_buf[w_slot ^ 1]);
+                w_pre = 1;
+            }}
+        }}
+        L->compute(&t, L->in_buf[in_slot], L->w_buf[w_slot], L->out_buf[s & 1]);
+        if (L->db_out) {{
+            {wait}(MT_CH_OUT);
+        }}
+        L->store(&t, L->out_buf[s & 1]);
+        if (!L->db_out) {{
+            {wait}(MT_CH_OUT);
+        }}
+        prev = t;
+    }}
+    {wait}(MT_CH_OUT);
+}}
+
+"#,
+        from = dma.from,
+        to = dma.to,
+        start = dma.start,
+        wait = dma.wait,
+        dims = dma.dims.max(1),
+        maxs = if max == 0 { "no size".to_string() } else { format!("{max} B") },
+    )
+}
+
+/// The C of a tiled layer `fname`: its step functions and its body (a call
+/// of the driver). `l1` is the C name of the compute memory's arena.
+pub(crate) fn layer(
+    cx: &mut Cx,
+    graph: &Graph,
+    nodes: &[NodeId],
+    t: &TiledLayer,
+    fname: &str,
+    l1: &str,
+) -> anyhow::Result<(String, String, usize)> {
+    let mut f = String::new();
+    let n = &t.nest;
+    let trips = n.trips();
+    let [l0, l1i, l2] = n.order.map(loop_index);
+    let names = ["k0", "y0", "x0"];
+    let ext = ["tk", "ty", "tx"];
+    // tile
+    let _ = writeln!(f, "static void {fname}_tile(int32_t s, mt_tile_t *t)\n{{\n    int32_t i[3];");
+    let _ = writeln!(f, "    i[{l2}] = s % {};\n    s /= {};", trips[l2], trips[l2]);
+    let _ = writeln!(f, "    i[{l1i}] = s % {};\n    i[{l0}] = s / {};", trips[l1i], trips[l1i]);
+    for d in 0..3 {
+        let _ = writeln!(
+            f,
+            "    t->{} = i[{d}] * {};\n    t->{} = {} - t->{} < {} ? {} - t->{} : {};",
+            names[d], n.tile[d], ext[d], n.ext[d], names[d], n.tile[d], n.ext[d], names[d], n.tile[d]
+        );
+    }
+    let _ = writeln!(f, "}}\n");
+
+    let first = &graph.nodes[nodes[0]];
+    let x_ptr = cx.ptr(first.inputs[0])?;
+    let [_, f1, f2] = t.input_full();
+    // Input box in C (matching TiledLayer::input_box).
+    let box_c = |main: &Main| -> String {
+        let win = |o: &str, e: &str, s: i64, fk: i64, d: i64, p: i64, full: i64, v: &str| {
+            format!(
+                "    {{\n        int32_t a = {o} * {s} - {p}, b = ({o} + {e} - 1) * {s} + {} - {p} + 1;\n        {v}p = a < 0 ? -a : 0;\n        {v}0 = a < 0 ? 0 : a;\n        {v}n = (b > {full} ? {full} : b) - {v}0;\n    }}\n",
+                (fk - 1) * d
+            )
+        };
+        match main {
+            Main::Conv { h, w, c, fy, fx, sy, sx, dy, dx, pt, pl, dw } => {
+                let mut s = win("t->y0", "t->ty", *sy, *fy, *dy, *pt, *h, "ry");
+                s += &win("t->x0", "t->tx", *sx, *fx, *dx, *pl, *w, "rx");
+                if *dw {
+                    s += "    c0 = t->k0;\n    cn = t->tk;\n";
+                } else {
+                    s += &format!("    c0 = 0;\n    cn = {c};\n");
+                }
+                s
+            }
+            Main::Pool { h, w, ky, kx, sy, sx, pt, pl, global } => {
+                if *global {
+                    format!("    ry0 = 0;\n    ryn = {h};\n    ryp = 0;\n    rx0 = 0;\n    rxn = {w};\n    rxp = 0;\n    c0 = t->k0;\n    cn = t->tk;\n")
+                } else {
+                    let mut s = win("t->y0", "t->ty", *sy, *ky, 1, *pt, *h, "ry");
+                    s += &win("t->x0", "t->tx", *sx, *kx, 1, *pl, *w, "rx");
+                    s + "    c0 = t->k0;\n    cn = t->tk;\n"
+                }
+            }
+            Main::Dense { rows, c } => format!("    ry0 = 0;\n    ryn = {rows};\n    ryp = 0;\n    rx0 = 0;\n    rxn = {c};\n    rxp = 0;\n    c0 = 0;\n    cn = 0;\n"),
+            Main::Add => "    ry0 = t->y0;\n    ryn = t->ty;\n    ryp = 0;\n    rx0 = t->x0;\n    rxn = t->tx;\n    rxp = 0;\n    c0 = t->k0;\n    cn = t->tk;\n".into(),
+        }
+    };
+    let decl = "    int32_t ry0, ryn, ryp, rx0, rxn, rxp, c0, cn;\n";
+    let bx = box_c(&t.main);
+    let silence = "    (void)t;\n    (void)ry0;\n    (void)ryn;\n    (void)ryp;\n    (void)rx0;\n    (void)rxn;\n    (void)rxp;\n    (void)c0;\n    (void)cn;\n";
+    // load_in
+    let _ =
+        writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
+    let in_es = t.in_es;
+    match &t.main {
+        Main::Dense { rows, c } => {
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf, {x_ptr}, {in_es}, {rows}, {c}, 0, 0, 0, 1, {rows}, {c}, MT_CH_IN);"
+            );
+        }
+        Main::Add => {
+            let b_ptr = cx.ptr(first.inputs[1])?;
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+            );
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {b_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+            );
+        }
+    }
+    let _ = writeln!(f, "}}\n");
+    // load_w
+    if t.has_weights() {
+        let w_ptr = cx.ptr(first.inputs[1])?;
+        let _ = writeln!(
+            f,
+            "static void {fname}_load_w(const mt_tile_t *t, uint8_t *buf)\n{{\n    mt_box(1, buf, {w_ptr}, 1, {}, {}, 0, t->k0, 0, 1, t->tk, {}, MT_CH_W);\n}}\n",
+            n.ext[0], t.w_per_k, t.w_per_k
+        );
+    }
+    // compute
+    let _ = writeln!(
+        f,
+        "static void {fname}_compute(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out)\n{{\n{decl}    int32_t *acc = (int32_t *)(void *)({l1} + {});\n    const int32_t elems = {} * t->tk * t->ty * t->tx;\n{bx}{silence}    (void)w;\n    (void)acc;\n    (void)elems;",
+        t.layout.acc,
+        t.rows()
+    );
+    let chain = nodes.len() > 1;
+    let main_out = if chain { "acc" } else { "out" };
+    let xdt = mk_dt(graph.tensor(first.inputs[0]).dtype);
+    let mo = graph.tensor(first.outputs[0]);
+    let modt = mk_dt(mo.dtype);
+    match (&t.main, &first.op) {
+        (Main::Conv { fy, fx, sy, sx, dy, dx, dw, .. }, Op::Conv2d { x_zp, w_zp, .. }) => {
+            let wt = graph.tensor(first.inputs[1]);
+            let k = wt.shape[0];
+            let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+            let groups = if *dw { "t->tk" } else { "1" };
+            let _ = writeln!(
+                f,
+                "    {{\n        mk_conv_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.k = t->tk; p.fy = {fy}; p.fx = {fx};\n        p.oh = t->ty; p.ow = t->tx; p.sy = {sy}; p.sx = {sx}; p.dy = {dy}; p.dx = {dx};\n        p.pt = ryp; p.pl = rxp; p.groups = {groups}; p.x_zp = {}; p.w_zp = {wzp} + t->k0;\n        mk_conv2d(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p);\n    }}",
+                ops::i32c(*x_zp)?,
+                mk_dt(wt.dtype)
+            );
+        }
+        (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
+            let wt = graph.tensor(first.inputs[1]);
+            let k = wt.shape[0];
+            let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+            let _ = writeln!(
+                f,
+                "    mk_dense(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, {rows}, {c}, t->tk, {}, {wzp} + t->k0);",
+                mk_dt(wt.dtype),
+                ops::i32c(*x_zp)?
+            );
+        }
+        (Main::Pool { ky, kx, sy, sx, global, .. }, op) => {
+            let p = |cip: bool| {
+                format!(
+                    "    {{\n        mk_pool_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.oh = t->ty; p.ow = t->tx; p.ky = {ky}; p.kx = {kx};\n        p.sy = {sy}; p.sx = {sx}; p.pt = ryp; p.pl = rxp; p.count_include_pad = {};\n",
+                    i32::from(cip)
+                )
+            };
+            match op {
+                Op::GlobalAvgPool if *global => {
+                    let _ = writeln!(
+                        f,
+                        "    mk_global_avg_pool(in, {xdt}, {main_out}, {modt}, 1, ryn * rxn, cn);"
+                    );
+                }
+                Op::AvgPool { count_include_pad, .. } => {
+                    let zp = graph.tensor(first.inputs[0]).quant.as_ref().map_or(0, |q| q.zp());
+                    let _ = writeln!(
+                        f,
+                        "{}        mk_avg_pool(in, {xdt}, {main_out}, {modt}, &p, {});\n    }}",
+                        p(*count_include_pad),
+                        ops::i32c(zp)?
+                    );
+                }
+                Op::MaxPool { .. } => {
+                    let _ = writeln!(
+                        f,
+                        "{}        mk_max_pool(in, {xdt}, {main_out}, {modt}, &p);\n    }}",
+                        p(false)
+                    );
+                }
+                Op::QLinearAvgPool { count_include_pad, x_scale, x_zp, y_scale, y_zp, .. } => {
+                    let _ = writeln!(
+                        f,
+                        "{}        mk_qlinear_avg_pool(in, {xdt}, {main_out}, {modt}, &p, {}, {}, {}, {});\n    }}",
+                        p(*count_include_pad),
+                        super::f32_bits(*x_scale),
+                        ops::i32c(*x_zp)?,
+                        super::f32_bits(*y_scale),
+                        c_i64(*y_zp)
+                    );
+                }
+                _ => bail!("unexpected pooling"),
+            }
+        }
+        (Main::Add, Op::Add { kind }) => {
+            let bt = graph.tensor(first.inputs[1]);
+            let tail = ops::add_tail(kind)?;
+            let _ = writeln!(
+                f,
+                "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {xdt}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
+                ops::add_kind(kind),
+                mk_dt(bt.dtype)
+            );
+        }
+        _ => bail!("unexpected main operator"),
+    }
+    // The chain, in place in the accumulator; the last step writes `out`.
+    let mut cur = "acc";
+    for (i, &nid) in nodes.iter().enumerate().skip(1) {
+        let node = &graph.nodes[nid];
+        let at = graph.tensor(node.inputs[0]);
+        let ot = graph.tensor(node.outputs[0]);
+        let (adt, odt) = (mk_dt(at.dtype), mk_dt(ot.dtype));
+        let dst = if i + 1 == nodes.len() { "out" } else { "acc" };
+        match &node.op {
+            Op::BiasAdd => {
+                let bt = graph.tensor(node.inputs[1]);
+                let c = *at.shape.last().unwrap_or(&1);
+                let nb = bt.elements();
+                ensure!(nb == c || nb == 1, "bias '{}' has {nb} values for {c} channels", bt.name);
+                let b = cx.ptr(node.inputs[1])?;
+                let (bp, nbs) =
+                    if nb == 1 { (b, "1".to_string()) } else { (format!("{b} + t->k0"), "t->tk".into()) };
+                let _ = writeln!(
+                    f,
+                    "    mk_bias_add({cur}, {adt}, {bp}, {}, {nbs}, {dst}, {odt}, elems, t->tk);",
+                    mk_dt(bt.dtype)
+                );
+            }
+            Op::Requantize { requant, out_zp } => {
+                let c = *at.shape.last().unwrap_or(&1);
+                let (kind, n, a) = match requant {
+                    Requant::FixedPoint { multiplier, shift } => {
+                        let n = ops::entries(multiplier.len().max(shift.len()), c)?;
+                        let m =
+                            cx.array_i32("multiplier", &per_channel_i32x("multiplier", multiplier, n, 0)?);
+                        let sh = cx.array_i32("shift", &per_channel_i32x("shift", shift, n, 0)?);
+                        ("MK_RQ_FIXED", n, [Some(m), Some(sh), None, None, None])
+                    }
+                    Requant::ScaleShift { scale, bias, shift } => {
+                        ensure!(*shift < 64, "shift {shift} is out of range");
+                        let n = ops::entries(scale.len().max(bias.len()), c)?;
+                        let sc = cx.array_i64("scale", &per_channel_x("scale", scale, n, 1)?);
+                        let bi = cx.array_i64("bias", &per_channel_x("bias", bias, n, 0)?);
+                        let _ = writeln!(f, "    /* shift {shift} */");
+                        ("MK_RQ_SCALE_SHIFT", n, [None, None, Some(sc), Some(bi), None])
+                    }
+                    Requant::Float { scale } => {
+                        let n = ops::entries(scale.len(), c)?;
+                        let sc = cx.array_f32_bits("scale", &per_channel_x("scale", scale, n, 1.0)?);
+                        ("MK_RQ_FLOAT", n, [None, None, None, None, Some(sc)])
+                    }
+                };
+                let off = if n > 1 { " + t->k0" } else { "" };
+                let pa = |x: &Option<String>| x.as_ref().map_or("0".to_string(), |s| format!("{s}{off}"));
+                let sshift = match requant {
+                    Requant::ScaleShift { shift, .. } => *shift as i64,
+                    _ => 0,
+                };
+                let _ = writeln!(
+                    f,
+                    "    {{\n        mk_requant_t rq;\n        rq.kind = {kind}; rq.n = {}; rq.multiplier = {}; rq.shift = {}; rq.scale = {}; rq.bias = {};\n        rq.sshift = {sshift}; rq.fscale = {}; rq.out_zp = {};\n        mk_requantize({cur}, {adt}, {dst}, {odt}, elems, t->tk, &rq);\n    }}",
+                    if n > 1 { "t->tk" } else { "1" },
+                    pa(&a[0]),
+                    pa(&a[1]),
+                    pa(&a[2]),
+                    pa(&a[3]),
+                    pa(&a[4]),
+                    c_i64(*out_zp)
+                );
+            }
+            Op::Clip { min, max } => {
+                ensure!(min <= max, "min {min} > max {max}");
+                let _ = writeln!(
+                    f,
+                    "    mk_clip({cur}, {adt}, {dst}, {odt}, elems, {}, {});",
+                    c_i64(*min),
+                    c_i64(*max)
+                );
+            }
+            Op::Cast => {
+                let _ = writeln!(f, "    mk_cast({cur}, {adt}, {dst}, {odt}, elems);");
+            }
+            _ => bail!("unexpected chain operator"),
+        }
+        cur = dst;
+    }
+    let _ = writeln!(f, "}}\n");
+    // store: into the layer's output in the arena, or into a staging
+    // buffer when the plan overlaps the output with an input the tiles
+    // still read (an in-place handoff that is only safe untiled).
+    let last = &graph.nodes[*nodes.last().unwrap_or(&nodes[0])];
+    let y_id = last.outputs[0];
+    let y_real = cx.arena(y_id)?;
+    let y_bytes = graph.tensor(y_id).bytes();
+    let overlaps = |a: Option<usize>, ab: usize| match (a, cx.offset(y_id)) {
+        (Some(a), Some(o)) => a < o + y_bytes && o < a + ab,
+        _ => false,
+    };
+    let same_place_eltwise = matches!(t.main, Main::Add)
+        && t.in_es == t.out_es
+        && first
+            .inputs
+            .iter()
+            .all(|&i| cx.offset(i) == cx.offset(y_id) || !overlaps(cx.offset(i), graph.tensor(i).bytes()));
+    let stage =
+        !same_place_eltwise && first.inputs.iter().any(|&i| overlaps(cx.offset(i), graph.tensor(i).bytes()));
+    let stage_name = format!("{}_stage", cx.prefix);
+    let y = if stage { stage_name.clone() } else { y_real.clone() };
+    let out_es = t.out_es;
+    match &t.main {
+        Main::Dense { rows, .. } => {
+            let _ = writeln!(
+                f,
+                "static void {fname}_store(const mt_tile_t *t, const uint8_t *out)\n{{\n    mt_box(0, (uint8_t *)(uintptr_t)out, {y}, {out_es}, {rows}, {}, 0, 0, t->k0, 1, {rows}, t->tk, MT_CH_OUT);\n}}\n",
+                n.ext[0]
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                f,
+                "static void {fname}_store(const mt_tile_t *t, const uint8_t *out)\n{{\n    mt_box(0, (uint8_t *)(uintptr_t)out, {y}, {out_es}, {}, {}, t->y0, t->x0, t->k0, t->ty, t->tx, t->tk, MT_CH_OUT);\n}}\n",
+                n.ext[2], n.ext[0]
+            );
+        }
+    }
+    let lay = &t.layout;
+    let slot = |o: [u64; 2]| format!("{{{l1} + {}, {l1} + {}}}", o[0], o[1]);
+    let body = format!(
+        "    /* {} tile(s) of K {} OY {} OX {} in {} ({} B of tile buffers): input {} B{}, weights {} B{}, output {} B{}, accumulator {} B */\n    mt_layer_t L = {{{}, {fname}_tile, {fname}_load_in, {}, {fname}_compute, {fname}_store, {}, {}, {}, {}, {}, {}, {}}};\n    mt_run(&L);\n",
+        n.steps(),
+        n.tile[0],
+        n.tile[1],
+        n.tile[2],
+        comment(&t.memory),
+        lay.total,
+        lay.input_bytes,
+        if t.double[0] { " x2" } else { "" },
+        lay.weight_bytes,
+        if t.double[1] { " x2" } else { "" },
+        lay.output_bytes,
+        if t.double[2] { " x2" } else { "" },
+        lay.acc_bytes,
+        n.steps(),
+        if t.has_weights() { format!("{fname}_load_w") } else { "NULL".into() },
+        i32::from(t.input_follows_k),
+        slot(lay.input),
+        slot(lay.weights),
+        slot(lay.output),
+        i32::from(t.double[0]),
+        i32::from(t.double[1]),
+        i32::from(t.double[2]),
+    );
+    let body = if stage {
+        format!("{body}    /* the plan puts the output over an input the tiles read: staged, then copied */\n    mk_copy({y_real}, {stage_name}, {y_bytes});\n")
+    } else {
+        body
+    };
+    Ok((f, body, if stage { y_bytes } else { 0 }))
+}
+
+/// The tiled plans of every layer of `mapping` the emitter tiles.
+pub fn plan_all(graph: &Graph, hw: &HwModel, mapping: &crate::mapping::Mapping) -> Vec<Option<TiledLayer>> {
+    mapping.layers.iter().map(|l| plan_layer(graph, hw, l).ok()).collect()
+}
+
+/// The compute memory of the tiled layers and the bytes of its arena.
+pub fn arena_of(tiled: &[Option<TiledLayer>]) -> anyhow::Result<Option<(String, u64)>> {
+    let mut out: Option<(String, u64)> = None;
+    for t in tiled.iter().flatten() {
+        match &mut out {
+            None => out = Some((t.memory.clone(), t.layout.total)),
+            Some((m, b)) => {
+                if *m != t.memory {
+                    return Err(anyhow!("tiled layers compute in two memories ({m}, {})", t.memory));
+                }
+                *b = (*b).max(t.layout.total);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,681 @@
+//! Differential testing: a generated network compiled for a target, built
+//! with AddressSanitizer and UBSan, run on random inputs and compared bit
+//! for bit with the reference interpreter; failures shrunk and saved as
+//! regression fixtures (`tests/regressions/`).
+
+use crate::gen::{self, Flavor, GenOptions, Grouping, LayerOp, Operand, Recipe, TargetRecipe};
+use anyhow::{anyhow, Context};
+use match_core::compile::{self, CompileOptions};
+use match_core::ir::Data;
+use match_core::HwModel;
+use serde::{Deserialize, Serialize};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+
+/// The C flags of every differential build.
+pub const SANITIZE_CFLAGS: &str = "-std=c99 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
+                                   -fsanitize=address,undefined -fno-sanitize-recover=all";
+
+/// Which target a case compiles for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TargetSpec {
+    Shipped(String),
+    Random(TargetRecipe),
+}
+
+impl TargetSpec {
+    pub fn label(&self) -> String {
+        match self {
+            TargetSpec::Shipped(n) => n.clone(),
+            TargetSpec::Random(t) => t.name.clone(),
+        }
+    }
+    /// The checked model and its platform folder.
+    pub fn resolve(&self) -> anyhow::Result<(HwModel, Option<PathBuf>)> {
+        match self {
+            TargetSpec::Shipped(n) => match_targets::resolve(n).map_err(|e| anyhow!("{e}")),
+            TargetSpec::Random(t) => {
+                let text = t.to_hwm();
+                let hw = match_dsl::check(&text, &format!("{}.hwm", t.name))
+                    .map_err(|d| anyhow!("the generated target does not check:\n{d}\n{text}"))?;
+                Ok((hw, None))
+            }
+        }
+    }
+}
+
+/// One differential case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub recipe: Recipe,
+    pub target: TargetSpec,
+    /// Seed of the random inputs.
+    pub input_seed: u64,
+}
+
+/// The result of a case.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Pass,
+    /// The target is too small for the model: the expected error.
+    DoesNotFit,
+    /// The recipe does not build a valid graph (only while shrinking).
+    Invalid(String),
+    Fail {
+        kind: FailKind,
+        message: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailKind {
+    /// The compiler refused or panicked (other than "does not fit").
+    Compile,
+    /// The generated C did not build.
+    Build,
+    /// The binary crashed or a sanitizer fired.
+    Run,
+    /// The interpreter failed on a graph the passes accepted.
+    Interp,
+    /// Outputs differ.
+    Mismatch,
+}
+
+/// Input sets per case.
+const SETS: u64 = 3;
+
+/// A worker: one build folder, reused for every case it runs. The kernel
+/// library (the same text in every project) is compiled once per worker and
+/// linked into each build through the Makefile's `SRCS` and `LDLIBS`
+/// variables.
+pub struct Worker {
+    pub dir: PathBuf,
+    pub cflags: String,
+    kernels: std::sync::OnceLock<Result<PathBuf, String>>,
+}
+
+fn catch<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(anyhow!("{what} panicked: {msg}"))
+        }
+    }
+}
+
+fn show(d: &Data) -> Vec<String> {
+    match d {
+        Data::F32(v) => v.iter().map(|x| format!("{x:?}")).collect(),
+        other => other.to_i64().iter().map(|x| x.to_string()).collect(),
+    }
+}
+
+fn diff(got: &Data, want: &Data) -> Option<String> {
+    if got.dtype() == want.dtype() && got.to_le_bytes() == want.to_le_bytes() {
+        return None;
+    }
+    let (g, w) = (show(got), show(want));
+    let n = g.iter().zip(&w).filter(|(a, b)| a != b).count();
+    let first = g.iter().zip(&w).position(|(a, b)| a != b);
+    Some(format!(
+        "{n} of {} elements differ; first at {first:?}: got {:?}, want {:?}",
+        w.len(),
+        first.map(|i| &g[i]),
+        first.map(|i| &w[i])
+    ))
+}
+
+impl Worker {
+    pub fn new(dir: PathBuf) -> Worker {
+        Worker { dir, cflags: SANITIZE_CFLAGS.to_string(), kernels: std::sync::OnceLock::new() }
+    }
+
+    /// `match_kernels.o`, built once with the worker's flags.
+    fn kernels(&self) -> anyhow::Result<PathBuf> {
+        self.kernels
+            .get_or_init(|| {
+                let d = self.dir.join("kernels");
+                std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+                std::fs::write(d.join("match_kernels.c"), match_core::emit::KERNELS_C)
+                    .map_err(|e| e.to_string())?;
+                std::fs::write(d.join("match_kernels.h"), match_core::emit::KERNELS_H)
+                    .map_err(|e| e.to_string())?;
+                let obj = d.join("match_kernels.o");
+                let out = std::process::Command::new("gcc")
+                    .args(self.cflags.split_whitespace())
+                    .arg("-c")
+                    .arg("-o")
+                    .arg(&obj)
+                    .arg(d.join("match_kernels.c"))
+                    .output()
+                    .map_err(|e| format!("cannot run gcc: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "the kernel library does not build:\n{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                Ok(obj)
+            })
+            .clone()
+            .map_err(|e| anyhow!(e))
+    }
+
+    /// Builds an emitted project with the sanitizer flags, linking the
+    /// worker's kernel object instead of recompiling the library.
+    fn build(&self, project: &Path, model: &str) -> anyhow::Result<PathBuf> {
+        let kernels = self.kernels()?;
+        let emitted = std::fs::read_to_string(project.join("match_kernels.c")).unwrap_or_default();
+        anyhow::ensure!(
+            emitted == match_core::emit::KERNELS_C,
+            "the emitted match_kernels.c is not the library"
+        );
+        let mut srcs = vec![format!("{model}.c"), format!("{model}_weights.c")];
+        let mut platform: Vec<String> = std::fs::read_dir(project)?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.ends_with(".c") && !srcs.contains(n) && n != "match_kernels.c" && n != "main.c")
+            .collect();
+        platform.sort();
+        srcs.extend(platform);
+        let srcs = srcs.join(" ");
+        let kernels = kernels.display().to_string();
+        compile::build(
+            project,
+            model,
+            &[("CC", "gcc"), ("CFLAGS", &self.cflags), ("SRCS", &srcs), ("LDLIBS", &kernels)],
+        )
+    }
+
+    /// Runs several recipes for one target as one model (one build, one
+    /// run). Returns one outcome per recipe; when the batch as a whole fails
+    /// (not a per-output mismatch), each recipe is rerun alone to find the
+    /// culprit.
+    pub fn check_batch(&self, cases: &[&Case]) -> Vec<Outcome> {
+        if cases.len() == 1 {
+            return vec![self.check(cases[0])];
+        }
+        let counts: Vec<usize> = cases.iter().map(|c| c.recipe.outputs.len()).collect();
+        match self.run(cases) {
+            Ok(per_output) => {
+                let mut out = Vec::new();
+                let mut i = 0;
+                for (c, &n) in cases.iter().zip(&counts) {
+                    let mine: Vec<&Option<String>> = per_output[i..i + n].iter().collect();
+                    i += n;
+                    let errs: Vec<String> = mine.iter().filter_map(|e| e.as_ref().cloned()).collect();
+                    if errs.is_empty() {
+                        out.push(Outcome::Pass);
+                    } else {
+                        // Confirm alone (a batch may fail for another's reason).
+                        out.push(self.check(c));
+                    }
+                }
+                out
+            }
+            Err(_) => cases.iter().map(|c| self.check(c)).collect(),
+        }
+    }
+
+    /// One case.
+    pub fn check(&self, case: &Case) -> Outcome {
+        match self.run(&[case]) {
+            Ok(per_output) => {
+                let errs: Vec<String> = per_output.into_iter().flatten().collect();
+                if errs.is_empty() {
+                    Outcome::Pass
+                } else {
+                    Outcome::Fail { kind: FailKind::Mismatch, message: errs.join("\n") }
+                }
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Compiles, builds and runs; per graph output, the mismatch if any.
+    /// The cases must share one target.
+    fn run(&self, cases: &[&Case]) -> Result<Vec<Option<String>>, Outcome> {
+        let target = &cases[0].target;
+        let recipes: Vec<&Recipe> = cases.iter().map(|c| &c.recipe).collect();
+        let graph = match catch("build", || gen::build_many(&recipes)) {
+            Ok(g) => g,
+            Err(e) => return Err(Outcome::Invalid(format!("{e:#}"))),
+        };
+        let fail = |kind, e: anyhow::Error| Outcome::Fail { kind, message: format!("{e:#}") };
+        let (hw, platform) = target.resolve().map_err(|e| fail(FailKind::Compile, e))?;
+        let project = self.dir.join("project");
+        let _ = std::fs::remove_dir_all(&project);
+        let options = CompileOptions {
+            out_dir: project.clone(),
+            model_name: Some("net".into()),
+            platform_dir: platform,
+        };
+        let compiled = match catch("compile", || compile::compile_graph(&graph, &hw, &options)) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if msg.contains("does not fit target") {
+                    return Err(Outcome::DoesNotFit);
+                }
+                return Err(Outcome::Fail { kind: FailKind::Compile, message: msg });
+            }
+        };
+        let bin = self.build(&project, &compiled.model_name).map_err(|e| fail(FailKind::Build, e))?;
+        let sets: Vec<Vec<Data>> = (0..SETS)
+            .map(|s| {
+                cases
+                    .iter()
+                    .flat_map(|c| gen::random_inputs(&c.recipe, c.input_seed.wrapping_add(s)))
+                    .collect()
+            })
+            .collect();
+        let got = compile::run_binary(&bin, &graph, &sets, &self.dir.join("io"))
+            .map_err(|e| fail(FailKind::Run, e))?;
+        let mut per_output = vec![None; graph.outputs.len()];
+        for (s, (inputs, outs)) in sets.iter().zip(&got).enumerate() {
+            let want = catch("interp", || match_core::interp::run(&graph, inputs))
+                .map_err(|e| fail(FailKind::Interp, e))?;
+            for (j, (g, w)) in outs.iter().zip(&want).enumerate() {
+                if let Some(d) = diff(g, w) {
+                    if per_output[j].is_none() {
+                        per_output[j] = Some(format!("set {s} output {j}: {d}"));
+                    }
+                }
+            }
+        }
+        Ok(per_output)
+    }
+}
+
+// ------------------------------------------------------------ shrinking
+
+fn fails_like(o: &Outcome, kind: FailKind) -> bool {
+    matches!(o, Outcome::Fail { kind: k, .. } if *k == kind)
+}
+
+/// Removes layer `i`: its readers read its source instead.
+fn remove_layer(r: &Recipe, i: usize) -> Recipe {
+    let ni = r.inputs.len();
+    let v = ni + i;
+    let src = r.layers[i].src;
+    let remap = |x: usize| {
+        if x == v {
+            if src > v {
+                src - 1
+            } else {
+                src
+            }
+        } else if x > v {
+            x - 1
+        } else {
+            x
+        }
+    };
+    let mut layers = r.layers.clone();
+    layers.remove(i);
+    for l in &mut layers {
+        l.src = remap(l.src);
+        if let LayerOp::Add { other: Operand::Value(o), .. } = &mut l.op {
+            *o = remap(*o);
+        }
+    }
+    let mut outputs: Vec<usize> = r.outputs.iter().map(|&o| remap(o)).filter(|&o| o >= ni).collect();
+    outputs.sort();
+    outputs.dedup();
+    if outputs.is_empty() && !layers.is_empty() {
+        outputs.push(ni + layers.len() - 1);
+    }
+    Recipe { inputs: r.inputs.clone(), layers, outputs }
+}
+
+/// Drops trailing layers no output reads.
+fn prune(r: &Recipe) -> Recipe {
+    let ni = r.inputs.len();
+    let mut r = r.clone();
+    loop {
+        let Some(last) = r.layers.len().checked_sub(1) else { return r };
+        let v = ni + last;
+        let read = r.outputs.contains(&v)
+            || r.layers.iter().any(|l| {
+                l.src == v || matches!(l.op, LayerOp::Add { other: Operand::Value(o), .. } if o == v)
+            });
+        if read {
+            return r;
+        }
+        r.layers.pop();
+    }
+}
+
+/// Smaller variants of a recipe, most aggressive first.
+fn recipe_candidates(r: &Recipe) -> Vec<Recipe> {
+    let mut out = Vec::new();
+    // Fewer outputs.
+    if r.outputs.len() > 1 {
+        for i in 0..r.outputs.len() {
+            let mut c = r.clone();
+            c.outputs.remove(i);
+            out.push(prune(&c));
+        }
+    }
+    // Fewer layers.
+    for i in (0..r.layers.len()).rev() {
+        if r.layers.len() > 1 {
+            out.push(prune(&remove_layer(r, i)));
+        }
+    }
+    // An unread second input.
+    if r.inputs.len() > 1 {
+        let v = r.inputs.len() - 1;
+        let read = r
+            .layers
+            .iter()
+            .any(|l| l.src == v || matches!(l.op, LayerOp::Add { other: Operand::Value(o), .. } if o == v));
+        if !read {
+            let mut c = r.clone();
+            c.inputs.pop();
+            for l in &mut c.layers {
+                l.src -= usize::from(l.src > v);
+                if let LayerOp::Add { other: Operand::Value(o), .. } = &mut l.op {
+                    *o -= usize::from(*o > v);
+                }
+            }
+            c.outputs.iter_mut().for_each(|o| *o -= usize::from(*o > v));
+            out.push(c);
+        }
+    }
+    // Smaller inputs.
+    for (ii, inp) in r.inputs.iter().enumerate() {
+        for axis in 1..inp.shape.len() {
+            let d = inp.shape[axis];
+            for nd in [1, d / 2, d - 1] {
+                if nd >= 1 && nd < d {
+                    let mut c = r.clone();
+                    c.inputs[ii].shape[axis] = nd;
+                    out.push(c);
+                }
+            }
+        }
+    }
+    // Simpler layers.
+    for (i, l) in r.layers.iter().enumerate() {
+        let mut push = |op: LayerOp| {
+            let mut c = r.clone();
+            c.layers[i].op = op;
+            out.push(c);
+        };
+        match &l.op {
+            LayerOp::Conv { grouping, out_c, kernel, stride, dilation, pad, weights, bias, rq } => {
+                let base = l.op.clone();
+                let with = |f: &dyn Fn(&mut LayerOp)| {
+                    let mut o = base.clone();
+                    f(&mut o);
+                    o
+                };
+                for nc in [1, out_c / 2, out_c.saturating_sub(1)] {
+                    if nc >= 1 && nc < *out_c {
+                        push(with(&|o| {
+                            if let LayerOp::Conv { out_c, .. } = o {
+                                *out_c = nc
+                            }
+                        }));
+                    }
+                }
+                if *grouping != Grouping::Full {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { grouping, .. } = o {
+                            *grouping = Grouping::Full
+                        }
+                    }));
+                }
+                if *kernel != [1, 1] {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { kernel, pad, .. } = o {
+                            *kernel = [1, 1];
+                            *pad = [0; 4];
+                        }
+                    }));
+                }
+                if *stride != [1, 1] {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { stride, .. } = o {
+                            *stride = [1, 1]
+                        }
+                    }));
+                }
+                if *dilation != [1, 1] {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { dilation, .. } = o {
+                            *dilation = [1, 1]
+                        }
+                    }));
+                }
+                if *pad != [0; 4] {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { pad, .. } = o {
+                            *pad = [0; 4]
+                        }
+                    }));
+                }
+                if *weights != gen::WeightKind::I8 {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { weights, .. } = o {
+                            *weights = gen::WeightKind::I8
+                        }
+                    }));
+                }
+                if *bias {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { bias, .. } = o {
+                            *bias = false
+                        }
+                    }));
+                }
+                if rq.as_ref().is_some_and(|q| q.act != gen::Activation::None) {
+                    push(with(&|o| {
+                        if let LayerOp::Conv { rq: Some(q), .. } = o {
+                            q.act = gen::Activation::None
+                        }
+                    }));
+                }
+            }
+            LayerOp::Dense { out_c, .. } => {
+                for nc in [1, out_c / 2] {
+                    if nc >= 1 && nc < *out_c {
+                        let mut o = l.op.clone();
+                        if let LayerOp::Dense { out_c, .. } = &mut o {
+                            *out_c = nc;
+                        }
+                        push(o);
+                    }
+                }
+            }
+            LayerOp::AvgPool { .. } | LayerOp::MaxPool { .. } => push(LayerOp::GlobalAvgPool),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn target_candidates(t: &TargetSpec) -> Vec<TargetSpec> {
+    let TargetSpec::Random(t) = t else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut push = |f: &dyn Fn(&mut TargetRecipe)| {
+        let mut c = t.clone();
+        f(&mut c);
+        if &c != t {
+            out.push(TargetSpec::Random(c));
+        }
+    };
+    push(&|c| {
+        c.cluster = None;
+        c.ne16 = None;
+        c.digital = None;
+        c.l1 = None;
+    });
+    push(&|c| c.cluster = None);
+    push(&|c| c.ne16 = None);
+    push(&|c| c.digital = None);
+    push(&|c| {
+        if c.cluster.is_none() && c.ne16.is_none() && c.digital.is_none() {
+            c.l1 = None
+        }
+    });
+    out
+}
+
+/// Shrinks a failing case while it fails the same way; returns the
+/// smallest case and how many candidates were tried.
+pub fn shrink(worker: &Worker, case: &Case, kind: FailKind, budget: usize) -> (Case, usize) {
+    let mut best = case.clone();
+    let mut tried = 0;
+    'outer: loop {
+        let mut cands: Vec<Case> = target_candidates(&best.target)
+            .into_iter()
+            .map(|target| Case { target, ..best.clone() })
+            .collect();
+        cands.extend(
+            recipe_candidates(&best.recipe).into_iter().map(|recipe| Case { recipe, ..best.clone() }),
+        );
+        for c in cands {
+            if tried >= budget {
+                break 'outer;
+            }
+            if gen::build(&c.recipe).is_err() {
+                continue;
+            }
+            tried += 1;
+            if fails_like(&worker.check(&c), kind) {
+                best = c;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    (best, tried)
+}
+
+// ------------------------------------------------------------ regressions
+
+/// A saved regression: the shrunk case and what it did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Regression {
+    pub case: Case,
+    pub kind: FailKind,
+    pub message: String,
+}
+
+pub fn regressions_dir() -> PathBuf {
+    crate::repo_root().join("tests/regressions")
+}
+
+/// Writes `<dir>/<name>.json` (and `<name>.hwm` for a random target).
+pub fn save_regression(dir: &Path, name: &str, reg: &Regression) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(reg)? + "\n")?;
+    if let TargetSpec::Random(t) = &reg.case.target {
+        std::fs::write(dir.join(format!("{name}.hwm")), t.to_hwm())?;
+    }
+    Ok(path)
+}
+
+/// Every saved regression, by file name.
+pub fn load_regressions(dir: &Path) -> anyhow::Result<Vec<(String, Regression)>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(out) };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.extension().and_then(|e| e.to_str()) == Some("json") {
+            let text = std::fs::read_to_string(&p)?;
+            let reg: Regression =
+                serde_json::from_str(&text).with_context(|| format!("{} does not parse", p.display()))?;
+            out.push((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), reg));
+        }
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------ campaigns
+
+/// The target of case `i` of a campaign: host, gap9, diana and random
+/// targets in turn.
+pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
+    match i % 4 {
+        0 => TargetSpec::Shipped("host".into()),
+        1 => TargetSpec::Shipped("gap9".into()),
+        2 => TargetSpec::Shipped("diana".into()),
+        _ => TargetSpec::Random(gen::generate_target(seed.wrapping_mul(31).wrapping_add(i))),
+    }
+}
+
+/// The flavour of network for a target, so that its units see layers they take.
+pub fn flavor_for(target: &TargetSpec, rng: &mut gen::Rng) -> Flavor {
+    let options: &[Flavor] = match target {
+        TargetSpec::Shipped(n) if n == "gap9" => &[Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect],
+        TargetSpec::Shipped(n) if n == "diana" => &[Flavor::Any, Flavor::ShiftOnly, Flavor::ShiftOnly],
+        TargetSpec::Shipped(_) => &[Flavor::Any, Flavor::TfLite],
+        TargetSpec::Random(_) => &[Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect, Flavor::ShiftOnly],
+    };
+    rng.pick(options)
+}
+
+/// Totals of a campaign.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub cases: usize,
+    pub passed: usize,
+    pub does_not_fit: usize,
+    pub invalid: usize,
+    pub failures: Vec<(Case, FailKind, String)>,
+}
+
+impl Stats {
+    pub fn merge(&mut self, o: Stats) {
+        self.cases += o.cases;
+        self.passed += o.passed;
+        self.does_not_fit += o.does_not_fit;
+        self.invalid += o.invalid;
+        self.failures.extend(o.failures);
+    }
+}
+
+/// Runs cases `[start, end)` of the campaign `seed` in batches of `batch`
+/// networks per build (one target per batch).
+pub fn run_range(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64) -> Stats {
+    let mut stats = Stats::default();
+    let opt = GenOptions::default();
+    let mut b = start;
+    while b < end {
+        let n = batch.min(end - b);
+        let target = campaign_target(seed, b / batch.max(1));
+        let mut rng = gen::Rng::new(seed ^ b.wrapping_mul(0x9e37));
+        let cases: Vec<Case> = (b..b + n)
+            .map(|i| {
+                let flavor = flavor_for(&target, &mut rng);
+                Case {
+                    recipe: gen::generate(seed.wrapping_mul(1_000_003).wrapping_add(i), flavor, &opt),
+                    target: target.clone(),
+                    input_seed: seed ^ (i << 8),
+                }
+            })
+            .collect();
+        let refs: Vec<&Case> = cases.iter().collect();
+        let outcomes = worker.check_batch(&refs);
+        for (c, o) in cases.into_iter().zip(outcomes) {
+            stats.cases += 1;
+            match o {
+                Outcome::Pass => stats.passed += 1,
+                Outcome::DoesNotFit => stats.does_not_fit += 1,
+                Outcome::Invalid(_) => stats.invalid += 1,
+                Outcome::Fail { kind, message } => stats.failures.push((c, kind, message)),
+            }
+        }
+        b += n;
+    }
+    stats
+}
