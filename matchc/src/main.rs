@@ -289,34 +289,7 @@ fn run_compiled(
 
 /// Reads the raw input files, runs the interpreter, writes the outputs.
 fn run_interp(graph: &match_core::ir::Graph, inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<(), String> {
-    use match_core::ir::Data;
-    if inputs.len() != graph.inputs.len() {
-        return Err(format!("the model has {} input(s); {} --input given", graph.inputs.len(), inputs.len()));
-    }
-    if outputs.len() != graph.outputs.len() {
-        return Err(format!(
-            "the model has {} output(s); {} --output given",
-            graph.outputs.len(),
-            outputs.len()
-        ));
-    }
-    let mut data = Vec::with_capacity(inputs.len());
-    for (path, &t) in inputs.iter().zip(&graph.inputs) {
-        let t = graph.tensor(t);
-        let shown = path.display();
-        let bytes = std::fs::read(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
-        let expected = t.bytes();
-        if bytes.len() != expected {
-            return Err(format!(
-                "{shown}: input `{}` is {} {:?} = {expected} bytes, the file has {}",
-                t.name,
-                t.dtype,
-                t.shape,
-                bytes.len()
-            ));
-        }
-        data.push(Data::from_le_bytes(t.dtype, &bytes).ok_or_else(|| format!("{shown}: bad length"))?);
-    }
+    let data = read_inputs(graph, inputs, outputs)?;
     let results = match_core::interp::run(graph, &data).map_err(|e| format!("{e:#}"))?;
     for (path, r) in outputs.iter().zip(results) {
         std::fs::write(path, r.to_le_bytes())

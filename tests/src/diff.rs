@@ -4,6 +4,7 @@
 //! regression fixtures (`tests/regressions/`).
 
 use crate::gen::{self, Flavor, GenOptions, Grouping, LayerOp, Operand, Recipe, TargetRecipe};
+use crate::golden::diff;
 use anyhow::{anyhow, Context};
 use match_core::compile::{self, CompileOptions};
 use match_core::ir::Data;
@@ -106,28 +107,6 @@ fn catch<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result
             Err(anyhow!("{what} panicked: {msg}"))
         }
     }
-}
-
-fn show(d: &Data) -> Vec<String> {
-    match d {
-        Data::F32(v) => v.iter().map(|x| format!("{x:?}")).collect(),
-        other => other.to_i64().iter().map(|x| x.to_string()).collect(),
-    }
-}
-
-fn diff(got: &Data, want: &Data) -> Option<String> {
-    if got.dtype() == want.dtype() && got.to_le_bytes() == want.to_le_bytes() {
-        return None;
-    }
-    let (g, w) = (show(got), show(want));
-    let n = g.iter().zip(&w).filter(|(a, b)| a != b).count();
-    let first = g.iter().zip(&w).position(|(a, b)| a != b);
-    Some(format!(
-        "{n} of {} elements differ; first at {first:?}: got {:?}, want {:?}",
-        w.len(),
-        first.map(|i| &g[i]),
-        first.map(|i| &w[i])
-    ))
 }
 
 impl Worker {

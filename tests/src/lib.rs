@@ -28,3 +28,4 @@ pub fn shared_models() -> Option<PathBuf> {
 
 pub mod diff;
 pub mod gen;
+pub mod golden;

@@ -10,72 +10,10 @@
 use match_core::compile::{self, CompileOptions};
 use match_core::frontend::ImportOptions;
 use match_core::ir::{AddKind, AddParams, DType, Data, Graph, Op, OpNode, Quant, Requant, Tensor, TensorId};
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use match_tests::golden::{diff, manifest, within, Entry, Manifest};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-
-#[derive(Deserialize)]
-struct Manifest {
-    version: u32,
-    models: Vec<Entry>,
-}
-
-#[derive(Deserialize)]
-struct TensorSpec {
-    dtype: String,
-    shape: Vec<usize>,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    id: String,
-    model: String,
-    fold_inputs_from: Option<String>,
-    inputs: Vec<TensorSpec>,
-    outputs: Vec<TensorSpec>,
-    cases: usize,
-    #[serde(default = "yes")]
-    exact: bool,
-    #[serde(default)]
-    atol: f64,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn dtype(s: &str) -> DType {
-    match s {
-        "i8" => DType::I8,
-        "u8" => DType::U8,
-        "i16" => DType::I16,
-        "i32" => DType::I32,
-        "i64" => DType::I64,
-        "f32" => DType::F32,
-        other => panic!("unknown dtype {other} in the manifest"),
-    }
-}
-
-fn read(path: &Path, spec: &TensorSpec) -> Data {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let d = Data::from_le_bytes(dtype(&spec.dtype), &bytes).expect("whole elements");
-    assert_eq!(
-        d.len(),
-        spec.shape.iter().product::<usize>(),
-        "{}: size does not match the manifest",
-        path.display()
-    );
-    d
-}
-
-fn manifest() -> Manifest {
-    let path = match_tests::repo_root().join("tests/golden/manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let m: Manifest = serde_json::from_str(&text).expect("manifest.json parses");
-    assert_eq!(m.version, 1);
-    m
-}
 
 fn host() -> (match_core::HwModel, Option<PathBuf>) {
     match_targets::resolve("host").expect("the host target resolves")
@@ -90,38 +28,6 @@ fn work_dir(parts: &[&str]) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create the work folder");
     d
-}
-
-fn show(d: &Data) -> Vec<String> {
-    match d {
-        Data::F32(v) => v.iter().map(|x| format!("{x:?}")).collect(),
-        other => other.to_i64().iter().map(|x| x.to_string()).collect(),
-    }
-}
-
-/// Why `got` differs from `want` bit for bit, if it does.
-fn diff(got: &Data, want: &Data) -> Option<String> {
-    if got.dtype() == want.dtype() && got.to_le_bytes() == want.to_le_bytes() {
-        return None;
-    }
-    let (g, w) = (show(got), show(want));
-    let n = g.iter().zip(&w).filter(|(a, b)| a != b).count();
-    let first = g.iter().zip(&w).position(|(a, b)| a != b);
-    Some(format!(
-        "{n} of {} elements differ; first at {first:?}: got {:?}, want {:?}",
-        w.len(),
-        first.map(|i| &g[i]),
-        first.map(|i| &w[i])
-    ))
-}
-
-fn within(got: &Data, want: &Data, atol: f64) -> bool {
-    match (got, want) {
-        (Data::F32(a), Data::F32(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ((*x as f64) - (*y as f64)).abs() <= atol)
-        }
-        _ => got == want,
-    }
 }
 
 /// Compiles, builds and runs one manifest entry with the given make
@@ -139,24 +45,18 @@ fn check_entry(e: &Entry, label: &str, vars: &[(&str, &str)]) -> Result<Option<u
         .map_err(|err| format!("{}: compile failed: {err:#}", e.id))?;
     let bin = compile::build(&options.out_dir, &compiled.model_name, vars)
         .map_err(|err| format!("{} [{label}]: {err:#}", e.id))?;
-    let golden = root.join("tests/golden").join(&e.id);
-    let cases: Vec<Vec<Data>> = (0..e.cases)
-        .map(|c| {
-            let d = golden.join(format!("case_{c}"));
-            e.inputs.iter().enumerate().map(|(i, s)| read(&d.join(format!("input_{i}.bin")), s)).collect()
-        })
-        .collect();
+    let cases = e.all_case_inputs();
     let got = compile::run_binary(&bin, &graph, &cases, &dir.join("io"))
         .map_err(|err| format!("{} [{label}]: {err:#}", e.id))?;
     let mut errors = Vec::new();
     for (c, (inputs, outs)) in cases.iter().zip(&got).enumerate() {
         let interp = match_core::interp::run(&graph, inputs)
             .map_err(|err| format!("{} case {c}: interpreter failed: {err:#}", e.id))?;
-        for (j, spec) in e.outputs.iter().enumerate() {
+        for j in 0..e.outputs.len() {
             if let Some(d) = diff(&outs[j], &interp[j]) {
                 errors.push(format!("{} [{label}] case {c} output {j} vs the interpreter: {d}", e.id));
             }
-            let want = read(&golden.join(format!("case_{c}/output_{j}.bin")), spec);
+            let want = e.case_output(c, j);
             if e.exact {
                 if let Some(d) = diff(&outs[j], &want) {
                     errors.push(format!("{} [{label}] case {c} output {j} vs the golden: {d}", e.id));
