@@ -27,5 +27,6 @@ pub fn shared_models() -> Option<PathBuf> {
 }
 
 pub mod diff;
+pub mod e2e;
 pub mod gen;
 pub mod golden;

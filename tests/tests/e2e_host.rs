@@ -8,107 +8,33 @@
 //! snapshots of the C emitted for three small hand-built IR networks.
 
 use match_core::compile::{self, CompileOptions};
-use match_core::frontend::ImportOptions;
 use match_core::ir::{AddKind, AddParams, DType, Data, Graph, Op, OpNode, Quant, Requant, Tensor, TensorId};
-use match_tests::golden::{diff, manifest, within, Entry, Manifest};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use match_tests::e2e::Suite;
+use match_tests::golden::{diff, manifest, Entry, Manifest};
+use std::path::{Path, PathBuf};
 
 fn host() -> (match_core::HwModel, Option<PathBuf>) {
     match_targets::resolve("host").expect("the host target resolves")
 }
 
-/// A fresh folder under Cargo's per-test temporary directory.
-fn work_dir(parts: &[&str]) -> PathBuf {
-    let mut d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e_host");
-    for p in parts {
-        d = d.join(p.replace(['/', '\\'], "__"));
-    }
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create the work folder");
-    d
-}
-
-/// Compiles, builds and runs one manifest entry with the given make
-/// variables; `Ok(None)` when its model is in an absent ../shared.
-fn check_entry(e: &Entry, label: &str, vars: &[(&str, &str)]) -> Result<Option<usize>, String> {
-    let root = match_tests::repo_root();
-    if e.model.starts_with("../shared/") && match_tests::shared_models().is_none() {
-        return Ok(None);
-    }
-    let (hw, platform) = host();
-    let dir = work_dir(&[label, &e.id]);
-    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
-    let options = CompileOptions { out_dir: dir.join("project"), model_name: None, platform_dir: platform };
-    let (graph, compiled) = compile::compile_file(&root.join(&e.model), &import, &hw, &options)
-        .map_err(|err| format!("{}: compile failed: {err:#}", e.id))?;
-    let bin = compile::build(&options.out_dir, &compiled.model_name, vars)
-        .map_err(|err| format!("{} [{label}]: {err:#}", e.id))?;
-    let cases = e.all_case_inputs();
-    let got = compile::run_binary(&bin, &graph, &cases, &dir.join("io"))
-        .map_err(|err| format!("{} [{label}]: {err:#}", e.id))?;
-    let mut errors = Vec::new();
-    for (c, (inputs, outs)) in cases.iter().zip(&got).enumerate() {
-        let interp = match_core::interp::run(&graph, inputs)
-            .map_err(|err| format!("{} case {c}: interpreter failed: {err:#}", e.id))?;
-        for j in 0..e.outputs.len() {
-            if let Some(d) = diff(&outs[j], &interp[j]) {
-                errors.push(format!("{} [{label}] case {c} output {j} vs the interpreter: {d}", e.id));
-            }
-            let want = e.case_output(c, j);
-            if e.exact {
-                if let Some(d) = diff(&outs[j], &want) {
-                    errors.push(format!("{} [{label}] case {c} output {j} vs the golden: {d}", e.id));
-                }
-            } else if !within(&outs[j], &want, e.atol) {
-                errors.push(format!("{} [{label}] case {c} output {j}: beyond atol {}", e.id, e.atol));
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(Some(e.cases))
-    } else {
-        Err(errors.join("\n"))
+/// The shared end-to-end driver, for target `host`.
+fn suite() -> Suite<'static> {
+    Suite {
+        target: "host",
+        tmp: Path::new(env!("CARGO_TARGET_TMPDIR")),
+        name: "e2e_host",
+        inspect_c: &no_inspection,
     }
 }
 
-/// Runs `check_entry` over `entries` on a few threads; panics with every failure.
-fn check_all(entries: &[&Entry], label: &str, vars: &[(&str, &str)]) -> (usize, usize) {
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    let done = Mutex::new((0usize, 0usize));
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(e) = entries.get(i) else { break };
-                let start = std::time::Instant::now();
-                let result = check_entry(e, label, vars);
-                eprintln!("{label} {}: {:.1} s", e.id, start.elapsed().as_secs_f64());
-                match result {
-                    Ok(Some(cases)) => {
-                        let mut d = done.lock().unwrap();
-                        d.0 += 1;
-                        d.1 += cases;
-                    }
-                    Ok(None) => {}
-                    Err(msg) => failures.lock().unwrap().push(msg),
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{} model(s) failed:\n{}", failures.len(), failures.join("\n"));
-    done.into_inner().unwrap()
-}
+/// The host suite looks at nothing in the emitted C.
+fn no_inspection(_: &str) {}
 
 #[test]
 fn every_golden_model_on_host_is_bit_exact() {
     let m = manifest();
     let entries: Vec<&Entry> = m.models.iter().collect();
-    let (models, cases) = check_all(&entries, "gcc", &[("CC", "gcc")]);
+    let (models, cases) = suite().check_all(&entries, "gcc", &[("CC", "gcc")]);
     eprintln!("{models} models, {cases} cases bit-exact on host");
     assert!(models > 0);
 }
@@ -139,7 +65,7 @@ fn sanitized_build_is_clean_and_bit_exact() {
     let m = manifest();
     let flags = "-std=c99 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
                  -fsanitize=address,undefined -fno-sanitize-recover=all";
-    let (models, cases) = check_all(&selected(&m), "asan-ubsan", &[("CC", "gcc"), ("CFLAGS", flags)]);
+    let (models, cases) = suite().check_all(&selected(&m), "asan-ubsan", &[("CC", "gcc"), ("CFLAGS", flags)]);
     eprintln!("{models} models, {cases} cases clean under ASan + UBSan");
     assert!(models >= 3);
 }
@@ -158,7 +84,7 @@ fn clang_build_is_bit_exact() {
         return;
     }
     let m = manifest();
-    let (models, cases) = check_all(&selected(&m), "clang", &[("CC", "clang")]);
+    let (models, cases) = suite().check_all(&selected(&m), "clang", &[("CC", "clang")]);
     eprintln!("{models} models, {cases} cases bit-exact with clang");
 }
 
@@ -326,7 +252,7 @@ fn fixture_residual() -> Graph {
 fn check_fixture(name: &str, mut graph: Graph, snapshot: bool) {
     match_core::passes::prepare(&mut graph).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let (hw, platform) = host();
-    let dir = work_dir(&["fixtures", name]);
+    let dir = suite().work_dir(&["fixtures", name]);
     let options = CompileOptions {
         out_dir: dir.join("project"),
         model_name: Some(name.to_string()),
@@ -453,7 +379,7 @@ fn a_model_too_big_for_the_target_is_refused_with_the_shortfall() {
         m.size = 100;
         m.reserve = 0;
     });
-    let dir = work_dir(&["errors", "too_big"]);
+    let dir = suite().work_dir(&["errors", "too_big"]);
     let options =
         CompileOptions { out_dir: dir.join("project"), model_name: Some("m".into()), platform_dir: None };
     let err = compile::compile_graph(&graph, &small, &options).expect_err("does not fit");
@@ -469,7 +395,7 @@ fn an_unwritable_output_folder_is_an_error() {
     let (hw, platform) = host();
     let mut graph = fixture_conv();
     match_core::passes::prepare(&mut graph).expect("prepares");
-    let dir = work_dir(&["errors", "unwritable"]);
+    let dir = suite().work_dir(&["errors", "unwritable"]);
     let file = dir.join("a_file");
     std::fs::write(&file, b"x").expect("write");
     let options =
