@@ -13,7 +13,7 @@ def attrs_of(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def rewrite_integer_dialect(model):
+def rewrite_integer_dialect(model, signed=False):
     """Rewrite the integer dialect so that onnxruntime runs it exactly in integers.
 
     Conv -> ConvInteger, MatMul -> MatMulInteger (a float operand holding integers becomes
@@ -21,6 +21,11 @@ def rewrite_integer_dialect(model):
     (Div of int32 truncates toward zero; the Clip at 0 that follows makes truncation and floor
     agree, which the numpy check confirms), Clip attributes -> int32 inputs (opset 13), a final
     Cast to float where the graph output is declared float but computed in int32.
+
+    signed=True, for models with signed activations (tools/make_models.py's
+    intdialect_ternary), where truncation and floor differ below zero: each Div is preceded by
+    a - Mod(a, d) (Mod with fmod=0 takes the divisor's sign, so the quotient is exact and
+    equals the floor), and a Clip of a graph input gets bounds of that input's type.
     """
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -69,12 +74,21 @@ def rewrite_integer_dialect(model):
             new_nodes.append(helper.make_node("MatMulInteger", [x, w], list(n.output), name=n.name))
         elif n.op_type == "Floor":
             new_nodes.append(helper.make_node("Identity", list(n.input), list(n.output), name=n.name))
+        elif n.op_type == "Div" and signed:
+            mod, exact = fresh("mod"), fresh("exact")
+            new_nodes.append(helper.make_node("Mod", [n.input[0], n.input[1]], [mod], fmod=0))
+            new_nodes.append(helper.make_node("Sub", [n.input[0], mod], [exact]))
+            new_nodes.append(helper.make_node("Div", [exact, n.input[1]], list(n.output), name=n.name))
         elif n.op_type == "Clip":
             lo, hi = fresh("clip_min"), fresh("clip_max")
+            bound = np.int32
+            if signed and n.input[0] in graph_inputs:
+                bound = onnx.helper.tensor_dtype_to_np_dtype(
+                    graph_inputs[n.input[0]].type.tensor_type.elem_type)
             new_nodes.append(helper.make_node("Constant", [], [lo], value=numpy_helper.from_array(
-                np.array(int(a["min"]), np.int32), lo)))
+                np.array(int(a["min"]), bound), lo)))
             new_nodes.append(helper.make_node("Constant", [], [hi], value=numpy_helper.from_array(
-                np.array(int(a["max"]), np.int32), hi)))
+                np.array(int(a["max"]), bound), hi)))
             new_nodes.append(helper.make_node("Clip", [n.input[0], lo, hi], list(n.output), name=n.name))
         else:
             new = onnx.NodeProto()

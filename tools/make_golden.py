@@ -347,7 +347,11 @@ def golden_made(path, model_id):
 def golden_integer_dialect(path, model_id, made=False):
     model = onnx.load(path)
     ins, outs = onnx_io(model)
-    rewritten = rewrite_integer_dialect(model)
+    # Signed activations (int8 input or an int8 narrowing: intdialect_ternary): floor division
+    # spelled exactly for onnxruntime (see intdialect.rewrite_integer_dialect).
+    signed = any(dt == np.int8 for _, dt, _ in ins) or any(
+        n.op_type == "Cast" and attrs_of(n)["to"] == TensorProto.INT8 for n in model.graph.node)
+    rewritten = rewrite_integer_dialect(model, signed=signed)
     onnx.checker.check_model(rewritten)
     sess = ort_session(rewritten)
     sess_opt = ort_session(rewritten, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
@@ -382,12 +386,23 @@ def golden_integer_dialect(path, model_id, made=False):
             "tools/make_golden.py (Conv->ConvInteger, MatMul->MatMulInteger, Floor->Identity, "
             "int32 Clip bounds, opset 13), equal to an int64 evaluation on every case; float "
             "inputs/outputs hold integers")
+    if signed:
+        note = note.replace("Floor->Identity", "Div->floor division (a - Mod(a, d)) / d, "
+                            "Floor->Identity")
+        note = note.replace("int32 Clip bounds", "int32 Clip bounds (the input's Clip: int8)")
+        note = note.replace("float inputs/outputs hold integers",
+                            "int8 input over the full range (the model clips it to [-64, 63])")
     if made:
         # Built by tools/make_models.py with calibrated requantization: no layer saturates, so
         # every case must give its own output (the shipped MATCH models give 1 for 8).
         assert distinct == CASES, f"{model_id}: only {distinct} distinct outputs"
-        note += ("; model built by tools/make_models.py (random uint8 weights, requantization "
-                 "calibrated so that no layer saturates: 8 distinct outputs)")
+        if signed:
+            note += ("; model built by tools/make_models.py (random ternary weights {-1, 0, +1} "
+                     "as int8, int8 activations, requantization calibrated so that no layer "
+                     "saturates: 8 distinct outputs)")
+        else:
+            note += ("; model built by tools/make_models.py (random uint8 weights, "
+                     "requantization calibrated so that no layer saturates: 8 distinct outputs)")
     return entry(model_id, path, RT_ORT,
                  [tensor_entry(n, dt, s) for n, dt, s in ins],
                  [tensor_entry(n, dt, s) for n, dt, s in outs], CASES, note=note)

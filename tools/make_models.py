@@ -18,6 +18,12 @@ Writes:
                                          small MobileNet (VWW) shapes, own random uint8 weights,
                                          per-channel requantization constants calibrated on
                                          random inputs so that no layer saturates
+  tests/golden/models/intdialect_ternary.onnx
+                                         integer dialect with int8 activations and ternary
+                                         weights {-1, 0, +1} (DIANA's analog core): input
+                                         clipped to 7 bits [-64, 63], four 3x3 convs and a
+                                         dense layer, every activation that feeds one inside
+                                         [-64, 63]; see intdialect_ternary
 
 Float models are built directly with onnx.helper (He-initialised random weights, small random
 biases: the network's BatchNorms are taken as already folded into the convolutions) and
@@ -454,6 +460,205 @@ def intdialect_model(build, out_path, seed):
     return out_path
 
 
+# --------------------------------------------------------------------------------------------
+# Ternary weights in the integer dialect: a model for DIANA's analog in-memory core
+# --------------------------------------------------------------------------------------------
+
+TERNARY_CALIB = 16        # random int8 inputs that choose the requantization constants
+TERNARY_CHECK = 32        # fresh random inputs for the saturation check
+TERNARY_IN = (-64, 63)    # the analog core's 7-bit signed inputs (HARDWARE.md pinned choice)
+TERNARY_ADC = (-32, 31)   # its 6-bit ADC output range
+TERNARY_CLIPPED = 0.05    # at most this share of a layer's outputs may sit on a clip bound
+
+
+class TernaryBuilder(IntBuilder):
+    """The integer dialect with int8 activations and ternary weights {-1, 0, +1} (stored as
+    int8 initializers), built forward on calibration data so that each layer's constants are
+    chosen from the accumulators it really produces. Two requantization spellings, both the
+    dialect's Mul/Add/Div/Floor/Clip/Cast chain:
+
+      "adc"     scale 1, bias 0, Div by 2^g, Clip to the 6-bit ADC range [-32, 31]: exactly the
+                analog chain floor(acc / gain) -> ADC clip with gain 2^g and an identity
+                k*y + l >> shift stage, so a requantization conversion can keep it exact
+      "affine"  per-channel scale and bias, Div by 2^s, Clip to [lo, hi] (calibrated like
+                intdialect.recalibrate, onto a signed range): not of the analog form, so a
+                conversion to it is inexact (or the layer moves off the analog core)
+
+    Every activation that feeds a convolution or dense layer lies in [-64, 63] by construction:
+    the graph input goes through a Clip to that range, and every requantized layer clips to
+    [-32, 31] or [-64, 63]. Only the last layer clips to the int8 range (it is the output).
+    """
+
+    def __init__(self, seed, calib):
+        super().__init__(seed)
+        self.vals = {"input": calib.astype(np.int64)}  # tensor -> int64 values on calib data
+        self.clipped = {}  # layer -> share of calibration outputs on a clip bound
+
+    def ternary(self, name, shape):
+        w = self.rng.choice(np.array([-1, 0, 1], np.int8), size=shape, p=[0.3, 0.4, 0.3])
+        self.inits.append(numpy_helper.from_array(w, name))
+        return name, w.astype(np.int64)
+
+    def clip(self, x, layer, lo, hi):
+        y = self.tensor()
+        self.nodes.append(helper.make_node("Clip", [x], [y], name=f"/{layer}/Clip",
+                                           min=float(lo), max=float(hi)))
+        self.vals[y] = np.clip(self.vals[x], lo, hi)
+        return y
+
+    def requant_signed(self, acc, values, c, layer, kind, lo, hi):
+        """The chain after the accumulator `acc` (calibration values `values`, channel axis 1);
+        returns the int8 output tensor."""
+        axes = tuple(i for i in range(values.ndim) if i != 1)
+        bshape = [1, c] + [1] * (values.ndim - 2)
+        if kind == "adc":
+            scale = np.ones(c, np.int64)
+            bias = np.zeros(c, np.int64)
+            # The smallest gain 2^g whose clipped share is at most TERNARY_CLIPPED.
+            for s in range(32):
+                q = np.floor_divide(values, 2 ** s)
+                if ((q <= lo) | (q >= hi)).mean() <= TERNARY_CLIPPED:
+                    break
+        else:
+            a_lo, a_hi = values.min(axis=axes), values.max(axis=axes)
+            # A quarter of the range as margin on each side: few calibration values per
+            # channel (the classifier has one per input), so fresh inputs reach beyond them.
+            margin = (a_hi - a_lo) // 4
+            a_lo, a_hi = a_lo - margin, a_hi + margin
+            span = np.maximum(a_hi - a_lo, 1)
+            amax = int(np.abs(values).max()) + 1
+            # The smallest shift whose per-channel scales are all >= 64 (1.5 % steps), with
+            # int32 headroom (4x) for unseen inputs.
+            for s in range(25):
+                scale = ((hi - lo) * 2 ** s) // span
+                if (scale >= INT_MIN_SCALE).all():
+                    break
+            bias = lo * 2 ** s - a_lo * scale
+            assert int((scale * amax).max() + np.abs(bias).max()) * 4 < 2 ** 31, layer
+        sc = self.constant(scale.reshape(bshape))
+        a32 = self.tensor()
+        self.nodes.append(helper.make_node("Cast", [acc], [a32], to=TensorProto.INT32))
+        mul = self.tensor()
+        self.nodes.append(helper.make_node("Mul", [a32, sc], [mul], name=f"/{layer}/Mul"))
+        bi = self.constant(bias.reshape(bshape))
+        add = self.tensor()
+        self.nodes.append(helper.make_node("Add", [mul, bi], [add], name=f"/{layer}/Add"))
+        sh = self.constant(np.array([2 ** s]))
+        div = self.tensor()
+        self.nodes.append(helper.make_node("Div", [add, sh], [div], name=f"/{layer}/Div"))
+        fl = self.tensor()
+        self.nodes.append(helper.make_node("Floor", [div], [fl], name=f"/{layer}/Floor"))
+        pre = np.floor_divide(values * scale.reshape(bshape) + bias.reshape(bshape), 2 ** s)
+        self.vals[fl] = pre
+        cl = self.clip(fl, layer, lo, hi)
+        self.clipped[layer] = float(((pre <= lo) | (pre >= hi)).mean())
+        y = self.tensor()
+        self.nodes.append(helper.make_node("Cast", [cl], [y], name=f"/{layer}/Cast_1",
+                                           to=TensorProto.INT8))
+        self.vals[y] = self.vals[cl]
+        return y
+
+    def tconv(self, x, layer, cin, cout, kernel, stride, kind, lo, hi):
+        kh, kw = kernel
+        pads = [kh // 2, kw // 2, kh // 2, kw // 2]
+        wname, w = self.ternary(f"{layer}.weight", (cout, cin, kh, kw))
+        acc = self.tensor()
+        attrs = dict(dilations=[1, 1], group=1, kernel_shape=[kh, kw], pads=pads,
+                     strides=[stride, stride])
+        self.nodes.append(helper.make_node("Conv", [x, wname], [acc], name=f"/{layer}/Conv",
+                                           **attrs))
+        values = Int64Evaluator.conv(self.vals[x], w, attrs)
+        return self.requant_signed(acc, values, cout, layer, kind, lo, hi)
+
+    def tmaxpool(self, x, kernel):
+        y = self.maxpool(x, kernel)
+        self.vals[y] = Int64Evaluator.maxpool(self.vals[x], {"kernel_shape": list(kernel),
+                                                             "strides": list(kernel)})
+        return y
+
+    def tflatten(self, x):
+        y = self.flatten(x)
+        v = self.vals[x]
+        self.vals[y] = v.reshape(v.shape[0], -1)
+        return y
+
+    def tdense(self, x, layer, cin, cout, kind, lo, hi):
+        wname, w = self.ternary(f"{layer}.weight", (cin, cout))
+        acc = self.tensor()
+        self.nodes.append(helper.make_node("MatMul", [x, wname], [acc], name=f"/{layer}/MatMul"))
+        return self.requant_signed(acc, self.vals[x] @ w, cout, layer, kind, lo, hi)
+
+    def signed_model(self, name, in_shape, out_shape, out):
+        # The last layer's int8 tensor is the graph output.
+        for n in self.nodes:
+            for i, o in enumerate(n.output):
+                if o == out:
+                    n.output[i] = "output"
+        g = helper.make_graph(
+            self.nodes, name,
+            [helper.make_tensor_value_info("input", TensorProto.INT8, in_shape)],
+            [helper.make_tensor_value_info("output", TensorProto.INT8, out_shape)],
+            self.inits,
+        )
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", INT_OPSET)],
+                              producer_name="match tools/make_models.py")
+        m.ir_version = INT_IR
+        onnx.checker.check_model(m)  # structural only, as IntBuilder.model
+        return m
+
+
+def intdialect_ternary(calib):
+    """Ternary-weight CNN on a 1x3x32x32 int8 input, every conv/dense layer analog-eligible by
+    shape (groups 1, C*FY*FX <= 1152 rows, K <= 512 columns, stride 1 or 2):
+    Clip [-64, 63]; conv 3x3 16 (adc); conv 3x3 s2 32 (adc, 16x16); conv 3x3 s2 64 (affine,
+    [-64, 63], 8x8); conv 3x3 64 (adc, 576 rows); MaxPool 2x2 (4x4); Flatten 1024;
+    MatMul 10 (affine, [-128, 127], the int8 output)."""
+    b = TernaryBuilder(seed=2302, calib=calib)
+    x = b.clip("input", "inputclip", *TERNARY_IN)
+    x = b.tconv(x, "conv1", 3, 16, (3, 3), 1, "adc", *TERNARY_ADC)
+    x = b.tconv(x, "conv2", 16, 32, (3, 3), 2, "adc", *TERNARY_ADC)
+    x = b.tconv(x, "conv3", 32, 64, (3, 3), 2, "affine", *TERNARY_IN)
+    x = b.tconv(x, "conv4", 64, 64, (3, 3), 1, "adc", *TERNARY_ADC)
+    x = b.tflatten(b.tmaxpool(x, (2, 2)))
+    y = b.tdense(x, "classifier", 64 * 4 * 4, 10, "affine", -128, 127)
+    return b.signed_model("intdialect_ternary", [1, 3, 32, 32], [1, 10], y), b.clipped
+
+
+def ternary_model(out_path, seed):
+    shape = [1, 3, 32, 32]
+    rng = np.random.default_rng(seed)
+    calib = rng.integers(-128, 128, size=[TERNARY_CALIB] + shape[1:])
+    model, clipped = intdialect_ternary(calib)
+    # Independent re-evaluation on fresh inputs: int32-safe (the evaluator asserts it), every
+    # conv/dense input inside [-64, 63], no layer saturated, every input its own output.
+    check = rng.integers(-128, 128, size=[TERNARY_CHECK] + shape[1:])
+    ev = Int64Evaluator(model)
+    env = dict(ev.inits)
+    env["input"] = check
+    worst = {}
+    for n in model.graph.node:
+        env[n.output[0]] = ev.eval_node(n, env)
+        if n.op_type in ("Conv", "MatMul"):
+            x = env[n.input[0]]
+            assert x.min() >= TERNARY_IN[0] and x.max() <= TERNARY_IN[1], n.name
+            w = ev.inits[n.input[1]]
+            assert set(np.unique(w)) <= {-1, 0, 1}, n.name
+        if n.op_type == "Clip" and n.name != "/inputclip/Clip":
+            pre, lo, hi = env[n.input[0]], attrs_of(n)["min"], attrs_of(n)["max"]
+            worst[n.name.split("/")[1]] = float(((pre <= lo) | (pre >= hi)).mean())
+    assert all(v <= 2 * TERNARY_CLIPPED for v in worst.values()), worst
+    out = env[model.graph.output[0].name]
+    assert len({out[k].tobytes() for k in range(TERNARY_CHECK)}) == TERNARY_CHECK
+    onnx.save(model, out_path)
+    shifts = [int(numpy_helper.to_array(attrs_of(n)["value"])[0]).bit_length() - 1
+              for n in model.graph.node if n.op_type == "Constant"
+              and numpy_helper.to_array(attrs_of(n)["value"]).shape == (1,)]
+    print(f"  5 ternary layers, Div by 2^{shifts}; on {TERNARY_CHECK} fresh inputs at most "
+          f"{max(worst.values()):.1%} of a layer's outputs on a clip bound "
+          f"(calibration: {max(clipped.values()):.1%})")
+    return out_path
+
+
 def main():
     # quantize_static logs advice ("consider pre-processing", "use QDQ for s8s8") as warnings.
     logging.getLogger().setLevel(logging.ERROR)
@@ -476,6 +681,8 @@ def main():
         print(f"{os.path.relpath(p, ROOT)}: {os.path.getsize(p)} bytes")
     p = quantize(example(), [1, 3, 32, 32], QuantFormat.QDQ,
                  os.path.join(ex, "example_int8.onnx"), 2025)
+    print(f"{os.path.relpath(p, ROOT)}: {os.path.getsize(p)} bytes")
+    p = ternary_model(os.path.join(gold, "intdialect_ternary.onnx"), 2303)
     print(f"{os.path.relpath(p, ROOT)}: {os.path.getsize(p)} bytes")
     return 0
 

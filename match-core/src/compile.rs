@@ -4,6 +4,7 @@
 use crate::emit::{self, EmitOptions, EmitReport};
 use crate::frontend::{self, ImportOptions};
 use crate::ir::{Data, Graph, TensorId};
+use crate::lower::{self, Exactness, Lowered};
 use crate::mapping::{self, Mapping};
 use crate::plan::{self, Plan};
 use crate::schedule::Objective;
@@ -29,6 +30,13 @@ pub struct CompileOptions {
 pub struct Compiled {
     /// The C prefix of the emitted files (`<name>.h`, `build/<name>`).
     pub model_name: String,
+    /// The graph lowered for the target ([`lower::lower_for_target`]): what
+    /// the emitted C computes, bit for bit, and what `mapping` and `plan`
+    /// index. The imported graph itself on targets whose units implement
+    /// every requantization form.
+    pub graph: Graph,
+    /// Per layer of `mapping`, whether it keeps the model's arithmetic.
+    pub exactness: Vec<Exactness>,
     pub mapping: Mapping,
     pub plan: Plan,
     pub report: EmitReport,
@@ -68,8 +76,25 @@ pub fn compile_graph_with(
     options: &CompileOptions,
     objective: Objective,
 ) -> anyhow::Result<Compiled> {
+    compile_graph_exact(graph, hw, options, objective, false)
+}
+
+/// [`compile_graph_with`], keeping every layer bit-exact with the model's
+/// arithmetic when `exact` (`--exact`): lowers the graph for the target
+/// ([`lower::lower_for_target`]), then plans, checks and emits the lowered
+/// graph.
+pub fn compile_graph_exact(
+    graph: &Graph,
+    hw: &HwModel,
+    options: &CompileOptions,
+    objective: Objective,
+    exact: bool,
+) -> anyhow::Result<Compiled> {
     let name = emit::c_identifier(options.model_name.as_deref().unwrap_or("model"));
-    let mapping = mapping::map_with(graph, hw, objective)?;
+    check_fits_early(graph, hw, &name)?;
+    let Lowered { graph: lowered, mapping, exactness } =
+        lower::lower_for_target(graph, hw, objective, exact)?;
+    let graph = &lowered;
     let order = mapping.node_order();
     let plan = plan::plan(graph, &order)?;
     check_fits(graph, hw, &plan, &name)?;
@@ -84,7 +109,7 @@ pub fn compile_graph_with(
             platform_dir: options.platform_dir.clone(),
         },
     )?;
-    Ok(Compiled { model_name: name, mapping, plan, report })
+    Ok(Compiled { model_name: name, graph: lowered.clone(), exactness, mapping, plan, report })
 }
 
 /// Bytes of the constants the nodes read.
@@ -96,6 +121,47 @@ pub fn weight_bytes(graph: &Graph) -> usize {
         .filter(|&t| graph.tensor(t).is_const())
         .collect();
     consts.iter().map(|&t| graph.tensor(t).bytes()).sum()
+}
+
+/// Before any mapping or search: every node needs its activation inputs and
+/// outputs in the arena at once, so the largest such set plus the weights
+/// is a lower bound of every plan. A model past it is refused at once
+/// (naming the node and tensor), instead of after a schedule search over
+/// layers that cannot fit anyway.
+pub fn check_fits_early(graph: &Graph, hw: &HwModel, model: &str) -> anyhow::Result<()> {
+    let unit = hw.host_unit();
+    let Some(arena_mem) = hw.memory(&unit.compute_in) else { return Ok(()) };
+    let weights_mem = unit.weights_in.as_deref().and_then(|m| hw.memory(m)).unwrap_or(arena_mem);
+    let weights = if weights_mem.name == arena_mem.name { weight_bytes(graph) as u64 } else { 0 };
+    for n in graph.nodes.node_indices() {
+        let node = &graph.nodes[n];
+        let mut live: Vec<TensorId> = node
+            .inputs
+            .iter()
+            .chain(&node.outputs)
+            .copied()
+            .filter(|&t| !graph.tensor(t).is_const())
+            .collect();
+        live.sort();
+        live.dedup();
+        let need: u64 = live.iter().map(|&t| graph.tensor(t).bytes() as u64).sum::<u64>() + weights;
+        if need > arena_mem.usable() {
+            let largest = live.iter().map(|&t| graph.tensor(t)).max_by_key(|t| t.bytes());
+            bail!(
+                "model `{model}` does not fit target `{}`: node `{}` ({}) needs its tensors at once ({} B; the largest is `{}`, {} B) plus the weights ({weights} B) = {need} B, but memory `{}` has {} B usable: {} B short",
+                hw.name,
+                node.name,
+                node.op.pattern_name(),
+                need - weights,
+                largest.map_or("", |t| t.name.as_str()),
+                largest.map_or(0, |t| t.bytes()),
+                arena_mem.name,
+                arena_mem.usable(),
+                need - arena_mem.usable()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The activation arena goes to the host unit's `compute_in` memory, the
@@ -141,7 +207,8 @@ pub fn check_fits(graph: &Graph, hw: &HwModel, plan: &Plan, model: &str) -> anyh
 }
 
 /// Runs `make` in an emitted project with extra variables (`CC=clang`,
-/// `CFLAGS=...`); returns the binary `build/<model>`.
+/// `CFLAGS=...`, `BUILD=dir`); returns the binary `<BUILD>/<model>`
+/// (default `build/<model>`).
 pub fn build(dir: &Path, model_name: &str, vars: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
     let mut cmd = Command::new("make");
     cmd.arg("-s").arg("-C").arg(dir);
@@ -159,7 +226,9 @@ pub fn build(dir: &Path, model_name: &str, vars: &[(&str, &str)]) -> anyhow::Res
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let bin = dir.join("build").join(model_name);
+    // The Makefile's BUILD folder (default `build`).
+    let build = vars.iter().rev().find(|(k, _)| *k == "BUILD").map_or("build", |(_, v)| *v);
+    let bin = dir.join(build).join(model_name);
     if !bin.is_file() {
         bail!("make succeeded but {} does not exist", bin.display());
     }
@@ -174,8 +243,40 @@ pub fn run_binary(
     sets: &[Vec<Data>],
     work: &Path,
 ) -> anyhow::Result<Vec<Vec<Data>>> {
+    run_binary_env(bin, graph, sets, work, &[])
+}
+
+/// [`run_binary`] with counters: the binary of a target whose platform
+/// counts (see [`platform_counts`]) writes its counters table to a file
+/// (`MATCH_COUNTERS`), which is parsed. Counters are sums over the sets.
+pub fn run_binary_counters(
+    bin: &Path,
+    graph: &Graph,
+    sets: &[Vec<Data>],
+    work: &Path,
+) -> anyhow::Result<(Vec<Vec<Data>>, CountersTable)> {
+    std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
+    let path = work.join("counters.txt");
+    let _ = std::fs::remove_file(&path);
+    let outs = run_binary_env(bin, graph, sets, work, &[("MATCH_COUNTERS", path.as_os_str())])?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} wrote no counters to {}", bin.display(), path.display()))?;
+    Ok((outs, parse_counters(&text)?))
+}
+
+fn run_binary_env(
+    bin: &Path,
+    graph: &Graph,
+    sets: &[Vec<Data>],
+    work: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> anyhow::Result<Vec<Vec<Data>>> {
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let mut cmd = Command::new(bin);
+    cmd.env_remove("MATCH_COUNTERS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut outs = Vec::new();
     for (s, inputs) in sets.iter().enumerate() {
         if inputs.len() != graph.inputs.len() {
@@ -227,13 +328,121 @@ pub fn run_binary(
         .collect()
 }
 
+/// Whether the platform of `hw` counts per layer: its `api` block binds the
+/// `layer` role (the generated code then reports each layer to the
+/// platform) and names a header. The shipped gap9 and diana emulations do.
+pub fn platform_counts(hw: &HwModel) -> bool {
+    hw.api("header").is_some() && hw.api("layer").is_some()
+}
+
+/// One row of an emulation's counters table (targets/gap9/README.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerCounters {
+    /// The layer's index in the mapping and its C name.
+    pub index: usize,
+    pub name: String,
+    /// The cost model's estimate (as the generated code passed it).
+    pub cycles: u64,
+    /// DMA commands and bytes into the compute memories, back from them,
+    /// and over an L3 DMA.
+    pub dma_in: u64,
+    pub dma_in_bytes: u64,
+    pub dma_out: u64,
+    pub dma_out_bytes: u64,
+    pub dma_l3: u64,
+    pub dma_l3_bytes: u64,
+    /// Tile calls of the tiled driver, and calls of the unit kernels.
+    pub calls: u64,
+    pub kernels: u64,
+}
+
+/// A parsed counters table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CountersTable {
+    pub target: String,
+    /// Runs (input sets) the counts are summed over.
+    pub runs: u64,
+    pub layers: Vec<LayerCounters>,
+}
+
+/// Parses the table the emulations print (`# match counters v1: target T,
+/// runs N ...`, a column header, one line per layer).
+pub fn parse_counters(text: &str) -> anyhow::Result<CountersTable> {
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or_default();
+    let rest = head
+        .strip_prefix("# match counters v1: target ")
+        .ok_or_else(|| anyhow!("not a counters table (first line `{head}`)"))?;
+    let (target, runs) = rest.split_once(", runs ").ok_or_else(|| anyhow!("bad counters header `{head}`"))?;
+    let runs = runs.split_whitespace().next().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let columns = lines.next().unwrap_or_default();
+    if !columns.starts_with("layer") {
+        bail!("bad counters column header `{columns}`");
+    }
+    let mut layers = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 11 {
+            bail!("bad counters line `{line}`");
+        }
+        let n = |i: usize| f[i].parse::<u64>().map_err(|_| anyhow!("bad number `{}` in `{line}`", f[i]));
+        layers.push(LayerCounters {
+            index: n(0)? as usize,
+            name: f[1].to_string(),
+            cycles: n(2)?,
+            dma_in: n(3)?,
+            dma_in_bytes: n(4)?,
+            dma_out: n(5)?,
+            dma_out_bytes: n(6)?,
+            dma_l3: n(7)?,
+            dma_l3_bytes: n(8)?,
+            calls: n(9)?,
+            kernels: n(10)?,
+        });
+    }
+    Ok(CountersTable { target: target.to_string(), runs, layers })
+}
+
+/// The differences between measured counters and the cost model's
+/// prediction ([`EmitReport::counters`], one entry per layer and run):
+/// empty when DMA commands and bytes in each direction and tile calls
+/// agree on every layer.
+pub fn counters_mismatches(predicted: &[crate::cost::Counters], table: &CountersTable) -> Vec<String> {
+    let mut out = Vec::new();
+    let runs = table.runs.max(1);
+    if table.layers.len() != predicted.len() {
+        out.push(format!("{} layers counted, {} predicted", table.layers.len(), predicted.len()));
+    }
+    for (l, p) in table.layers.iter().zip(predicted) {
+        let pairs = [
+            ("dma_in", l.dma_in, p.dma_in),
+            ("in_bytes", l.dma_in_bytes, p.dma_in_bytes),
+            ("dma_out", l.dma_out, p.dma_out),
+            ("out_bytes", l.dma_out_bytes, p.dma_out_bytes),
+            ("calls", l.calls, p.calls),
+        ];
+        for (what, got, want) in pairs {
+            if got != want * runs {
+                out.push(format!("layer {} {}: {what} {got}, predicted {}", l.index, l.name, want * runs));
+            }
+        }
+    }
+    out
+}
+
 /// DESIGN.md's `--report` JSON (version 1) of a compiled model: per layer
 /// the unit, pattern, MACs, estimated cycles split, both bounds and the
 /// schedule's tiles; totals; bytes used per memory (the home memory: the
 /// activation arena plus the weights; a unit's compute memory: its largest
-/// schedule footprint). Exactness is `exact` for every layer: units only
-/// take layers whose requantization they implement natively.
+/// schedule footprint). Each layer's `exactness` is the lowering's:
+/// `exact`, `converted` (with `max_lsb`, the bound over the layer's whole
+/// accumulator range) or `moved` (with `--exact`), and the reason.
+///
+/// `graph` is the imported graph; the layers are read from the lowered
+/// graph the compilation holds (`compiled.graph`), which the mapping indexes.
 pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str) -> Value {
+    debug_assert_eq!(graph.inputs.len(), compiled.graph.inputs.len());
+    let graph = &compiled.graph;
     let mut layers = Vec::new();
     let (mut total_cycles, mut total_macs) = (0.0, 0u64);
     let mut memory: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -242,7 +451,7 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
     let home_weights = host.weights_in.clone().unwrap_or_else(|| home.clone());
     *memory.entry(home.clone()).or_default() += compiled.plan.arena_bytes as u64;
     *memory.entry(home_weights).or_default() += weight_bytes(graph) as u64;
-    for layer in &compiled.mapping.layers {
+    for (i, layer) in compiled.mapping.layers.iter().enumerate() {
         let macs = mapping::layer_macs(graph, &layer.nodes);
         total_macs += macs;
         let op = graph.nodes[layer.nodes[0]].op.pattern_name();
@@ -293,10 +502,9 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
             "bound_cycles": bound,
             "roofline_cycles": roofline,
             "tiles": tiles,
-            "exactness": {
-                "kind": "exact",
-                "max_lsb": 0,
-                "reason": "the unit implements the layer's requantization natively",
+            "exactness": match compiled.exactness.get(i) {
+                Some(e) => json!({"kind": e.kind.name(), "max_lsb": e.max_lsb, "reason": e.reason}),
+                None => json!({"kind": "exact", "max_lsb": 0, "reason": "no requantization"}),
             },
         }));
     }

@@ -21,7 +21,14 @@
 //!   tile and the full tensor in the unit's activation layout (HWC or CHW:
 //!   full inner dimensions merge into one contiguous run); a transfer with
 //!   more strided dimensions than the DMA moves is issued as several
-//!   commands, and every command is split at `max` bytes.
+//!   commands, and every command over `max` bytes is split by whole planes,
+//!   rows or row pieces, exactly as the generated code issues them
+//!   ([`box_commands`], the mirror of `mt_box` / `mt_cmd`); each command
+//!   pays the overhead of its own dimensionality.
+//! - **Counters** ([`predict_counters`]): per layer, the DMA commands and
+//!   bytes and the kernel calls of the emitted tiled code, from the same
+//!   walk the generated driver follows; the targets' emulations count the
+//!   same and the tests compare them exactly.
 //! - **Steps** ([`evaluate`]): the tile loops run in the schedule's order;
 //!   an operand is loaded again only at steps where one of the loops it
 //!   depends on (weights: K; inputs: OY, OX, and K for channel-wise layers)
@@ -97,31 +104,181 @@ pub fn transfer_shape(full: &[i64], tile: &[i64]) -> Vec<i64> {
     out
 }
 
+/// One DMA command as the generated code issues it (`mt_cmd` in
+/// emit/tiled.rs): `planes` x `rows` x `run` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Command {
+    pub run: u64,
+    pub rows: u64,
+    pub planes: u64,
+}
+
+impl Command {
+    pub fn bytes(&self) -> u64 {
+        self.run * self.rows * self.planes
+    }
+    /// Its dimensionality: 1 (contiguous), 2 (rows) or 3 (planes of rows),
+    /// the index of the DMA's `overhead` entry it pays.
+    pub fn dims(&self) -> u32 {
+        1 + u32::from(self.rows > 1) + u32::from(self.planes > 1)
+    }
+}
+
+/// The commands of one `mt_cmd` call, in issue order: a command of at most
+/// `max` bytes (0: no limit) as is; else whole planes per command, else
+/// whole rows per command (one plane each), else pieces of one row. The C
+/// in emit/tiled.rs's `helpers` mirrors this function line by line.
+pub fn split_command(max: u64, run: u64, rows: u64, planes: u64, out: &mut impl FnMut(Command)) {
+    if max == 0 || run * rows * planes <= max {
+        out(Command { run, rows, planes });
+    } else if run * rows <= max {
+        let per = max / (run * rows);
+        let mut p = 0;
+        while p < planes {
+            out(Command { run, rows, planes: per.min(planes - p) });
+            p += per;
+        }
+    } else if run <= max {
+        let per = max / run;
+        for _ in 0..planes {
+            let mut r = 0;
+            while r < rows {
+                out(Command { run, rows: per.min(rows - r), planes: 1 });
+                r += per;
+            }
+        }
+    } else {
+        for _ in 0..planes * rows {
+            let mut b = 0;
+            while b < run {
+                out(Command { run: max.min(run - b), rows: 1, planes: 1 });
+                b += max;
+            }
+        }
+    }
+}
+
+/// The commands that move a box of extents `ext` (outer to inner, elements
+/// of `es` bytes) of a tensor of extents `full`, on a DMA of `dims`
+/// strided dimensions whose commands carry at most `max` bytes (0: no
+/// limit). Mirrors `mt_box` of emit/tiled.rs: full inner dimensions merge
+/// into one contiguous run, outer dimensions of extent 1 vanish
+/// ([`transfer_shape`]), dimensions beyond `dims` become one command per
+/// index, and each command is split by [`split_command`].
+pub fn box_commands(
+    dims: u32,
+    max: u64,
+    es: u64,
+    full: [i64; 3],
+    ext: [i64; 3],
+    out: &mut impl FnMut(Command),
+) {
+    let [e0, e1, e2] = ext;
+    if e0 <= 0 || e1 <= 0 || e2 <= 0 {
+        return;
+    }
+    let mut run = e2 as u64 * es;
+    // The strided dimensions, outer to inner.
+    let mut n: Vec<u64> = Vec::with_capacity(2);
+    if e2 == full[2] {
+        run *= e1 as u64;
+        if e1 == full[1] {
+            run *= e0 as u64;
+        } else if e0 > 1 {
+            n.push(e0 as u64);
+        }
+    } else {
+        if e0 > 1 {
+            n.push(e0 as u64);
+        }
+        if e1 > 1 {
+            n.push(e1 as u64);
+        }
+    }
+    let dims = dims.max(1);
+    match n[..] {
+        [] => split_command(max, run, 1, 1, out),
+        [a] if dims >= 2 => split_command(max, run, a, 1, out),
+        [a] => (0..a).for_each(|_| split_command(max, run, 1, 1, out)),
+        [a, b] if dims >= 3 => split_command(max, run, b, a, out),
+        [a, b] if dims == 2 => (0..a).for_each(|_| split_command(max, run, b, 1, out)),
+        [a, b] => (0..a * b).for_each(|_| split_command(max, run, 1, 1, out)),
+        _ => unreachable!("at most two strided dimensions"),
+    }
+}
+
+/// `dma`'s `max` as the generated code uses it (0: no limit).
+pub fn dma_max(dma: &Dma) -> u64 {
+    dma.max_bytes.unwrap_or(0).min(u32::MAX as u64)
+}
+
+/// Up to three extents, outer to inner, as three (leading ones folded).
+fn three(v: &[i64]) -> [i64; 3] {
+    match v.len() {
+        0 => [1, 1, 1],
+        1 => [1, 1, v[0]],
+        2 => [1, v[0], v[1]],
+        n => [v[..n - 2].iter().product(), v[n - 2], v[n - 1]],
+    }
+}
+
 /// Cycles of one DMA transfer of a `tile` box (elements of `elem_bytes`)
-/// of a tensor of shape `full`: per command `setup` + `overhead_for(dims)`,
-/// plus bytes / bandwidth. A transfer with more strided dimensions than the
-/// DMA moves is issued as one command per index of the excess outer
-/// dimensions; each command is split at `max_bytes`.
+/// of a tensor of shape `full`: per command `setup` + `overhead_for(dims)`
+/// of that command, plus bytes / bandwidth. The commands are the ones the
+/// generated code issues for the box ([`box_commands`]).
 pub fn dma_cycles(dma: &Dma, full: &[i64], tile: &[i64], elem_bytes: f64) -> f64 {
-    let shape = transfer_shape(full, tile);
     let elems: i64 = tile.iter().product();
     if elems <= 0 {
         return 0.0;
     }
-    let bytes = (elems as f64 * elem_bytes).ceil();
-    let nd = shape.len() as u32;
-    let dims = dma.dims.max(1);
-    let (commands, cmd_dims) = if nd > dims {
-        (shape[..(nd - dims) as usize].iter().product::<i64>() as f64, dims)
-    } else {
-        (1.0, nd)
-    };
-    let per_command = bytes / commands;
-    let pieces = match dma.max_bytes {
-        Some(m) if m > 0 => (per_command / m as f64).ceil().max(1.0),
-        _ => 1.0,
-    };
-    commands * pieces * (dma.setup as f64 + dma.overhead_for(cmd_dims) as f64) + bytes / dma.bandwidth
+    let es = elem_bytes.ceil().max(1.0) as u64;
+    let (mut fixed, mut bytes) = (0.0, 0u64);
+    box_commands(dma.dims, dma_max(dma), es, three(full), three(tile), &mut |c| {
+        fixed += dma.setup as f64 + dma.overhead_for(c.dims()) as f64;
+        bytes += c.bytes();
+    });
+    fixed + bytes as f64 / dma.bandwidth
+}
+
+/// What the emulation of a target counts for one layer (DMA commands and
+/// bytes into the compute memories and back, kernel calls), as predicted
+/// from the tiled code's own enumeration: every step of the tile walk
+/// ([`crate::emit::tiled::Nest::walk`]), the boxes it moves
+/// ([`crate::emit::tiled::TiledLayer::transfers`]) and the commands each
+/// box becomes ([`box_commands`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Commands and bytes into the compute memory (inputs, weights).
+    pub dma_in: u64,
+    pub dma_in_bytes: u64,
+    /// Commands and bytes back to the home memory (outputs).
+    pub dma_out: u64,
+    pub dma_out_bytes: u64,
+    /// Kernel calls (one per tile).
+    pub calls: u64,
+}
+
+/// The counters of a layer the emitter tiles as `t`; an untiled layer
+/// (None) moves nothing by DMA and makes no tile calls.
+pub fn predict_counters(t: Option<&crate::emit::tiled::TiledLayer>) -> Counters {
+    let mut c = Counters::default();
+    let Some(t) = t else { return c };
+    let max = dma_max(&t.dma);
+    for st in t.nest.walk(t.input_follows_k) {
+        c.calls += 1;
+        for x in t.transfers(&st) {
+            let (n, b) = if x.to_compute {
+                (&mut c.dma_in, &mut c.dma_in_bytes)
+            } else {
+                (&mut c.dma_out, &mut c.dma_out_bytes)
+            };
+            box_commands(t.dma.dims, max, x.es, x.full, x.ext, &mut |cmd| {
+                *n += 1;
+                *b += cmd.bytes();
+            });
+        }
+    }
+    c
 }
 
 /// Per-step time under overlap: a step issues `serial` transfer cycles,
@@ -357,6 +514,23 @@ impl<'a> Problem<'a> {
         ((per * l.w_bits) as f64 / 8.0).ceil()
     }
 
+    /// Bytes of a weight tile of `k` output channels as the unit's kernel
+    /// reads it: encoded in the offload rule's weight layout (layout.rs, the
+    /// bytes the emitter stores and moves per K tile), else raw.
+    pub fn weight_tile_bytes(&self, k: i64) -> u64 {
+        if !self.has_weights() {
+            return 0;
+        }
+        let steps = self.offload.map_or(&[][..], |o| self.hw.offload_weight_layout(o));
+        let l = &self.layer;
+        let cg = (l.c / l.groups.max(1)).max(1) as usize;
+        // The IR holds the weights as bytes (ternary ones too).
+        match crate::layout::encoded_size(steps, k.max(0) as usize, cg, l.fy as usize, l.fx as usize, 8) {
+            Ok(b) if !steps.is_empty() => b as u64,
+            _ => (k as f64 * self.weight_bytes_per_k()).ceil() as u64,
+        }
+    }
+
     /// The spatial unrolling of dimension `d` (1 when not unrolled).
     pub fn unroll(&self, d: Dim) -> i64 {
         self.unit.spatial.iter().find(|(x, _)| *x == d).map_or(1, |(_, u)| *u as i64)
@@ -494,7 +668,7 @@ impl<'a> Problem<'a> {
         let i: i64 = self.input_tile(k, oy, ox).iter().product();
         let o: i64 = self.output_tile(k, oy, ox).iter().product();
         let input = (i as f64 * self.in_bytes()).ceil() as u64 * self.n_inputs as u64;
-        let weights = (k as f64 * self.weight_bytes_per_k()).ceil() as u64;
+        let weights = self.weight_tile_bytes(k);
         let output = (o as f64 * self.out_bytes()).ceil() as u64;
         (input, weights, output)
     }
@@ -553,8 +727,9 @@ impl<'a> Problem<'a> {
         if !self.has_weights() {
             return 0.0;
         }
-        let per = self.weight_bytes_per_k() as i64;
-        dma_cycles(dma, &[self.layer.k, per], &[k, per], 1.0)
+        // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
+        let b = self.weight_tile_bytes(k) as i64;
+        dma_cycles(dma, &[b], &[b], 1.0)
     }
     fn output_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
@@ -667,7 +842,7 @@ impl<'a> Problem<'a> {
                         serial += s_i + s_w;
                         over += o_i + o_w;
                         if buf.output {
-                            over += out_t; // the previous step's write-back
+                            over += self.previous_output_dma(level, order, by, tile, trips.as_slice());
                         }
                     }
                     if !buf.output {
@@ -693,6 +868,32 @@ impl<'a> Problem<'a> {
             energy += (i + w + o) as f64 * self.energy_per_byte(None, self.home);
         }
         Ok(Estimate { cycles, energy_pj: energy, calls: calls as u64, bytes_moved })
+    }
+
+    /// The write-back of the step before the current one, which a
+    /// double-buffered output overlaps with the current step's compute.
+    /// The current step changed at loop position `level` (outer to inner):
+    /// there the previous step had the full tile (its index is one less,
+    /// so not the last), every deeper loop was at its last (possibly
+    /// partial) tile, and the outer loops are unchanged. With uneven tiles
+    /// this differs from the current step's own write-back.
+    fn previous_output_dma(
+        &self,
+        level: Option<usize>,
+        order: [Loop; 3],
+        by: [i64; 3],
+        tile: [i64; 3],
+        trips: &[i64],
+    ) -> f64 {
+        let Some(j) = level else { return 0.0 };
+        let ext = self.extents();
+        let mut prev = by;
+        let l = order[j].index();
+        prev[l] = tile[l].min(ext[l]);
+        for l in order[j + 1..].iter().map(|l| l.index()) {
+            prev[l] = ext[l] - (trips[l] - 1) * tile[l];
+        }
+        self.output_dma(prev[0], prev[1], prev[2])
     }
 
     /// Bytes of the layer's inputs, weights and outputs, each once.
@@ -762,9 +963,41 @@ mod tests {
         // 3-D on a 1-D DMA: one command per run (4 * 5).
         let d1 = dma(1, None);
         assert_eq!(dma_cycles(&d1, &[10, 10, 16], &[4, 5, 8], 1.0), 20.0 * 370.0 + 160.0 / 8.0);
-        // 3-D on a 2-D DMA with a small max: 4 commands of 40 B, each split in 2 at 32 B.
+        // 3-D on a 2-D DMA with a small max: 4 commands of 5 rows of 8 B
+        // (40 B), each split by whole rows at 32 B: a 2-D command of 4 rows
+        // and a 1-D command of the last row (as mt_cmd issues them).
         let d2 = dma(2, Some(32));
-        assert_eq!(dma_cycles(&d2, &[10, 10, 16], &[4, 5, 8], 1.0), 8.0 * (370.0 + 1.0) + 160.0 / 8.0);
+        assert_eq!(
+            dma_cycles(&d2, &[10, 10, 16], &[4, 5, 8], 1.0),
+            4.0 * (370.0 + 1.0) + 4.0 * 370.0 + 160.0 / 8.0
+        );
+    }
+
+    fn cmds(dims: u32, max: u64, es: u64, full: [i64; 3], ext: [i64; 3]) -> Vec<(u64, u64, u64)> {
+        let mut v = Vec::new();
+        box_commands(dims, max, es, full, ext, &mut |c| v.push((c.run, c.rows, c.planes)));
+        v
+    }
+
+    #[test]
+    fn boxes_split_as_the_generated_code() {
+        // Full inner dimensions merge; a full tensor is one run.
+        assert_eq!(cmds(3, 0, 1, [10, 10, 16], [10, 10, 16]), [(1600, 1, 1)]);
+        // 3-D box on a 3-D DMA: one command; on 2-D: one per plane; on 1-D: one per row.
+        assert_eq!(cmds(3, 0, 1, [10, 10, 16], [4, 5, 8]), [(8, 5, 4)]);
+        assert_eq!(cmds(2, 0, 2, [10, 10, 16], [4, 5, 8]), vec![(16, 5, 1); 4]);
+        assert_eq!(cmds(1, 0, 1, [10, 10, 16], [4, 5, 8]).len(), 20);
+        // Split by whole planes: 3 planes of 2 x 10 B per 64 B command.
+        assert_eq!(cmds(3, 64, 1, [9, 4, 20], [7, 2, 10]), [(10, 2, 3), (10, 2, 3), (10, 2, 1)]);
+        // A row longer than max: pieces.
+        assert_eq!(
+            cmds(1, 4096, 1, [1, 1, 10000], [1, 1, 10000]),
+            [(4096, 1, 1), (4096, 1, 1), (1808, 1, 1)]
+        );
+        // Empty boxes move nothing.
+        assert!(cmds(3, 0, 1, [4, 4, 4], [0, 4, 4]).is_empty());
+        assert_eq!(Command { run: 8, rows: 1, planes: 1 }.dims(), 1);
+        assert_eq!(Command { run: 8, rows: 3, planes: 2 }.dims(), 3);
     }
 
     #[test]

@@ -145,6 +145,11 @@ fn attrs(op: &Op) -> String {
                 format!("scale_shift scale={} bias={} shift={shift} out_zp={out_zp}", short(scale), short(bias))
             }
             Requant::Float { scale } => format!("float scale={} out_zp={out_zp}", short(scale)),
+            Requant::Adc { gain, bits, k, l, shift } => format!(
+                "adc gain={gain} bits={bits} k={} l={} shift={shift} out_zp={out_zp}",
+                short(k),
+                short(l)
+            ),
         },
         Op::Clip { min, max } => format!("min={min} max={max}"),
         Op::Add { kind } => match kind {

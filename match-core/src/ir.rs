@@ -233,6 +233,11 @@ pub enum Requant {
     /// ONNX QLinear: `round_half_even(acc * scale[c])` in f32, with
     /// `scale = x_scale * w_scale[c] / y_scale` computed as onnxruntime does.
     Float { scale: Vec<f32> },
+    /// DIANA's analog output chain (HARDWARE.md): the ADC reads
+    /// `y = clip(floor(acc / gain), -2^(bits-1), 2^(bits-1) - 1)`, then per
+    /// channel `t = (k[c] * y + l[c]) >> shift` (arithmetic, floor), in 64
+    /// bits. `gain >= 1`, `1 <= bits <= 31`, `shift < 64`.
+    Adc { gain: i64, bits: u32, k: Vec<i64>, l: Vec<i64>, shift: u32 },
 }
 
 /// TFLite ADD's integer parameters (HARDWARE.md): each input is offset,

@@ -10,6 +10,8 @@ pub mod emit;
 pub mod frontend;
 pub mod interp;
 pub mod ir;
+pub mod layout;
+pub mod lower;
 pub mod mapping;
 pub mod passes;
 pub mod plan;

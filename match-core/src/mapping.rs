@@ -36,6 +36,7 @@
 
 use crate::cost::Problem;
 use crate::ir::{AddKind, DType, Graph, NodeId, Op, Requant, Tensor, TensorId};
+use crate::lower::{self, Converter};
 use crate::schedule::{self, Objective, Schedule};
 use match_dsl::layer::{Layer, OpKind};
 use match_dsl::model::{DType as HwType, LayoutStep, Offload, RequantForm};
@@ -178,6 +179,27 @@ fn cost_of(
 /// ([`conversion_cycles`]; layers are chosen greedily in execution order),
 /// lowest latency (or energy) wins; ties keep file order.
 pub fn map_with(graph: &Graph, hw: &HwModel, objective: Objective) -> anyhow::Result<Mapping> {
+    map_inner(graph, hw, objective, None)
+}
+
+/// [`map_with`] where a unit may also take a layer that `conv` can convert
+/// into its form (only exactly, with `exact`): see [`crate::lower`].
+pub fn map_converting(
+    graph: &Graph,
+    hw: &HwModel,
+    objective: Objective,
+    conv: &Converter,
+    exact: bool,
+) -> anyhow::Result<Mapping> {
+    map_inner(graph, hw, objective, Some((conv, exact)))
+}
+
+fn map_inner(
+    graph: &Graph,
+    hw: &HwModel,
+    objective: Objective,
+    conv: Option<(&Converter, bool)>,
+) -> anyhow::Result<Mapping> {
     let order = graph.topo_order().ok_or_else(|| anyhow::anyhow!("the graph has a cycle"))?;
     let host = hw.host_unit().name.clone();
     let cands = candidates(hw);
@@ -223,7 +245,7 @@ pub fn map_with(graph: &Graph, hw: &HwModel, objective: Objective) -> anyhow::Re
             if !tried.insert((cand.rule, nodes.clone())) {
                 continue;
             }
-            match check(hw, cand.offload, graph, &nodes) {
+            match check(hw, cand.offload, graph, &nodes, conv) {
                 None => accepted.push((cand, nodes)),
                 Some(reason) => {
                     let r = Rejection {
@@ -260,7 +282,19 @@ pub fn map_with(graph: &Graph, hw: &HwModel, objective: Objective) -> anyhow::Re
             let layout = act_layout(hw, Some(cand.offload), &cand.offload.unit);
             match cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective) {
                 Ok(s) => {
-                    let s = with_conversion(s, &layout);
+                    let mut s = with_conversion(s, &layout);
+                    // A converted layer whose signed input must first be made
+                    // unsigned by a separate sign-flip layer pays for it here
+                    // (the lowering costs that layer on its own afterwards).
+                    let flip =
+                        conv.and_then(|(c, _)| c.plan(&cand.offload.unit, nodes).ok()).is_some_and(|p| {
+                            p.flip_input && !lower::producer_can_emit_u8(graph, graph.nodes[n].inputs[0])
+                        });
+                    if flip {
+                        let c = conversion_cycles(input_bytes);
+                        s.cycles.overhead += c;
+                        s.cycles.total += c;
+                    }
                     let key = s.key(objective);
                     alternatives.push((cand.offload.unit.clone(), cand.offload.kernel.clone(), key.0));
                     if best.as_ref().is_none_or(|(_, _, b)| key < *b) {
@@ -368,17 +402,52 @@ pub fn map_with(graph: &Graph, hw: &HwModel, objective: Objective) -> anyhow::Re
         anyhow::bail!("grouping the graph into layers made a cycle (a bug in matching)");
     }
     let mut slots: Vec<Option<MappedLayer>> = groups.into_iter().map(Some).collect();
-    let layers = emitted
-        .into_iter()
-        .enumerate()
-        .map(|(i, g)| {
-            let mut layer = slots[g].take().expect("each group is emitted once");
-            let first = layer.nodes[0];
-            layer.name = format!("l{i:02}_{}", graph.nodes[first].op.pattern_name());
-            layer
-        })
-        .collect();
-    Ok(Mapping { layers })
+    let layers = emitted.into_iter().map(|g| slots[g].take().expect("each group is emitted once")).collect();
+    let mut mapping = Mapping { layers };
+    name_layers(graph, &mut mapping);
+    Ok(mapping)
+}
+
+/// Names the layers `l{index:02}_{first op}` in their order.
+pub fn name_layers(graph: &Graph, mapping: &mut Mapping) {
+    for (i, layer) in mapping.layers.iter_mut().enumerate() {
+        let first = layer.nodes[0];
+        layer.name = format!("l{i:02}_{}", graph.nodes[first].op.pattern_name());
+    }
+}
+
+/// A node run alone as a generic kernel on the host unit, costed.
+pub fn generic_layer_for(graph: &Graph, hw: &HwModel, n: NodeId, objective: Objective) -> MappedLayer {
+    let host = hw.host_unit().name.clone();
+    MappedLayer {
+        name: String::new(),
+        nodes: vec![n],
+        pattern: None,
+        unit: host.clone(),
+        kernel: None,
+        rejections: Vec::new(),
+        schedule: cost_of(graph, hw, None, &host, &[n], objective).ok(),
+        alternatives: Vec::new(),
+    }
+}
+
+/// Costs a layer again on its (rewritten) nodes, keeping its unit and rule
+/// and the layout-conversion cycles its schedule carried.
+pub fn recost(graph: &Graph, hw: &HwModel, layer: &mut MappedLayer, objective: Objective) {
+    let offload = hw.offloads.iter().find(|o| {
+        Some(&o.pattern) == layer.pattern.as_ref()
+            && o.unit == layer.unit
+            && Some(&o.kernel) == layer.kernel.as_ref()
+    });
+    let layer_nodes = layer.nodes.clone();
+    let Ok(mut s) = cost_of(graph, hw, offload, &layer.unit, &layer_nodes, objective) else { return };
+    if let Some(old) = &layer.schedule {
+        let c = old.conversion_cycles;
+        s.conversion_cycles = c;
+        s.cycles.overhead += c;
+        s.cycles.total += c;
+    }
+    layer.schedule = Some(s);
 }
 
 /// The structural part of matching.
@@ -585,6 +654,7 @@ fn requant_form(graph: &Graph, nodes: &[NodeId]) -> Option<(RequantForm, bool)> 
                 (RequantForm::ScaleShift, scale.iter().all(|&s| s == 1) && bias.iter().all(|&b| b == 0))
             }
             Requant::Float { .. } => (RequantForm::Float, false),
+            Requant::Adc { .. } => (RequantForm::Adc, false),
         }),
         Op::Add { kind: AddKind::TfLite(_) } => Some((RequantForm::FixedPoint, false)),
         Op::Add { kind: AddKind::Float { .. } } => Some((RequantForm::Float, false)),
@@ -599,16 +669,52 @@ fn type_list(ts: &[HwType]) -> String {
 /// `None` if `offload` accepts the layer of `nodes`; else why not: the
 /// first false conjunct of its condition, or every unit capability the
 /// layer lacks (types, requantization form), joined by "; ".
-fn check(hw: &HwModel, offload: &Offload, graph: &Graph, nodes: &[NodeId]) -> Option<String> {
-    let layer = layer_of(graph, nodes);
+///
+/// With `conv`, a unit whose arithmetic is not general ([`lower::arith`])
+/// takes a convolution or dense chain when the lowering can convert it into
+/// the unit's form (exactly, when `exact`): its `where` condition sees the
+/// converted bit widths (ternary weights, 7-bit inputs), and the reason of a
+/// refusal is the conversion's.
+fn check(
+    hw: &HwModel,
+    offload: &Offload,
+    graph: &Graph,
+    nodes: &[NodeId],
+    conv: Option<(&Converter, bool)>,
+) -> Option<String> {
+    let mut layer = layer_of(graph, nodes);
+    let Some(unit) = hw.unit(&offload.unit) else {
+        return Some(format!("no unit named `{}`", offload.unit));
+    };
+    let converting = conv.filter(|_| {
+        lower::arith(unit) != lower::Arith::General
+            && matches!(graph.nodes[nodes[0]].op, Op::Conv2d { .. } | Op::Dense { .. })
+    });
+    if converting.is_some() {
+        let (in_bits, w_bits) = lower::converted_bits(graph, unit, nodes);
+        layer.in_bits = in_bits.unwrap_or(layer.in_bits);
+        layer.w_bits = w_bits.unwrap_or(layer.w_bits);
+    }
     match hw.check_offload(offload, &layer) {
         Ok(Verdict::Accepted) => {}
         Ok(Verdict::Rejected { constraint }) => return Some(constraint),
         Err(e) => return Some(format!("cannot evaluate the condition: {e}")),
     }
-    let Some(unit) = hw.unit(&offload.unit) else {
-        return Some(format!("no unit named `{}`", offload.unit));
-    };
+    if let Some((conv, exact)) = converting {
+        // Conversions keep the output type: it must be the unit's.
+        let last = &graph.nodes[*nodes.last().expect("a layer has nodes")];
+        for &t in &last.outputs {
+            let d = graph.tensor(t).dtype;
+            if !unit.outputs.is_empty() && !hw_type(d).is_some_and(|t| unit.outputs.contains(&t)) {
+                return Some(format!("output type {d} not among {}", type_list(&unit.outputs)));
+            }
+        }
+        return match conv.plan(&unit.name, nodes) {
+            Ok(p) if exact && p.max_lsb > 0 => Some(format!("--exact: {}", p.describe())),
+            Ok(_) => None,
+            Err(reason) => Some(format!("cannot convert: {reason}")),
+        };
+    }
     let mut reasons = Vec::new();
     let mut check_type = |what: &str, d: DType, allowed: &[HwType]| {
         if !allowed.is_empty() && !hw_type(d).is_some_and(|t| allowed.contains(&t)) {
@@ -686,6 +792,17 @@ fn layer_tensors(graph: &Graph, nodes: &[NodeId]) -> (Vec<TensorId>, Vec<TensorI
 /// The `--explain` text: per layer, the pattern and unit, and for each unit
 /// that rejected it, the constraint that failed.
 pub fn explain(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> String {
+    explain_with(graph, hw, mapping, &[])
+}
+
+/// [`explain`] of a lowered graph, with each layer's exactness (one per
+/// layer, or none).
+pub fn explain_with(
+    graph: &Graph,
+    hw: &HwModel,
+    mapping: &Mapping,
+    exactness: &[lower::Exactness],
+) -> String {
     let mut s = String::new();
     let host = hw.host_unit().name.as_str();
     let node_count: usize = mapping.layers.iter().map(|l| l.nodes.len()).sum();
@@ -747,6 +864,10 @@ pub fn explain(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> String {
             |ts: &[TensorId]| ts.iter().map(|&t| shape(graph.tensor(t))).collect::<Vec<_>>().join(", ");
         let _ = writeln!(s, "  shapes: {} -> {}", list(&ins), list(&outs));
         let _ = writeln!(s, "  MACs:   {macs}");
+        if let Some(e) = exactness.get(i) {
+            let bound = if e.max_lsb > 0 { format!(" (up to {} LSB)", e.max_lsb) } else { String::new() };
+            let _ = writeln!(s, "  exactness: {}{bound}: {}", e.kind.name(), e.reason);
+        }
         for r in &layer.rejections {
             let _ = writeln!(s, "  {} rejected ({}): {}", r.unit, r.pattern, r.reason);
         }

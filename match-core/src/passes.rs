@@ -216,6 +216,7 @@ fn infer_node(graph: &Graph, node: &OpNode) -> anyhow::Result<Inferred> {
                 crate::ir::Requant::FixedPoint { multiplier, shift } => vec![multiplier.len(), shift.len()],
                 crate::ir::Requant::ScaleShift { scale, bias, .. } => vec![scale.len(), bias.len()],
                 crate::ir::Requant::Float { scale } => vec![scale.len()],
+                crate::ir::Requant::Adc { k, l, .. } => vec![k.len(), l.len()],
             };
             for l in lens {
                 ensure!(l <= 1 || l == c, "{l} requantization parameters for {c} channels");

@@ -475,6 +475,28 @@ mod tests {
     }
 
     #[test]
+    fn a_double_buffered_write_back_is_the_previous_tiles() {
+        // conv K4 C1 OY26 OX2 1x1 tiled at OY 25: an uneven pair of steps
+        // (25 rows, then 1). With the output double-buffered, step 1's
+        // compute overlaps the write-back of step 0's 25 rows, not its own.
+        let hw = tiny(100000, 3);
+        let p = problem(&hw, "acc", Layer::conv(4, 1, 26, 2, 1, 1, 1, 0));
+        let buf = Buffering { input: false, weights: false, output: true };
+        let e = p.evaluate([4, 25, 2], [Loop::K, Loop::OY, Loop::OX], buf).unwrap();
+        // Step 0 (prologue): input 50 B (20 + 12.5) and weights 4 B (20 + 1)
+        //   serial; call 200 MACs / 8 = 25 + 30 overhead.
+        // Step 1: input 2 B (20 + 0.5) serial; call 8 MACs / 8 = 1 + 30; beside
+        //   it the write-back of step 0: 200 B, two commands of at most 100 B:
+        //   2 * 20 + 50 = 90 > 31: 59 stall (its own 8 B, 22, would hide).
+        // Epilogue: step 1's write-back, 8 B = 20 + 2.
+        assert_eq!(e.cycles.compute, 26.0);
+        assert_eq!(e.cycles.overhead, 60.0);
+        assert_eq!(e.cycles.transfer, 32.5 + 21.0 + 20.5 + 22.0);
+        assert_eq!(e.cycles.stall, 59.0);
+        assert_eq!(e.cycles.total, 26.0 + 60.0 + 96.0 + 59.0);
+    }
+
+    #[test]
     fn mlperf_shapes_map_fast_on_real_targets() {
         let gap9 = target("gap9");
         let p = problem(&gap9, "cluster", Layer::conv(64, 64, 32, 32, 3, 3, 1, 1));

@@ -427,6 +427,9 @@ pub const API_ROLES: &[(&str, &str)] = &[
     ("timer_start", "starts the cycle counter"),
     ("timer_stop", "stops it and returns cycles"),
     ("print", "printf-like output"),
+    ("layer", "called at each layer's start with its index, name and modeled cycles"),
+    ("buffer", "registers a tile buffer (address, bytes) of the current layer in a compute memory"),
+    ("tile", "called before each tile's kernel call with its input, weight and output buffers"),
 ];
 
 impl HwModel {

@@ -38,7 +38,8 @@ enum Command {
     /// Runs a model: on the reference interpreter (--interp), or compiled for a target.
     Run {
         model: PathBuf,
-        /// Run the reference interpreter on the imported graph.
+        /// Run the reference interpreter: on the imported graph, or with --target on the graph
+        /// lowered for that target (what the generated C computes).
         #[arg(long, required_unless_present = "target")]
         interp: bool,
         /// A shipped target's name or a path to a .hwm file.
@@ -50,11 +51,13 @@ enum Command {
         /// Raw output tensor file, once per model output, in order.
         #[arg(long = "output", required = true)]
         outputs: Vec<PathBuf>,
-        /// Keep every layer bit-exact with the input format's runtime (today every layer is:
-        /// units only take layers whose requantization they implement natively).
+        /// Keep every layer bit-exact with the input format's runtime: a layer stays on a unit
+        /// only if converting it into the unit's requantization form is exact.
         #[arg(long)]
         exact: bool,
-        /// Print per-layer counters.
+        /// Print per-layer counters of the target's emulation (DMA commands and bytes, kernel
+        /// calls, modeled cycles) and whether they equal the cost model's prediction. Only for
+        /// targets whose platform counts (gap9, diana).
         #[arg(long)]
         counters: bool,
         /// ONNX node tests: fold every input but the first from this test-data folder.
@@ -71,8 +74,9 @@ enum Command {
         /// The output folder (created if needed).
         #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
         out_dir: PathBuf,
-        /// Keep every layer bit-exact with the input format's runtime (today every layer is:
-        /// units only take layers whose requantization they implement natively).
+        /// Keep every layer bit-exact with the input format's runtime: a layer stays on a unit
+        /// only if converting it into the unit's requantization form is exact; otherwise it
+        /// moves to a unit that implements the form, and the report says why.
         #[arg(long)]
         exact: bool,
         /// Print, per layer, the pattern and unit chosen and why others were rejected.
@@ -123,34 +127,45 @@ fn run(command: Command) -> Result<ExitCode, String> {
             print!("{}", inspect::inspect(&graph));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { model, interp, target, inputs, outputs, exact: _, counters, fold_inputs_from } => {
+        Command::Run { model, interp, target, inputs, outputs, exact, counters, fold_inputs_from } => {
             if counters {
-                eprintln!("error: --counters needs the targets' emulation layer, which this version does not have yet");
-                return Ok(ExitCode::from(2));
+                if let Some(why) = counters_usage(target.as_deref(), interp) {
+                    eprintln!("error: {why}");
+                    return Ok(ExitCode::from(2));
+                }
             }
             if let Some(t) = &target {
                 // Validate the target first so that a wrong name is reported as such.
                 let (hw, platform) = match_targets::resolve(t).map_err(|e| e.to_string())?;
+                let graph = import(&model, fold_inputs_from)?;
                 if !interp {
-                    let graph = import(&model, fold_inputs_from)?;
-                    run_compiled(&model, &graph, &hw, platform, &inputs, &outputs)?;
+                    run_compiled(
+                        &model,
+                        &graph,
+                        &hw,
+                        platform,
+                        &inputs,
+                        &outputs,
+                        RunFlags { exact, counters },
+                    )?;
                     return Ok(ExitCode::SUCCESS);
                 }
+                // The interpreter on the graph lowered for the target.
+                let lowered = match_core::lower::lower_for_target(
+                    &graph,
+                    &hw,
+                    match_core::schedule::Objective::Latency,
+                    exact,
+                )
+                .map_err(|e| format!("{}: {e:#}", model.display()))?;
+                run_interp(&lowered.graph, &inputs, &outputs)?;
+                return Ok(ExitCode::SUCCESS);
             }
             let graph = import(&model, fold_inputs_from)?;
             run_interp(&graph, &inputs, &outputs)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compile {
-            model,
-            target,
-            out_dir,
-            exact: _,
-            explain,
-            report,
-            optimize,
-            fold_inputs_from,
-        } => {
+        Command::Compile { model, target, out_dir, exact, explain, report, optimize, fold_inputs_from } => {
             if optimize != "latency" && optimize != "energy" {
                 eprintln!("error: --optimize takes `latency` or `energy`, not `{optimize}`");
                 return Ok(ExitCode::from(2));
@@ -167,7 +182,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 model_name: Some(match_core::compile::model_name(&model)),
                 platform_dir: platform,
             };
-            let compiled = match_core::compile::compile_graph_with(&graph, &hw, &options, objective)
+            let compiled = match_core::compile::compile_graph_exact(&graph, &hw, &options, objective, exact)
                 .map_err(|e| format!("{}: {e:#}", model.display()))?;
             if let Some(path) = &report {
                 let name = model.file_name().and_then(|n| n.to_str()).unwrap_or("model");
@@ -176,7 +191,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
             }
             if explain {
-                print!("{}", match_core::mapping::explain(&graph, &hw, &compiled.mapping));
+                print!(
+                    "{}",
+                    match_core::mapping::explain_with(
+                        &compiled.graph,
+                        &hw,
+                        &compiled.mapping,
+                        &compiled.exactness
+                    )
+                );
             }
             let r = &compiled.report;
             println!("compiled {} for target `{}` into {}", model.display(), hw.name, out_dir.display());
@@ -260,6 +283,7 @@ fn run_compiled(
     platform: Option<PathBuf>,
     inputs: &[PathBuf],
     outputs: &[PathBuf],
+    RunFlags { exact, counters }: RunFlags,
 ) -> Result<(), String> {
     let data = read_inputs(graph, inputs, outputs)?;
     let stamp =
@@ -271,12 +295,26 @@ fn run_compiled(
             model_name: Some(match_core::compile::model_name(model)),
             platform_dir: platform,
         };
-        let compiled = match_core::compile::compile_graph(graph, hw, &options)
-            .map_err(|e| format!("{}: {e:#}", model.display()))?;
+        let compiled = match_core::compile::compile_graph_exact(
+            graph,
+            hw,
+            &options,
+            match_core::schedule::Objective::Latency,
+            exact,
+        )
+        .map_err(|e| format!("{}: {e:#}", model.display()))?;
         let bin = match_core::compile::build(&options.out_dir, &compiled.model_name, &[])
             .map_err(|e| format!("{e:#}"))?;
-        let results = match_core::compile::run_binary(&bin, graph, &[data], &dir.join("io"))
-            .map_err(|e| format!("{e:#}"))?;
+        let results = if counters {
+            let (results, table) =
+                match_core::compile::run_binary_counters(&bin, graph, &[data], &dir.join("io"))
+                    .map_err(|e| format!("{e:#}"))?;
+            print_counters(&compiled.report.counters, &table);
+            results
+        } else {
+            match_core::compile::run_binary(&bin, graph, &[data], &dir.join("io"))
+                .map_err(|e| format!("{e:#}"))?
+        };
         for (path, r) in outputs.iter().zip(&results[0]) {
             std::fs::write(path, r.to_le_bytes())
                 .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
@@ -285,6 +323,74 @@ fn run_compiled(
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// `run`'s switches for a compiled model: `--exact`, `--counters`.
+struct RunFlags {
+    exact: bool,
+    counters: bool,
+}
+
+/// Why `run --counters` cannot count with these options, if it cannot.
+fn counters_usage(target: Option<&str>, interp: bool) -> Option<String> {
+    let t = match target {
+        None => return Some("--counters needs --target: the interpreter counts nothing".into()),
+        Some(_) if interp => {
+            return Some("--counters counts the compiled code; it does not go with --interp".into())
+        }
+        Some(t) => t,
+    };
+    match match_targets::resolve(t) {
+        Ok((hw, _)) if !match_core::compile::platform_counts(&hw) => Some(format!(
+            "target `{}` has no counters: its platform does not count (its api block binds no `layer` role; gap9 and diana do)",
+            hw.name
+        )),
+        _ => None,
+    }
+}
+
+/// The emulation's counters table on standard output, then whether it
+/// equals the cost model's prediction.
+fn print_counters(predicted: &[match_core::cost::Counters], table: &match_core::compile::CountersTable) {
+    println!("# match counters v1: target {}, runs {}", table.target, table.runs);
+    println!(
+        "{:<5} {:<32} {:>12} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>8}",
+        "layer",
+        "name",
+        "cycles",
+        "dma_in",
+        "in_bytes",
+        "dma_out",
+        "out_bytes",
+        "dma_l3",
+        "l3_bytes",
+        "calls",
+        "kernels"
+    );
+    for l in &table.layers {
+        println!(
+            "{:<5} {:<32} {:>12} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>8}",
+            l.index,
+            l.name,
+            l.cycles,
+            l.dma_in,
+            l.dma_in_bytes,
+            l.dma_out,
+            l.dma_out_bytes,
+            l.dma_l3,
+            l.dma_l3_bytes,
+            l.calls,
+            l.kernels
+        );
+    }
+    let bad = match_core::compile::counters_mismatches(predicted, table);
+    if bad.is_empty() {
+        println!("# DMA commands, bytes and calls equal the cost model's prediction on every layer");
+    } else {
+        for b in bad {
+            println!("# differs from the cost model: {b}");
+        }
+    }
 }
 
 /// Reads the raw input files, runs the interpreter, writes the outputs.

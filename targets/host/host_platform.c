@@ -2,20 +2,9 @@
 #include "host_platform.h"
 
 #ifndef MATCH_FREESTANDING
-#include <stdlib.h>
 #include <time.h>
 
 static clock_t host_t0;
-
-void *host_malloc(size_t bytes)
-{
-    return malloc(bytes);
-}
-
-void host_free(void *p)
-{
-    free(p);
-}
 
 void host_timer_start(void)
 {
@@ -27,17 +16,6 @@ uint32_t host_timer_stop(void)
     return (uint32_t)(clock() - host_t0);
 }
 #else
-void *host_malloc(size_t bytes)
-{
-    (void)bytes;
-    return NULL;
-}
-
-void host_free(void *p)
-{
-    (void)p;
-}
-
 void host_timer_start(void)
 {
 }

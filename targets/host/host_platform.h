@@ -4,7 +4,7 @@
  * (match_kernels.c); these only start and stop the program and time it.
  *
  * Built hosted by default; with -DMATCH_FREESTANDING it needs no C library
- * (host_malloc then returns NULL and the timer reads 0).
+ * (the timer then reads 0).
  */
 #ifndef HOST_PLATFORM_H
 #define HOST_PLATFORM_H
@@ -14,8 +14,6 @@
 
 void host_init(void);
 void host_deinit(void);
-void *host_malloc(size_t bytes);
-void host_free(void *p);
 /* Starts the timer; host_timer_stop returns the ticks (clock()) since. */
 void host_timer_start(void);
 uint32_t host_timer_stop(void);

@@ -3,7 +3,7 @@
 //! for bit with the reference interpreter; failures shrunk and saved as
 //! regression fixtures (`tests/regressions/`).
 
-use crate::gen::{self, Flavor, GenOptions, Grouping, LayerOp, Operand, Recipe, TargetRecipe};
+use crate::gen::{self, DerivedTarget, Flavor, GenOptions, Grouping, LayerOp, Operand, Recipe, TargetRecipe};
 use crate::golden::diff;
 use anyhow::{anyhow, Context};
 use match_core::compile::{self, CompileOptions};
@@ -22,6 +22,9 @@ pub const SANITIZE_CFLAGS: &str = "-std=c99 -O1 -g -Wall -Wextra -Werror -fno-om
 pub enum TargetSpec {
     Shipped(String),
     Random(TargetRecipe),
+    /// gap9-like or diana-like: a shipped target with random parameters,
+    /// run on its emulation platform.
+    Derived(DerivedTarget),
 }
 
 impl TargetSpec {
@@ -29,19 +32,64 @@ impl TargetSpec {
         match self {
             TargetSpec::Shipped(n) => n.clone(),
             TargetSpec::Random(t) => t.name.clone(),
+            TargetSpec::Derived(t) => t.name.clone(),
         }
     }
-    /// The checked model and its platform folder.
+    /// The `.hwm` text of a generated target.
+    pub fn hwm_text(&self) -> Option<anyhow::Result<String>> {
+        match self {
+            TargetSpec::Shipped(_) => None,
+            TargetSpec::Random(t) => Some(Ok(t.to_hwm())),
+            TargetSpec::Derived(t) => Some(t.to_hwm()),
+        }
+    }
+    /// The checked model and its platform folder, without writing files (a
+    /// derived target's platform is the shipped folder).
     pub fn resolve(&self) -> anyhow::Result<(HwModel, Option<PathBuf>)> {
         match self {
             TargetSpec::Shipped(n) => match_targets::resolve(n).map_err(|e| anyhow!("{e}")),
-            TargetSpec::Random(t) => {
-                let text = t.to_hwm();
-                let hw = match_dsl::check(&text, &format!("{}.hwm", t.name))
+            TargetSpec::Random(_) | TargetSpec::Derived(_) => {
+                let text = self.hwm_text().expect("generated")?;
+                let name = self.label();
+                let hw = match_dsl::check(&text, &format!("{name}.hwm"))
                     .map_err(|d| anyhow!("the generated target does not check:\n{d}\n{text}"))?;
-                Ok((hw, None))
+                let platform = match self {
+                    TargetSpec::Derived(t) => match_targets::resolve(&t.base).map_err(|e| anyhow!("{e}"))?.1,
+                    _ => None,
+                };
+                Ok((hw, platform))
             }
         }
+    }
+    /// As [`TargetSpec::resolve`], but a derived target is written to
+    /// `<work>/target/<name>.hwm` with the shipped platform folder copied
+    /// next to it, and loaded from there (its `platform` resolved relative
+    /// to the file, as users' targets are).
+    pub fn resolve_in(&self, work: &Path) -> anyhow::Result<(HwModel, Option<PathBuf>)> {
+        let TargetSpec::Derived(t) = self else { return self.resolve() };
+        let dir = work.join("target");
+        let _ = std::fs::remove_dir_all(&dir);
+        let shipped = match_targets::resolve(&t.base)
+            .map_err(|e| anyhow!("{e}"))?
+            .1
+            .with_context(|| format!("{} has no platform folder", t.base))?;
+        let copy = dir.join(&t.base);
+        std::fs::create_dir_all(&copy)?;
+        for e in std::fs::read_dir(&shipped)? {
+            let p = e?.path();
+            if p.is_file() {
+                std::fs::copy(&p, copy.join(p.file_name().unwrap_or_default()))?;
+            }
+        }
+        let hwm = dir.join(format!("{}.hwm", t.name));
+        std::fs::write(&hwm, t.to_hwm()?)?;
+        let (hw, platform) =
+            match_targets::resolve(&hwm.display().to_string()).map_err(|e| anyhow!("{e}"))?;
+        anyhow::ensure!(
+            platform.as_deref() == Some(copy.as_path()),
+            "the platform folder resolved to {platform:?}"
+        );
+        Ok((hw, platform))
     }
 }
 
@@ -225,7 +273,7 @@ impl Worker {
             Err(e) => return Err(Outcome::Invalid(format!("{e:#}"))),
         };
         let fail = |kind, e: anyhow::Error| Outcome::Fail { kind, message: format!("{e:#}") };
-        let (hw, platform) = target.resolve().map_err(|e| fail(FailKind::Compile, e))?;
+        let (hw, platform) = target.resolve_in(&self.dir).map_err(|e| fail(FailKind::Compile, e))?;
         let project = self.dir.join("project");
         let _ = std::fs::remove_dir_all(&project);
         let options = CompileOptions {
@@ -252,11 +300,15 @@ impl Worker {
                     .collect()
             })
             .collect();
-        let got = compile::run_binary(&bin, &graph, &sets, &self.dir.join("io"))
+        // The contract: the C equals the interpreter on the graph as
+        // compiled (lowered for the target), not the imported graph.
+        let lowered = &compiled.graph;
+        anyhow_ensure_io(&graph, lowered).map_err(|e| fail(FailKind::Compile, e))?;
+        let got = compile::run_binary(&bin, lowered, &sets, &self.dir.join("io"))
             .map_err(|e| fail(FailKind::Run, e))?;
-        let mut per_output = vec![None; graph.outputs.len()];
+        let mut per_output = vec![None; lowered.outputs.len()];
         for (s, (inputs, outs)) in sets.iter().zip(&got).enumerate() {
-            let want = catch("interp", || match_core::interp::run(&graph, inputs))
+            let want = catch("interp", || match_core::interp::run(lowered, inputs))
                 .map_err(|e| fail(FailKind::Interp, e))?;
             for (j, (g, w)) in outs.iter().zip(&want).enumerate() {
                 if let Some(d) = diff(g, w) {
@@ -268,6 +320,20 @@ impl Worker {
         }
         Ok(per_output)
     }
+}
+
+/// The lowered graph keeps the imported graph's inputs and outputs (the
+/// random inputs are made for the imported one).
+fn anyhow_ensure_io(imported: &match_core::ir::Graph, lowered: &match_core::ir::Graph) -> anyhow::Result<()> {
+    let sig = |g: &match_core::ir::Graph, ids: &[match_core::ir::TensorId]| -> Vec<String> {
+        ids.iter().map(|t| format!("{:?}", (&g.tensors[t.0].shape, &g.tensors[t.0].dtype))).collect()
+    };
+    anyhow::ensure!(
+        sig(imported, &imported.inputs) == sig(lowered, &lowered.inputs)
+            && sig(imported, &imported.outputs) == sig(lowered, &lowered.outputs),
+        "lowering changed the graph's inputs or outputs"
+    );
+    Ok(())
 }
 
 // ------------------------------------------------------------ shrinking
@@ -480,6 +546,24 @@ fn recipe_candidates(r: &Recipe) -> Vec<Recipe> {
 }
 
 fn target_candidates(t: &TargetSpec) -> Vec<TargetSpec> {
+    if let TargetSpec::Derived(d) = t {
+        // Closer to the shipped target: one more unit gone, or one edit undone.
+        let mut out = Vec::new();
+        let units: &[&str] = if d.base == "gap9" { &["cluster", "ne16"] } else { &["digital", "analog"] };
+        for u in units {
+            if !d.drop_units.iter().any(|x| x == u) {
+                let mut c = d.clone();
+                c.drop_units.push(u.to_string());
+                out.push(TargetSpec::Derived(c));
+            }
+        }
+        for i in 0..d.edits.len() {
+            let mut c = d.clone();
+            c.edits.remove(i);
+            out.push(TargetSpec::Derived(c));
+        }
+        return out;
+    }
     let TargetSpec::Random(t) = t else { return Vec::new() };
     let mut out = Vec::new();
     let mut push = |f: &dyn Fn(&mut TargetRecipe)| {
@@ -556,8 +640,8 @@ pub fn save_regression(dir: &Path, name: &str, reg: &Regression) -> anyhow::Resu
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(reg)? + "\n")?;
-    if let TargetSpec::Random(t) = &reg.case.target {
-        std::fs::write(dir.join(format!("{name}.hwm")), t.to_hwm())?;
+    if let Some(text) = reg.case.target.hwm_text() {
+        std::fs::write(dir.join(format!("{name}.hwm")), text?)?;
     }
     Ok(path)
 }
@@ -581,14 +665,18 @@ pub fn load_regressions(dir: &Path) -> anyhow::Result<Vec<(String, Regression)>>
 
 // ------------------------------------------------------------ campaigns
 
-/// The target of case `i` of a campaign: host, gap9, diana and random
-/// targets in turn.
+/// The target of case `i` of a campaign: host, gap9, diana (shipped,
+/// emulated), a generic random target, a random gap9-like and a random
+/// diana-like target, in turn.
 pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
-    match i % 4 {
+    let tseed = seed.wrapping_mul(31).wrapping_add(i);
+    match i % 6 {
         0 => TargetSpec::Shipped("host".into()),
         1 => TargetSpec::Shipped("gap9".into()),
         2 => TargetSpec::Shipped("diana".into()),
-        _ => TargetSpec::Random(gen::generate_target(seed.wrapping_mul(31).wrapping_add(i))),
+        3 => TargetSpec::Random(gen::generate_target(tseed)),
+        4 => TargetSpec::Derived(gen::generate_derived_target(tseed, "gap9")),
+        _ => TargetSpec::Derived(gen::generate_derived_target(tseed, "diana")),
     }
 }
 
@@ -596,7 +684,9 @@ pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
 pub fn flavor_for(target: &TargetSpec, rng: &mut gen::Rng) -> Flavor {
     let options: &[Flavor] = match target {
         TargetSpec::Shipped(n) if n == "gap9" => &[Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect],
+        TargetSpec::Derived(t) if t.base == "gap9" => &[Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect],
         TargetSpec::Shipped(n) if n == "diana" => &[Flavor::Any, Flavor::ShiftOnly, Flavor::ShiftOnly],
+        TargetSpec::Derived(_) => &[Flavor::Any, Flavor::ShiftOnly, Flavor::ShiftOnly],
         TargetSpec::Shipped(_) => &[Flavor::Any, Flavor::TfLite],
         TargetSpec::Random(_) => &[Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect, Flavor::ShiftOnly],
     };

@@ -11,7 +11,9 @@
 //! an `Err` from [`build`], never a panic.
 //!
 //! A target is a [`TargetRecipe`], written as `.hwm` text by
-//! [`TargetRecipe::to_hwm`] and checked by `match_dsl::check`.
+//! [`TargetRecipe::to_hwm`] and checked by `match_dsl::check`, or a
+//! [`DerivedTarget`]: a shipped target with an emulation platform (gap9,
+//! diana) with random parameters and units removed.
 
 use anyhow::{ensure, Context};
 use match_core::frontend::tflite::quant;
@@ -1248,5 +1250,183 @@ impl TargetRecipe {
         }
         let _ = writeln!(w, "    offload conv to cpu call \"host_conv2d\"\n    offload fc_layer to cpu call \"host_dense\"\n}}");
         s
+    }
+}
+
+// ------------------------------------------------- targets derived from gap9/diana
+
+/// A random target derived from a shipped one whose platform folder
+/// emulates its units (gap9, diana): the shipped `.hwm` text with some
+/// units (and their offload rules) removed and some parameter lines
+/// replaced. Its `platform "<base>"` is resolved next to the written file,
+/// where the shipped folder is copied.
+///
+/// The emulation's arenas and DMA limits are compile-time constants of the
+/// platform C (`EMU_*_BYTES`, `emu_dma*`), so memory sizes only shrink
+/// (usable bytes at most the arena), DMA `dims`/`max` at most the
+/// platform's; bandwidths, setups, call overheads, spatial unrolling, MAC
+/// rates, double buffering and which accelerators exist vary freely.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DerivedTarget {
+    pub name: String,
+    /// The shipped target: `gap9` or `diana`.
+    pub base: String,
+    /// Accelerators removed (their `unit` block and `offload ... to` rules).
+    pub drop_units: Vec<String>,
+    /// `(item, key, value)`: in the item whose header starts with `item`
+    /// (`memory L1`, `dma L2 <-> L1`, `unit ne16`), the line `key ...`
+    /// becomes `key value`, or goes when `value` is `None`.
+    pub edits: Vec<(String, String, Option<String>)>,
+}
+
+/// A gap9-like or diana-like target (`base`), seeded.
+pub fn generate_derived_target(seed: u64, base: &str) -> DerivedTarget {
+    let mut rng = Rng::new(seed ^ 0xd15e_a5ed);
+    let mut edits: Vec<(String, String, Option<String>)> = Vec::new();
+    let mut set = |item: &str, key: &str, value: Option<String>| edits.push((item.into(), key.into(), value));
+    let mut drop_units = Vec::new();
+    let bw = [1u32, 2, 4, 8, 16, 32];
+    match base {
+        "gap9" => {
+            set("memory L2", "size", Some(format!("{} B", rng.log_uniform(48_000.0, 1_536_000.0) as u64)));
+            // L1 usable (size - the 11072 B reserve) at most the 120000 B arena.
+            let usable = if rng.chance(0.25) {
+                rng.log_uniform(1024.0, 8192.0)
+            } else {
+                rng.log_uniform(8192.0, 120_000.0)
+            } as u64;
+            set("memory L1", "size", Some(format!("{} B", usable + 11_072)));
+            if rng.chance(0.3) {
+                set("memory L1", "double_buffer", None);
+            }
+            set("dma L2 <-> L1", "bandwidth", Some(format!("{} B/cycle", rng.pick(&bw))));
+            set("dma L2 <-> L1", "setup", Some(format!("{} cycles", rng.range(0, 1000))));
+            let dims = rng.range(1, 3);
+            set("dma L2 <-> L1", "dims", Some(dims.to_string()));
+            // Per-dimension overheads only up to `dims` (the validator's rule).
+            let ov: Vec<String> = (1..=dims).map(|d| format!("{d}d {} cycles", rng.range(0, 20))).collect();
+            set("dma L2 <-> L1", "overhead", Some(ov.join(", ")));
+            let max = if rng.chance(0.5) { 65_535 } else { rng.log_uniform(64.0, 65_535.0) as u64 };
+            set("dma L2 <-> L1", "max", Some(format!("{max} B")));
+            set("unit fc", "macs", Some(format!("{}/cycle", rng.range(1, 8))));
+            if rng.chance(0.25) {
+                drop_units.push("cluster".to_string());
+            } else {
+                set("unit cluster", "cores", Some(rng.range(1, 8).to_string()));
+                set("unit cluster", "macs", Some(format!("{}/cycle", rng.range(1, 64))));
+                set("unit cluster", "call_overhead", Some(format!("{} cycles", rng.range(0, 2000))));
+            }
+            if rng.chance(0.3) {
+                drop_units.push("ne16".to_string());
+            } else {
+                let (k, c) = (rng.pick(&[8, 16, 32, 64]), rng.pick(&[8, 16, 32]));
+                set("unit ne16", "spatial", Some(format!("K {k}, C {c}")));
+                set("unit ne16", "macs", Some(format!("{}/cycle", rng.range(16, 512))));
+                set("unit ne16", "call_overhead", Some(format!("{} cycles", rng.range(0, 2000))));
+            }
+        }
+        _ => {
+            set("memory L2", "size", Some(format!("{} B", rng.log_uniform(32_000.0, 512_000.0) as u64)));
+            let l1 = if rng.chance(0.25) {
+                rng.log_uniform(1024.0, 8192.0)
+            } else {
+                rng.log_uniform(8192.0, 256_000.0)
+            };
+            set("memory L1", "size", Some(format!("{} B", l1 as u64)));
+            set("memory WD", "size", Some(format!("{} B", rng.log_uniform(2048.0, 64_000.0) as u64)));
+            set("memory WA", "size", Some(format!("{} B", rng.log_uniform(8192.0, 147_456.0) as u64)));
+            if rng.chance(0.3) {
+                set("memory L1", "double_buffer", None);
+            }
+            for dma in ["dma L2 <-> L1", "dma L2 -> WD", "dma L2 -> WA"] {
+                set(dma, "bandwidth", Some(format!("{} B/cycle", rng.pick(&bw))));
+                set(dma, "setup", Some(format!("{} cycles", rng.range(0, 500))));
+            }
+            set("unit cpu", "macs", Some(format!("{}/cycle", rng.range(1, 4))));
+            if rng.chance(0.25) {
+                drop_units.push("digital".to_string());
+            } else {
+                let (k, ox) = (rng.pick(&[4, 8, 16, 32]), rng.pick(&[4, 8, 16]));
+                set("unit digital", "spatial", Some(format!("K {k}, OX {ox}")));
+                set("unit digital", "macs", Some(format!("{}/cycle", k * ox)));
+            }
+            if rng.chance(0.3) {
+                drop_units.push("analog".to_string());
+            }
+        }
+    }
+    let short = if base == "gap9" { "g9" } else { "dn" };
+    DerivedTarget { name: format!("{short}rnd{}", seed % 100_000), base: base.to_string(), drop_units, edits }
+}
+
+/// Whether trimmed line `t` starts with the word sequence `head`.
+fn starts_with_words(t: &str, head: &str) -> bool {
+    t.strip_prefix(head).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '{', '\t']))
+}
+
+impl DerivedTarget {
+    /// The `.hwm` text: the shipped text with the edits applied. An edit
+    /// that finds no line (the shipped file changed) is an error.
+    pub fn to_hwm(&self) -> anyhow::Result<String> {
+        let src =
+            match_targets::source(&self.base).with_context(|| format!("no shipped target {}", self.base))?;
+        // Split the target body into items: a new item starts at depth 1
+        // with a keyword; it runs to the next one.
+        const KEYS: [&str; 10] =
+            ["memory", "dma", "unit", "def", "pattern", "offload", "api", "clock", "platform", "target"];
+        let mut items: Vec<(String, Vec<String>)> = vec![(String::new(), Vec::new())];
+        let mut depth = 0i32;
+        for line in src.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            let t = line.trim();
+            let first = t.split_whitespace().next().unwrap_or("");
+            if depth <= 1 && KEYS.contains(&first) {
+                let head = t.split('{').next().unwrap_or("").split("//").next().unwrap_or("").trim();
+                items.push((head.to_string(), Vec::new()));
+            } else if depth == 1 && t == "}" {
+                items.push((String::new(), Vec::new()));
+            }
+            items.last_mut().expect("an item").1.push(line.to_string());
+            depth += code.matches('{').count() as i32 - code.matches('}').count() as i32;
+        }
+        let mut used = vec![false; self.edits.len()];
+        let mut out =
+            format!("// Generated by match-tests: targets/{}.hwm with random parameters.\n", self.base);
+        for (head, lines) in &items {
+            let dropped = self.drop_units.iter().any(|u| {
+                starts_with_words(head, &format!("unit {u}"))
+                    || (head.starts_with("offload ")
+                        && head.split_whitespace().nth(3).is_some_and(|w| w == u.as_str()))
+            });
+            if dropped {
+                continue;
+            }
+            for line in lines {
+                let t = line.trim();
+                if starts_with_words(head, "target") && t.starts_with("target ") {
+                    let _ = writeln!(out, "target {} {{", self.name);
+                    continue;
+                }
+                let hit = self.edits.iter().position(|(item, key, _)| {
+                    starts_with_words(head, item) && starts_with_words(t, key) && !head.is_empty()
+                });
+                match hit {
+                    Some(i) => {
+                        used[i] = true;
+                        if let Some(v) = &self.edits[i].2 {
+                            let _ = writeln!(out, "        {} {v}", self.edits[i].1);
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+            }
+        }
+        for (i, (item, key, _)) in self.edits.iter().enumerate() {
+            let item_dropped = self.drop_units.iter().any(|u| item == &format!("unit {u}"));
+            ensure!(used[i] || item_dropped, "targets/{}.hwm has no `{key}` in `{item}`", self.base);
+        }
+        Ok(out)
     }
 }

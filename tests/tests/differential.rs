@@ -1,7 +1,9 @@
 //! Differential testing of the whole compiler (issue 7): a fixed-seed smoke
-//! set of random networks on host, gap9, diana and random targets, each
-//! compiled, built with ASan + UBSan (gcc), run and compared bit for bit
-//! with the reference interpreter; and a replay of every saved regression
+//! set of random networks on host, gap9, diana (shipped, on their emulation
+//! platforms), generic random targets and random gap9-like and diana-like
+//! targets (emulated), each compiled, built with ASan + UBSan (gcc), run and
+//! compared bit for bit with the reference interpreter on the graph as
+//! compiled (lowered for the target); and a replay of every saved regression
 //! in `tests/regressions/`. Long campaigns: `cargo run --release -p
 //! match-tests --bin campaign -- --cases N --seed S`.
 
@@ -21,7 +23,7 @@ fn have_gcc() -> bool {
     std::process::Command::new("gcc").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
-/// The smoke set: 240 networks (a quarter per target kind), seed fixed.
+/// The smoke set: 240 networks (a sixth per target kind, 5 per build), seed fixed.
 const SMOKE_SEED: u64 = 20_240_607;
 const SMOKE_CASES: u64 = 240;
 const BATCH: u64 = 5;
@@ -94,10 +96,11 @@ fn every_saved_regression_passes() {
         }
         // The saved .hwm is what the target generator wrote: it still checks
         // and is the text compiled.
-        if let diff::TargetSpec::Random(t) = &reg.case.target {
+        if let Some(text) = reg.case.target.hwm_text() {
+            let text = text.unwrap_or_else(|e| panic!("{name}: {e:#}"));
             let hwm = dir.join(name.replace(".json", ".hwm"));
             let saved = std::fs::read_to_string(&hwm).unwrap_or_else(|e| panic!("{}: {e}", hwm.display()));
-            assert_eq!(saved, t.to_hwm(), "{name}: the .hwm differs from its recipe");
+            assert_eq!(saved, text, "{name}: the .hwm differs from its recipe");
         }
         match worker.check(&reg.case) {
             Outcome::Pass | Outcome::DoesNotFit => {}
@@ -114,6 +117,12 @@ fn generated_targets_check_and_generated_networks_prepare() {
         let t = match_tests::gen::generate_target(seed);
         if let Err(e) = diff::TargetSpec::Random(t).resolve() {
             panic!("seed {seed}: {e:#}");
+        }
+        for base in ["gap9", "diana"] {
+            let t = match_tests::gen::generate_derived_target(seed, base);
+            if let Err(e) = diff::TargetSpec::Derived(t).resolve() {
+                panic!("{base}-like seed {seed}: {e:#}");
+            }
         }
     }
     let opt = match_tests::gen::GenOptions::default();
@@ -151,8 +160,8 @@ fn a_target_too_small_gives_does_not_fit() {
 fn generated_networks_reach_every_digital_unit() {
     use std::collections::BTreeMap;
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for i in 0..160u64 {
-        let target = diff::campaign_target(SMOKE_SEED, i % 4);
+    for i in 0..240u64 {
+        let target = diff::campaign_target(SMOKE_SEED, i / BATCH);
         let (hw, _) = target.resolve().expect("resolves");
         let mut rng = match_tests::gen::Rng::new(i);
         let flavor = diff::flavor_for(&target, &mut rng);
@@ -160,7 +169,11 @@ fn generated_networks_reach_every_digital_unit() {
         let g = match_tests::gen::build(&r).expect("builds");
         let m = match_core::mapping::map(&g, &hw).expect("maps");
         for l in &m.layers {
-            let name = if hw.name.starts_with("rnd") { "random" } else { hw.name.as_str() };
+            let name = match &target {
+                diff::TargetSpec::Shipped(n) => n.clone(),
+                diff::TargetSpec::Random(_) => "random".to_string(),
+                diff::TargetSpec::Derived(t) => format!("{}-like", t.base),
+            };
             *seen.entry(format!("{name}:{}", l.unit)).or_default() += 1;
         }
     }
@@ -174,6 +187,10 @@ fn generated_networks_reach_every_digital_unit() {
         "random:cpu",
         "random:cluster",
         "random:digital",
+        "gap9-like:fc",
+        "gap9-like:cluster",
+        "diana-like:cpu",
+        "diana-like:digital",
     ];
     assert!(seen.iter().any(|(k, &n)| k.ends_with(":ne16") && n > 0), "no NE16 layer: {seen:?}");
     for unit in units {

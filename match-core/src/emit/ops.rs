@@ -140,6 +140,7 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
             let at = ins[0];
             ensure!(out.dtype != DType::F32, "requantize must output an integer type");
             let c = last_axis(at);
+            let mut adc = "0, 0, 0, 0".to_string();
             let (init, n) = match requant {
                 Requant::FixedPoint { multiplier, shift } => {
                     let n = entries(multiplier.len().max(shift.len()), c)?;
@@ -148,6 +149,17 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
                     let m = cx.array_i32("multiplier", &m);
                     let sh = cx.array_i32("shift", &sh);
                     (format!("MK_RQ_FIXED, {n}, {m}, {sh}, 0, 0, 0, 0"), n)
+                }
+                Requant::Adc { gain, bits, k, l, shift } => {
+                    ensure!(
+                        *shift < 64 && *gain >= 1 && (1..=31).contains(bits),
+                        "ADC parameters out of range"
+                    );
+                    let n = entries(k.len().max(l.len()), c)?;
+                    let kk = cx.array_i64("adc_k", &per_channel_x("k", k, n, 1)?);
+                    let ll = cx.array_i64("adc_l", &per_channel_x("l", l, n, 0)?);
+                    adc = format!("{}, {bits}, {kk}, {ll}", c_i64(*gain));
+                    (format!("MK_RQ_ADC, {n}, 0, 0, 0, 0, {shift}, 0"), n)
                 }
                 Requant::ScaleShift { scale, bias, shift } => {
                     ensure!(*shift < 64, "shift {shift} is out of range");
@@ -169,7 +181,7 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
             let a = cx.ptr(node.inputs[0])?;
             let _ = writeln!(
                 s,
-                "        static const mk_requant_t rq = {{{init}, {}}};\n        mk_requantize({a}, {}, {y}, {ydt}, {}, {c}, &rq);",
+                "        static const mk_requant_t rq = {{{init}, {}, {adc}}};\n        mk_requantize({a}, {}, {y}, {ydt}, {}, {c}, &rq);",
                 c_i64(*out_zp),
                 mk_dt(at.dtype),
                 at.elements()

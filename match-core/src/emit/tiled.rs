@@ -29,15 +29,28 @@
 //! Layers are emitted tiled only when the platform folder provides the DMA
 //! functions (its headers name `start`); otherwise the layer keeps the
 //! untiled code on the arena and its comment says why.
+//!
+//! Unit kernels: when the layer's offload rule names a `call` that the
+//! platform headers declare (`void NAME(const mk_job_t *job)`, e.g.
+//! targets/gap9/gap9_units.h), each tile's compute fills an `mk_job_t`
+//! (match_kernels.h) and calls it instead of the portable kernels. The
+//! weights are then stored pre-encoded per K tile in the rule's weight
+//! layout (else the unit's; [`crate::layout`]), so each weight tile is one
+//! contiguous DMA of the encoded bytes (cost.rs `weight_tile_bytes` sees the
+//! same bytes). A unit whose weights live in another memory (`weights_in`,
+//! DIANA's WD / WA) gets its weight buffers in that memory's arena, loaded
+//! through the DMA to it. Layers without a declared kernel keep the
+//! portable path.
 
 use super::ops::{self, per_channel_i32, per_channel_i32x, per_channel_x};
 use super::{c_i64, comment, mk_dt, Cx};
 use crate::cost::Loop;
 use crate::ir::{DType, Graph, NodeId, Op, Requant};
+use crate::layout::{self, Weights};
 use crate::mapping::MappedLayer;
 use crate::schedule::Schedule;
 use anyhow::{anyhow, bail, ensure};
-use match_dsl::model::Dma;
+use match_dsl::model::{Dma, LayoutStep};
 use match_dsl::HwModel;
 use std::fmt::Write as _;
 
@@ -148,6 +161,9 @@ pub struct Layout {
     pub output_bytes: u64,
     pub acc_bytes: u64,
     pub total: u64,
+    /// Bytes of the weight buffers when they live in their own memory
+    /// ([`TiledLayer::weights_memory`]; `weights` are offsets there).
+    pub weights_total: u64,
 }
 
 fn align(x: u64) -> u64 {
@@ -204,6 +220,32 @@ pub struct TiledLayer {
     in_es: i64,
     out_es: i64,
     w_per_k: i64,
+    /// The unit's kernel the tiles call (`void NAME(const mk_job_t *job)`,
+    /// the offload rule's `call`); `None`: the portable kernels.
+    pub call: Option<String>,
+    /// The weights pre-encoded per K tile in the unit's layout (the kernel
+    /// path): each weight tile is one contiguous run.
+    enc: Option<Encoding>,
+    /// The memory of the weight tiles and its DMA, when the unit keeps its
+    /// weights elsewhere than its activations (`weights_in`, DIANA WD / WA).
+    pub weights_memory: Option<(String, Dma)>,
+}
+
+/// How a layer's weights are encoded for its unit, per K tile.
+#[derive(Clone, Debug)]
+struct Encoding {
+    steps: Vec<LayoutStep>,
+    /// Weights per output channel as the layout sees them: (C / groups, FY, FX).
+    cg: usize,
+    fy: usize,
+    fx: usize,
+    bits: u32,
+}
+
+impl Encoding {
+    fn bytes(&self, tk: i64) -> Result<u64, String> {
+        layout::encoded_size(&self.steps, tk as usize, self.cg, self.fy, self.fx, self.bits).map(|b| b as u64)
+    }
 }
 
 impl TiledLayer {
@@ -263,7 +305,11 @@ impl TiledLayer {
     pub fn step_bytes(&self, t: &Step) -> (u64, u64, u64, u64) {
         let (b, _) = self.input_box(t.k, t.oy, t.ox);
         let input = (b[0].1 * b[1].1 * b[2].1 * self.in_es) as u64 * self.n_inputs();
-        let w = if self.has_weights() { (t.k.1 * self.w_per_k) as u64 } else { 0 };
+        let w = match &self.enc {
+            _ if !self.has_weights() => 0,
+            Some(e) => e.bytes(t.k.1).unwrap_or(0),
+            None => (t.k.1 * self.w_per_k) as u64,
+        };
         let elems = (self.rows() * t.k.1 * t.oy.1 * t.ox.1) as u64;
         let out = elems * self.out_es as u64;
         let acc = if self.layout.acc_bytes > 0 { elems * 4 } else { 0 };
@@ -290,21 +336,137 @@ impl TiledLayer {
     }
 }
 
+/// One box the generated code moves by DMA at a step (one `mt_box` call):
+/// into the compute memory (`to_compute`) or back, elements of `es` bytes,
+/// a box of extents `ext` of a tensor of extents `full` (outer to inner).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub channel: u32,
+    pub to_compute: bool,
+    pub es: u64,
+    pub full: [i64; 3],
+    pub ext: [i64; 3],
+}
+
+impl TiledLayer {
+    /// The `mt_box` calls of step `t`, as the generated `_load_in`,
+    /// `_load_w` and `_store` functions issue them (the counters of
+    /// [`crate::cost::predict_counters`]).
+    pub fn transfers(&self, t: &Step) -> Vec<Transfer> {
+        let mut v = Vec::new();
+        if t.load_input {
+            let (b, _) = self.input_box(t.k, t.oy, t.ox);
+            for _ in 0..self.n_inputs() {
+                v.push(Transfer {
+                    channel: CH_IN,
+                    to_compute: true,
+                    es: self.in_es as u64,
+                    full: self.input_full(),
+                    ext: [b[0].1, b[1].1, b[2].1],
+                });
+            }
+        }
+        if t.load_weights && self.has_weights() {
+            // Pre-encoded weights: one contiguous run per tile.
+            let (full, ext) = match &self.enc {
+                Some(e) => {
+                    let b = e.bytes(t.k.1).unwrap_or(0) as i64;
+                    ([1, 1, b], [1, 1, b])
+                }
+                None => ([1, self.nest.ext[0], self.w_per_k], [1, t.k.1, self.w_per_k]),
+            };
+            v.push(Transfer { channel: CH_W, to_compute: true, es: 1, full, ext });
+        }
+        let (full, _, ext) = self.output_box(t);
+        v.push(Transfer { channel: CH_OUT, to_compute: false, es: self.out_es as u64, full, ext });
+        v
+    }
+}
+
 fn shape4(s: &[usize]) -> Option<[i64; 4]> {
     (s.len() == 4).then(|| [s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64])
 }
 
-/// Why `layer` is not emitted tiled, or its tiling.
+/// The unit kernel a layer's tiles would call: its offload rule's `call`,
+/// unless the layer runs on the host unit (generic kernels).
+pub fn unit_call<'a>(hw: &HwModel, layer: &'a MappedLayer) -> Option<&'a str> {
+    let kernel = layer.kernel.as_deref()?;
+    (!hw.unit(&layer.unit).is_some_and(|u| u.host)).then_some(kernel)
+}
+
+/// Whether the platform headers declare a unit kernel `name` (as a call:
+/// `name(`).
+pub fn platform_has_call(headers: &[String], name: &str) -> bool {
+    let pat = format!("{name}(");
+    headers.iter().any(|h| h.contains(&pat))
+}
+
+/// The offload rule behind a mapped layer (unit, pattern and call).
+fn offload_of<'a>(hw: &'a HwModel, layer: &MappedLayer) -> Option<&'a match_dsl::model::Offload> {
+    hw.offloads.iter().find(|o| {
+        o.unit == layer.unit
+            && Some(&o.kernel) == layer.kernel.as_ref()
+            && layer.pattern.as_ref().is_none_or(|p| *p == o.pattern)
+    })
+}
+
+/// Whether a layer's chain after its main operator is in the form a unit
+/// job carries: bias?, requantize?, clip?, in this order.
+fn job_chain(graph: &Graph, nodes: &[NodeId]) -> bool {
+    let mut rank = 0;
+    for &n in &nodes[1..] {
+        let r = match graph.nodes[n].op {
+            Op::BiasAdd => 1,
+            Op::Requantize { .. } => 2,
+            Op::Clip { .. } => 3,
+            _ => return false,
+        };
+        if r <= rank {
+            return false;
+        }
+        rank = r;
+    }
+    true
+}
+
+/// Why `layer` is not emitted tiled, or its tiling; the tiles call the
+/// layer's unit kernel when it has one ([`unit_call`]).
 pub fn plan_layer(graph: &Graph, hw: &HwModel, layer: &MappedLayer) -> Result<TiledLayer, String> {
+    plan_layer_as(graph, hw, layer, unit_call(hw, layer))
+}
+
+/// Why `layer` is not emitted tiled, or its tiling with the tiles calling
+/// `call` (`None`: the portable kernels).
+pub fn plan_layer_as(
+    graph: &Graph,
+    hw: &HwModel,
+    layer: &MappedLayer,
+    call: Option<&str>,
+) -> Result<TiledLayer, String> {
     let s = layer.schedule.as_ref().ok_or("no schedule")?;
     if s.from == s.to {
         return Err("untiled schedule".into());
     }
     let unit = hw.unit(&s.unit).ok_or("unknown unit")?;
-    if unit.weights_in.as_deref().is_some_and(|w| w != s.to) {
-        return Err("weights in another memory than the activations' tiles".into());
-    }
+    let call = call.filter(|_| job_chain(graph, &layer.nodes));
+    let weights_memory = match unit.weights_in.as_deref().filter(|w| *w != s.to) {
+        None => None,
+        Some(_) if call.is_none() => {
+            return Err("weights in another memory than the activations' tiles (and no unit kernel)".into())
+        }
+        Some(wm) => {
+            let d = hw.dma(&s.from, wm).ok_or_else(|| format!("no DMA from {} to {wm}", s.from))?;
+            Some((wm.to_string(), d.clone()))
+        }
+    };
     let dma = hw.dma(&s.from, &s.to).ok_or("no DMA")?.clone();
+    if let Some((wm, d)) = &weights_memory {
+        // The weight loads go through the shared DMA helpers (mt_cmd): the
+        // weights' DMA must use the same functions and command limit.
+        if d.start != dma.start || d.wait != dma.wait || d.max_bytes != dma.max_bytes {
+            return Err(format!("the DMA to {wm} differs from the activations' (functions or limit)"));
+        }
+    }
     let mem = hw.memory(&s.to).ok_or("unknown memory")?;
     let nodes = &layer.nodes;
     let first = &graph.nodes[nodes[0]];
@@ -430,10 +592,31 @@ pub fn plan_layer(graph: &Graph, hw: &HwModel, layer: &MappedLayer) -> Result<Ti
         in_es: es(x.dtype),
         out_es: es(fin.dtype),
         w_per_k,
+        call: call.map(str::to_string),
+        enc: None,
+        weights_memory,
     };
+    // The kernel path: weights pre-encoded in the unit's layout (an empty
+    // layout is the IR's own bytes, already one contiguous run per K tile).
+    if t.call.is_some() && t.has_weights() {
+        let steps = offload_of(hw, layer).map(|o| hw.offload_weight_layout(o).to_vec()).unwrap_or_default();
+        if !steps.is_empty() {
+            let wt = graph.tensor(first.inputs[1]);
+            let (cg, fy, fx) = match wt.shape[..] {
+                [_, fy, fx, cg] => (cg, fy, fx),
+                [_, c] => (c, 1, 1),
+                _ => return Err("weights of an unexpected rank".into()),
+            };
+            let e = Encoding { steps, cg, fy, fx, bits: 8 * wt.dtype.size() as u32 };
+            e.bytes(t.nest.tile[0]).map_err(|err| format!("the unit's weight layout: {err}"))?;
+            t.enc = Some(e);
+        }
+    }
     // Buffers sized for the largest step.
+    // The portable path's int32 accumulator; unit kernels keep their own
+    // (PULP-NN requantizes per pixel, the accelerators in their datapath).
     let chain = nodes.len() > 1;
-    t.layout.acc_bytes = u64::from(chain);
+    t.layout.acc_bytes = u64::from(chain && t.call.is_none());
     let mut mx = (0, 0, 0, 0);
     for st in t.nest.walk(t.input_follows_k) {
         let b = t.step_bytes(&st);
@@ -456,9 +639,25 @@ pub fn plan_layer(graph: &Graph, hw: &HwModel, layer: &MappedLayer) -> Result<Ti
     };
     l.acc = place(l.acc_bytes, false)[0];
     l.input = place(l.input_bytes, t.double[0]);
-    l.weights = place(l.weight_bytes, t.double[1]);
+    if t.weights_memory.is_none() {
+        l.weights = place(l.weight_bytes, t.double[1]);
+    }
     l.output = place(l.output_bytes, t.double[2]);
     l.total = off;
+    if let Some((wm, _)) = &t.weights_memory {
+        // The weight tiles in their own memory (a buffer of that memory).
+        let a = align(l.weight_bytes);
+        l.weights = [0, if t.double[1] { a } else { 0 }];
+        l.weights_total = if t.double[1] { 2 * a } else { a };
+        let m = hw.memory(wm).ok_or("unknown weights memory")?;
+        if l.weights_total > m.usable() {
+            return Err(format!(
+                "its weight tiles ({} B) exceed the {} B usable of {wm}",
+                l.weights_total,
+                m.usable()
+            ));
+        }
+    }
     if l.total > mem.usable() {
         return Err(format!(
             "its tile buffers ({} B) exceed the {} B usable of {}",
@@ -486,10 +685,15 @@ pub fn helpers(dma: &Dma) -> String {
  * {start} / {wait}, at most {dims} strided dimension(s) per command,
  * commands split at {maxs}. */
 #define MT_DMA_DIMS {dims}
-#define MT_DMA_MAX {max}u
+#define MT_DMA_MAX {max_c}u
 #define MT_CH_IN {CH_IN}
 #define MT_CH_W {CH_W}
 #define MT_CH_OUT {CH_OUT}
+/* Tests only: -DMT_TEST_DROP_WAIT=<channel> leaves out the wait for that
+ * channel's loads (a deliberately broken schedule the emulation catches). */
+#ifndef MT_TEST_DROP_WAIT
+#define MT_TEST_DROP_WAIT (-1)
+#endif
 
 typedef struct {{
     int32_t k0, tk, y0, ty, x0, tx;
@@ -505,7 +709,9 @@ static void mt_issue(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t
     }}
 }}
 
-/* One command of at most MT_DMA_DIMS dimensions, split at MT_DMA_MAX bytes. */
+/* One command of at most MT_DMA_DIMS dimensions; over MT_DMA_MAX bytes it
+ * is split by whole planes, else whole rows, else row pieces (cost.rs
+ * split_command, the cost model's and counters' mirror of this code). */
 static void mt_cmd(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t rows, uint32_t planes,
                    uint32_t l1_rs, uint32_t l2_rs, uint32_t l1_ps, uint32_t l2_ps, int ch)
 {{
@@ -541,9 +747,9 @@ static void mt_cmd(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t r
 /* Moves the box (e0, e1, e2) at (o0, o1, o2) of a tensor of extents
  * (f0, f1, f2) in the home memory (elements of es bytes, outer to inner)
  * to or from a packed buffer in the compute memory. Full inner dimensions
- * merge into one contiguous run and outer dimensions of extent 1 vanish
- * (cost.rs transfer_shape); dimensions beyond MT_DMA_DIMS become one
- * command per index. */
+ * merge into one contiguous run and outer dimensions of extent 1 vanish;
+ * dimensions beyond MT_DMA_DIMS become one command per index (cost.rs
+ * box_commands mirrors this code). */
 static void mt_box(int to_l1, uint8_t *l1, const void *home, int32_t es, int32_t f1, int32_t f2,
                    int32_t o0, int32_t o1, int32_t o2, int32_t e0, int32_t e1, int32_t e2, int ch)
 {{
@@ -619,7 +825,7 @@ static int mt_in_changed(const mt_layer_t *L, const mt_tile_t *a, const mt_tile_
  * stores while the next tile computes. */
 static void mt_run(const mt_layer_t *L)
 {{
-    mt_tile_t t, prev, next;
+    mt_tile_t t, next, prev = {{0, 0, 0, 0, 0, 0}};
     int32_t s;
     int in_slot = 0, w_slot = 0, in_pre = 0, w_pre = 0;
     for (s = 0; s < L->steps; s++) {{
@@ -634,7 +840,9 @@ static void mt_run(const mt_layer_t *L)
                 L->load_in(&t, L->in_buf[in_slot]);
             }}
             in_pre = 0;
-            {wait}(MT_CH_IN);
+            if (MT_TEST_DROP_WAIT != MT_CH_IN) {{
+                {wait}(MT_CH_IN);
+            }}
         }}
         if (need_w) {{
             if (w_pre) {{
@@ -643,7 +851,9 @@ static void mt_run(const mt_layer_t *L)
                 L->load_w(&t, L->w_buf[w_slot]);
             }}
             w_pre = 0;
-            {wait}(MT_CH_W);
+            if (MT_TEST_DROP_WAIT != MT_CH_W) {{
+                {wait}(MT_CH_W);
+            }}
         }}
         if (s + 1 < L->steps && (L->db_in || L->db_w)) {{
             L->tile(s + 1, &next);
@@ -656,6 +866,10 @@ static void mt_run(const mt_layer_t *L)
                 w_pre = 1;
             }}
         }}
+#ifdef MT_TILE_HOOK
+        /* The platform checks (and counts) the tile's kernel call. */
+        MT_TILE_HOOK(L->in_buf[in_slot], L->load_w != NULL ? L->w_buf[w_slot] : NULL, L->out_buf[s & 1]);
+#endif
         L->compute(&t, L->in_buf[in_slot], L->w_buf[w_slot], L->out_buf[s & 1]);
         if (L->db_out) {{
             {wait}(MT_CH_OUT);
@@ -676,6 +890,9 @@ static void mt_run(const mt_layer_t *L)
         wait = dma.wait,
         dims = dma.dims.max(1),
         maxs = if max == 0 { "no size".to_string() } else { format!("{max} B") },
+        // No limit: the largest command (a 0 would leave `x < MT_DMA_MAX`
+        // comparisons that -Wtype-limits rejects).
+        max_c = if max == 0 { u64::from(u32::MAX) } else { max },
     )
 }
 
@@ -777,7 +994,17 @@ pub(crate) fn layer(
     }
     let _ = writeln!(f, "}}\n");
     // load_w
-    if t.has_weights() {
+    if let (true, Some(e)) = (t.has_weights(), &t.enc) {
+        // Pre-encoded per K tile: tile i at i * (full tile bytes), one run.
+        let name = encoded_weights(cx, graph, nodes, t, e)?;
+        let full = e.bytes(n.tile[0]).map_err(|err| anyhow!(err))?;
+        let last = e.bytes(n.ext[0] - (n.trips()[0] - 1) * n.tile[0]).map_err(|err| anyhow!(err))?;
+        let _ = writeln!(
+            f,
+            "static void {fname}_load_w(const mt_tile_t *t, uint8_t *buf)\n{{\n    const uint32_t n = t->tk == {} ? {full}u : {last}u;\n    mt_cmd(1, buf, (uint8_t *)(uintptr_t){name} + (uint32_t)(t->k0 / {}) * {full}u, n, 1u, 1u, n, n, n, n, MT_CH_W);\n}}\n",
+            n.tile[0], n.tile[0]
+        );
+    } else if t.has_weights() {
         let w_ptr = cx.ptr(first.inputs[1])?;
         let _ = writeln!(
             f,
@@ -785,180 +1012,201 @@ pub(crate) fn layer(
             n.ext[0], t.w_per_k, t.w_per_k
         );
     }
-    // compute
-    let _ = writeln!(
-        f,
-        "static void {fname}_compute(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out)\n{{\n{decl}    int32_t *acc = (int32_t *)(void *)({l1} + {});\n    const int32_t elems = {} * t->tk * t->ty * t->tx;\n{bx}{silence}    (void)w;\n    (void)acc;\n    (void)elems;",
-        t.layout.acc,
-        t.rows()
-    );
-    let chain = nodes.len() > 1;
-    let main_out = if chain { "acc" } else { "out" };
-    let xdt = mk_dt(graph.tensor(first.inputs[0]).dtype);
-    let mo = graph.tensor(first.outputs[0]);
-    let modt = mk_dt(mo.dtype);
-    match (&t.main, &first.op) {
-        (Main::Conv { fy, fx, sy, sx, dy, dx, dw, .. }, Op::Conv2d { x_zp, w_zp, .. }) => {
-            let wt = graph.tensor(first.inputs[1]);
-            let k = wt.shape[0];
-            let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
-            let groups = if *dw { "t->tk" } else { "1" };
-            let _ = writeln!(
-                f,
-                "    {{\n        mk_conv_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.k = t->tk; p.fy = {fy}; p.fx = {fx};\n        p.oh = t->ty; p.ow = t->tx; p.sy = {sy}; p.sx = {sx}; p.dy = {dy}; p.dx = {dx};\n        p.pt = ryp; p.pl = rxp; p.groups = {groups}; p.x_zp = {}; p.w_zp = {wzp} + t->k0;\n        mk_conv2d(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p);\n    }}",
-                ops::i32c(*x_zp)?,
-                mk_dt(wt.dtype)
-            );
-        }
-        (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
-            let wt = graph.tensor(first.inputs[1]);
-            let k = wt.shape[0];
-            let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
-            let _ = writeln!(
-                f,
-                "    mk_dense(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, {rows}, {c}, t->tk, {}, {wzp} + t->k0);",
-                mk_dt(wt.dtype),
-                ops::i32c(*x_zp)?
-            );
-        }
-        (Main::Pool { ky, kx, sy, sx, global, .. }, op) => {
-            let p = |cip: bool| {
-                format!(
-                    "    {{\n        mk_pool_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.oh = t->ty; p.ow = t->tx; p.ky = {ky}; p.kx = {kx};\n        p.sy = {sy}; p.sx = {sx}; p.pt = ryp; p.pl = rxp; p.count_include_pad = {};\n",
-                    i32::from(cip)
-                )
-            };
-            match op {
-                Op::GlobalAvgPool if *global => {
-                    let _ = writeln!(
-                        f,
-                        "    mk_global_avg_pool(in, {xdt}, {main_out}, {modt}, 1, ryn * rxn, cn);"
-                    );
-                }
-                Op::AvgPool { count_include_pad, .. } => {
-                    let zp = graph.tensor(first.inputs[0]).quant.as_ref().map_or(0, |q| q.zp());
-                    let _ = writeln!(
-                        f,
-                        "{}        mk_avg_pool(in, {xdt}, {main_out}, {modt}, &p, {});\n    }}",
-                        p(*count_include_pad),
-                        ops::i32c(zp)?
-                    );
-                }
-                Op::MaxPool { .. } => {
-                    let _ = writeln!(
-                        f,
-                        "{}        mk_max_pool(in, {xdt}, {main_out}, {modt}, &p);\n    }}",
-                        p(false)
-                    );
-                }
-                Op::QLinearAvgPool { count_include_pad, x_scale, x_zp, y_scale, y_zp, .. } => {
-                    let _ = writeln!(
-                        f,
-                        "{}        mk_qlinear_avg_pool(in, {xdt}, {main_out}, {modt}, &p, {}, {}, {}, {});\n    }}",
-                        p(*count_include_pad),
-                        super::f32_bits(*x_scale),
-                        ops::i32c(*x_zp)?,
-                        super::f32_bits(*y_scale),
-                        c_i64(*y_zp)
-                    );
-                }
-                _ => bail!("unexpected pooling"),
-            }
-        }
-        (Main::Add, Op::Add { kind }) => {
-            let bt = graph.tensor(first.inputs[1]);
-            let tail = ops::add_tail(kind)?;
-            let _ = writeln!(
-                f,
-                "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {xdt}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
-                ops::add_kind(kind),
-                mk_dt(bt.dtype)
-            );
-        }
-        _ => bail!("unexpected main operator"),
-    }
-    // The chain, in place in the accumulator; the last step writes `out`.
-    let mut cur = "acc";
-    for (i, &nid) in nodes.iter().enumerate().skip(1) {
-        let node = &graph.nodes[nid];
-        let at = graph.tensor(node.inputs[0]);
-        let ot = graph.tensor(node.outputs[0]);
-        let (adt, odt) = (mk_dt(at.dtype), mk_dt(ot.dtype));
-        let dst = if i + 1 == nodes.len() { "out" } else { "acc" };
-        match &node.op {
-            Op::BiasAdd => {
-                let bt = graph.tensor(node.inputs[1]);
-                let c = *at.shape.last().unwrap_or(&1);
-                let nb = bt.elements();
-                ensure!(nb == c || nb == 1, "bias '{}' has {nb} values for {c} channels", bt.name);
-                let b = cx.ptr(node.inputs[1])?;
-                let (bp, nbs) =
-                    if nb == 1 { (b, "1".to_string()) } else { (format!("{b} + t->k0"), "t->tk".into()) };
+    // compute: the unit kernel's job, or the portable kernels.
+    if let Some(call) = &t.call {
+        f.push_str(&job_compute(cx, graph, nodes, t, fname, l1, call, decl, &bx)?);
+    } else {
+        // compute
+        let _ = writeln!(
+            f,
+            "static void {fname}_compute(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out)\n{{\n{decl}    int32_t *acc = (int32_t *)(void *)({l1} + {});\n    const int32_t elems = {} * t->tk * t->ty * t->tx;\n{bx}{silence}    (void)w;\n    (void)acc;\n    (void)elems;",
+            t.layout.acc,
+            t.rows()
+        );
+        let chain = nodes.len() > 1;
+        let main_out = if chain { "acc" } else { "out" };
+        let xdt = mk_dt(graph.tensor(first.inputs[0]).dtype);
+        let mo = graph.tensor(first.outputs[0]);
+        let modt = mk_dt(mo.dtype);
+        match (&t.main, &first.op) {
+            (Main::Conv { fy, fx, sy, sx, dy, dx, dw, .. }, Op::Conv2d { x_zp, w_zp, .. }) => {
+                let wt = graph.tensor(first.inputs[1]);
+                let k = wt.shape[0];
+                let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+                let groups = if *dw { "t->tk" } else { "1" };
                 let _ = writeln!(
                     f,
-                    "    mk_bias_add({cur}, {adt}, {bp}, {}, {nbs}, {dst}, {odt}, elems, t->tk);",
+                    "    {{\n        mk_conv_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.k = t->tk; p.fy = {fy}; p.fx = {fx};\n        p.oh = t->ty; p.ow = t->tx; p.sy = {sy}; p.sx = {sx}; p.dy = {dy}; p.dx = {dx};\n        p.pt = ryp; p.pl = rxp; p.groups = {groups}; p.x_zp = {}; p.w_zp = {wzp} + t->k0;\n        mk_conv2d(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p);\n    }}",
+                    ops::i32c(*x_zp)?,
+                    mk_dt(wt.dtype)
+                );
+            }
+            (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
+                let wt = graph.tensor(first.inputs[1]);
+                let k = wt.shape[0];
+                let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+                let _ = writeln!(
+                    f,
+                    "    mk_dense(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, {rows}, {c}, t->tk, {}, {wzp} + t->k0);",
+                    mk_dt(wt.dtype),
+                    ops::i32c(*x_zp)?
+                );
+            }
+            (Main::Pool { ky, kx, sy, sx, global, .. }, op) => {
+                let p = |cip: bool| {
+                    format!(
+                        "    {{\n        mk_pool_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.oh = t->ty; p.ow = t->tx; p.ky = {ky}; p.kx = {kx};\n        p.sy = {sy}; p.sx = {sx}; p.pt = ryp; p.pl = rxp; p.count_include_pad = {};\n",
+                        i32::from(cip)
+                    )
+                };
+                match op {
+                    Op::GlobalAvgPool if *global => {
+                        let _ = writeln!(
+                            f,
+                            "    mk_global_avg_pool(in, {xdt}, {main_out}, {modt}, 1, ryn * rxn, cn);"
+                        );
+                    }
+                    Op::AvgPool { count_include_pad, .. } => {
+                        let zp = graph.tensor(first.inputs[0]).quant.as_ref().map_or(0, |q| q.zp());
+                        let _ = writeln!(
+                            f,
+                            "{}        mk_avg_pool(in, {xdt}, {main_out}, {modt}, &p, {});\n    }}",
+                            p(*count_include_pad),
+                            ops::i32c(zp)?
+                        );
+                    }
+                    Op::MaxPool { .. } => {
+                        let _ = writeln!(
+                            f,
+                            "{}        mk_max_pool(in, {xdt}, {main_out}, {modt}, &p);\n    }}",
+                            p(false)
+                        );
+                    }
+                    Op::QLinearAvgPool { count_include_pad, x_scale, x_zp, y_scale, y_zp, .. } => {
+                        let _ = writeln!(
+                            f,
+                            "{}        mk_qlinear_avg_pool(in, {xdt}, {main_out}, {modt}, &p, {}, {}, {}, {});\n    }}",
+                            p(*count_include_pad),
+                            super::f32_bits(*x_scale),
+                            ops::i32c(*x_zp)?,
+                            super::f32_bits(*y_scale),
+                            c_i64(*y_zp)
+                        );
+                    }
+                    _ => bail!("unexpected pooling"),
+                }
+            }
+            (Main::Add, Op::Add { kind }) => {
+                let bt = graph.tensor(first.inputs[1]);
+                let tail = ops::add_tail(kind)?;
+                let _ = writeln!(
+                    f,
+                    "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {xdt}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
+                    ops::add_kind(kind),
                     mk_dt(bt.dtype)
                 );
             }
-            Op::Requantize { requant, out_zp } => {
-                let c = *at.shape.last().unwrap_or(&1);
-                let (kind, n, a) = match requant {
-                    Requant::FixedPoint { multiplier, shift } => {
-                        let n = ops::entries(multiplier.len().max(shift.len()), c)?;
-                        let m =
-                            cx.array_i32("multiplier", &per_channel_i32x("multiplier", multiplier, n, 0)?);
-                        let sh = cx.array_i32("shift", &per_channel_i32x("shift", shift, n, 0)?);
-                        ("MK_RQ_FIXED", n, [Some(m), Some(sh), None, None, None])
-                    }
-                    Requant::ScaleShift { scale, bias, shift } => {
-                        ensure!(*shift < 64, "shift {shift} is out of range");
-                        let n = ops::entries(scale.len().max(bias.len()), c)?;
-                        let sc = cx.array_i64("scale", &per_channel_x("scale", scale, n, 1)?);
-                        let bi = cx.array_i64("bias", &per_channel_x("bias", bias, n, 0)?);
-                        let _ = writeln!(f, "    /* shift {shift} */");
-                        ("MK_RQ_SCALE_SHIFT", n, [None, None, Some(sc), Some(bi), None])
-                    }
-                    Requant::Float { scale } => {
-                        let n = ops::entries(scale.len(), c)?;
-                        let sc = cx.array_f32_bits("scale", &per_channel_x("scale", scale, n, 1.0)?);
-                        ("MK_RQ_FLOAT", n, [None, None, None, None, Some(sc)])
-                    }
-                };
-                let off = if n > 1 { " + t->k0" } else { "" };
-                let pa = |x: &Option<String>| x.as_ref().map_or("0".to_string(), |s| format!("{s}{off}"));
-                let sshift = match requant {
-                    Requant::ScaleShift { shift, .. } => *shift as i64,
-                    _ => 0,
-                };
-                let _ = writeln!(
-                    f,
-                    "    {{\n        mk_requant_t rq;\n        rq.kind = {kind}; rq.n = {}; rq.multiplier = {}; rq.shift = {}; rq.scale = {}; rq.bias = {};\n        rq.sshift = {sshift}; rq.fscale = {}; rq.out_zp = {};\n        mk_requantize({cur}, {adt}, {dst}, {odt}, elems, t->tk, &rq);\n    }}",
-                    if n > 1 { "t->tk" } else { "1" },
-                    pa(&a[0]),
-                    pa(&a[1]),
-                    pa(&a[2]),
-                    pa(&a[3]),
-                    pa(&a[4]),
-                    c_i64(*out_zp)
-                );
-            }
-            Op::Clip { min, max } => {
-                ensure!(min <= max, "min {min} > max {max}");
-                let _ = writeln!(
-                    f,
-                    "    mk_clip({cur}, {adt}, {dst}, {odt}, elems, {}, {});",
-                    c_i64(*min),
-                    c_i64(*max)
-                );
-            }
-            Op::Cast => {
-                let _ = writeln!(f, "    mk_cast({cur}, {adt}, {dst}, {odt}, elems);");
-            }
-            _ => bail!("unexpected chain operator"),
+            _ => bail!("unexpected main operator"),
         }
-        cur = dst;
+        // The chain, in place in the accumulator; the last step writes `out`.
+        let mut cur = "acc";
+        for (i, &nid) in nodes.iter().enumerate().skip(1) {
+            let node = &graph.nodes[nid];
+            let at = graph.tensor(node.inputs[0]);
+            let ot = graph.tensor(node.outputs[0]);
+            let (adt, odt) = (mk_dt(at.dtype), mk_dt(ot.dtype));
+            let dst = if i + 1 == nodes.len() { "out" } else { "acc" };
+            match &node.op {
+                Op::BiasAdd => {
+                    let bt = graph.tensor(node.inputs[1]);
+                    let c = *at.shape.last().unwrap_or(&1);
+                    let nb = bt.elements();
+                    ensure!(nb == c || nb == 1, "bias '{}' has {nb} values for {c} channels", bt.name);
+                    let b = cx.ptr(node.inputs[1])?;
+                    let (bp, nbs) =
+                        if nb == 1 { (b, "1".to_string()) } else { (format!("{b} + t->k0"), "t->tk".into()) };
+                    let _ = writeln!(
+                        f,
+                        "    mk_bias_add({cur}, {adt}, {bp}, {}, {nbs}, {dst}, {odt}, elems, t->tk);",
+                        mk_dt(bt.dtype)
+                    );
+                }
+                Op::Requantize { requant, out_zp } => {
+                    let c = *at.shape.last().unwrap_or(&1);
+                    let mut adc: (i64, u32, Option<String>, Option<String>) = (1, 1, None, None);
+                    let (kind, n, a) = match requant {
+                        Requant::FixedPoint { multiplier, shift } => {
+                            let n = ops::entries(multiplier.len().max(shift.len()), c)?;
+                            let m = cx
+                                .array_i32("multiplier", &per_channel_i32x("multiplier", multiplier, n, 0)?);
+                            let sh = cx.array_i32("shift", &per_channel_i32x("shift", shift, n, 0)?);
+                            ("MK_RQ_FIXED", n, [Some(m), Some(sh), None, None, None])
+                        }
+                        Requant::ScaleShift { scale, bias, shift } => {
+                            ensure!(*shift < 64, "shift {shift} is out of range");
+                            let n = ops::entries(scale.len().max(bias.len()), c)?;
+                            let sc = cx.array_i64("scale", &per_channel_x("scale", scale, n, 1)?);
+                            let bi = cx.array_i64("bias", &per_channel_x("bias", bias, n, 0)?);
+                            let _ = writeln!(f, "    /* shift {shift} */");
+                            ("MK_RQ_SCALE_SHIFT", n, [None, None, Some(sc), Some(bi), None])
+                        }
+                        Requant::Float { scale } => {
+                            let n = ops::entries(scale.len(), c)?;
+                            let sc = cx.array_f32_bits("scale", &per_channel_x("scale", scale, n, 1.0)?);
+                            ("MK_RQ_FLOAT", n, [None, None, None, None, Some(sc)])
+                        }
+                        Requant::Adc { gain, bits, k, l, shift } => {
+                            ensure!(
+                                *shift < 64 && *gain >= 1 && (1..=31).contains(bits),
+                                "ADC parameters out of range"
+                            );
+                            let n = ops::entries(k.len().max(l.len()), c)?;
+                            let kk = cx.array_i64("adc_k", &per_channel_x("k", k, n, 1)?);
+                            let ll = cx.array_i64("adc_l", &per_channel_x("l", l, n, 0)?);
+                            adc = (*gain, *bits, Some(kk), Some(ll));
+                            ("MK_RQ_ADC", n, [None, None, None, None, None])
+                        }
+                    };
+                    let off = if n > 1 { " + t->k0" } else { "" };
+                    let pa = |x: &Option<String>| x.as_ref().map_or("0".to_string(), |s| format!("{s}{off}"));
+                    let sshift = match requant {
+                        Requant::ScaleShift { shift, .. } | Requant::Adc { shift, .. } => *shift as i64,
+                        _ => 0,
+                    };
+                    let _ = writeln!(
+                        f,
+                        "    {{\n        mk_requant_t rq;\n        rq.kind = {kind}; rq.n = {}; rq.multiplier = {}; rq.shift = {}; rq.scale = {}; rq.bias = {};\n        rq.sshift = {sshift}; rq.fscale = {}; rq.out_zp = {};\n        rq.adc_gain = {}; rq.adc_bits = {}; rq.adc_k = {}; rq.adc_l = {};\n        mk_requantize({cur}, {adt}, {dst}, {odt}, elems, t->tk, &rq);\n    }}",
+                        if n > 1 { "t->tk" } else { "1" },
+                        pa(&a[0]),
+                        pa(&a[1]),
+                        pa(&a[2]),
+                        pa(&a[3]),
+                        pa(&a[4]),
+                        c_i64(*out_zp),
+                        c_i64(adc.0),
+                        adc.1,
+                        pa(&adc.2),
+                        pa(&adc.3)
+                    );
+                }
+                Op::Clip { min, max } => {
+                    ensure!(min <= max, "min {min} > max {max}");
+                    let _ = writeln!(
+                        f,
+                        "    mk_clip({cur}, {adt}, {dst}, {odt}, elems, {}, {});",
+                        c_i64(*min),
+                        c_i64(*max)
+                    );
+                }
+                Op::Cast => {
+                    let _ = writeln!(f, "    mk_cast({cur}, {adt}, {dst}, {odt}, elems);");
+                }
+                _ => bail!("unexpected chain operator"),
+            }
+            cur = dst;
+        }
+        let _ = writeln!(f, "}}\n");
     }
-    let _ = writeln!(f, "}}\n");
     // store: into the layer's output in the arena, or into a staging
     // buffer when the plan overlaps the output with an input the tiles
     // still read (an in-place handoff that is only safe untiled).
@@ -999,6 +1247,14 @@ pub(crate) fn layer(
     }
     let lay = &t.layout;
     let slot = |o: [u64; 2]| format!("{{{l1} + {}, {l1} + {}}}", o[0], o[1]);
+    let w_slot = match &t.weights_memory {
+        Some((wm, _)) => {
+            // The weight tiles' buffers in the arena of their own memory.
+            let buf = weights_arena(&cx.prefix, wm);
+            format!("{{{buf} + {}, {buf} + {}}}", lay.weights[0], lay.weights[1])
+        }
+        None => slot(lay.weights),
+    };
     let body = format!(
         "    /* {} tile(s) of K {} OY {} OX {} in {} ({} B of tile buffers): input {} B{}, weights {} B{}, output {} B{}, accumulator {} B */\n    mt_layer_t L = {{{}, {fname}_tile, {fname}_load_in, {}, {fname}_compute, {fname}_store, {}, {}, {}, {}, {}, {}, {}}};\n    mt_run(&L);\n",
         n.steps(),
@@ -1018,7 +1274,7 @@ pub(crate) fn layer(
         if t.has_weights() { format!("{fname}_load_w") } else { "NULL".into() },
         i32::from(t.input_follows_k),
         slot(lay.input),
-        slot(lay.weights),
+        w_slot,
         slot(lay.output),
         i32::from(t.double[0]),
         i32::from(t.double[1]),
@@ -1032,9 +1288,43 @@ pub(crate) fn layer(
     Ok((f, body, if stage { y_bytes } else { 0 }))
 }
 
-/// The tiled plans of every layer of `mapping` the emitter tiles.
-pub fn plan_all(graph: &Graph, hw: &HwModel, mapping: &crate::mapping::Mapping) -> Vec<Option<TiledLayer>> {
-    mapping.layers.iter().map(|l| plan_layer(graph, hw, l).ok()).collect()
+/// The tiled plans of every layer of `mapping` the emitter tiles; a layer
+/// calls its unit kernel when the platform `headers` declare it.
+pub fn plan_all(
+    graph: &Graph,
+    hw: &HwModel,
+    mapping: &crate::mapping::Mapping,
+    headers: &[String],
+) -> Vec<Option<TiledLayer>> {
+    mapping
+        .layers
+        .iter()
+        .map(|l| {
+            let call = unit_call(hw, l).filter(|c| platform_has_call(headers, c));
+            plan_layer_as(graph, hw, l, call).ok()
+        })
+        .collect()
+}
+
+/// The C name of the arena of weight memory `memory` (units with
+/// `weights_in`): `<prefix>_<memory>`.
+pub fn weights_arena(prefix: &str, memory: &str) -> String {
+    format!("{prefix}_{}", super::c_identifier(memory))
+}
+
+/// The weight memories of the tiled layers (units with `weights_in`) and
+/// the bytes of each one's arena (the largest layer's weight buffers).
+pub fn weight_arenas(tiled: &[Option<TiledLayer>]) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for t in tiled.iter().flatten() {
+        if let Some((m, _)) = &t.weights_memory {
+            match out.iter_mut().find(|(n, _)| n == m) {
+                Some((_, b)) => *b = (*b).max(t.layout.weights_total),
+                None => out.push((m.clone(), t.layout.weights_total)),
+            }
+        }
+    }
+    out
 }
 
 /// The compute memory of the tiled layers and the bytes of its arena.
@@ -1052,4 +1342,292 @@ pub fn arena_of(tiled: &[Option<TiledLayer>]) -> anyhow::Result<Option<(String, 
         }
     }
     Ok(out)
+}
+
+/// The layer's weights encoded per K tile in its unit's layout, as one
+/// constant byte array (tile i at i times the full tile's bytes); returns
+/// its name. `append_bias` takes the layer's bias, plus the requantization's
+/// when it only shifts (scale 1: `(acc + b1) * 1 + b2 = acc + (b1 + b2)`).
+fn encoded_weights(
+    cx: &mut Cx,
+    graph: &Graph,
+    nodes: &[NodeId],
+    t: &TiledLayer,
+    e: &Encoding,
+) -> anyhow::Result<String> {
+    let first = &graph.nodes[nodes[0]];
+    let wt = graph.tensor(first.inputs[1]);
+    let data = wt.data.as_ref().ok_or_else(|| anyhow!("weights '{}' are not constant", wt.name))?.to_i64();
+    let k = wt.shape[0];
+    let w = match wt.shape[..] {
+        [_, fy, fx, cg] => Weights::from_ohwi(&data, k, fy, fx, cg, e.bits),
+        [_, c] => Weights::from_dense(&data, k, c, e.bits),
+        _ => bail!("weights of rank {}", wt.shape.len()),
+    };
+    let bias = if e.steps.iter().any(|s| matches!(s, LayoutStep::AppendBias(_))) {
+        let mut b = vec![0i64; k];
+        for &n in &nodes[1..] {
+            match &graph.nodes[n].op {
+                Op::BiasAdd => {
+                    let bt = graph.tensor(graph.nodes[n].inputs[1]);
+                    let v = bt.data.as_ref().ok_or_else(|| anyhow!("bias is not constant"))?.to_i64();
+                    let v = per_channel_x("bias", &v, k, 0)?;
+                    b.iter_mut().zip(v).for_each(|(x, y)| *x = (*x as i32).wrapping_add(y as i32) as i64);
+                }
+                Op::Requantize { requant: Requant::ScaleShift { scale, bias, .. }, .. }
+                    if scale.iter().all(|&s| s == 1) =>
+                {
+                    let v = per_channel_x("bias", bias, k, 0)?;
+                    for (x, y) in b.iter_mut().zip(v) {
+                        let y =
+                            i32::try_from(y).map_err(|_| anyhow!("requantization bias {y} beyond int32"))?;
+                        *x = (*x as i32).wrapping_add(y) as i64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let n = &t.nest;
+    let mut bytes = Vec::new();
+    for i in 0..n.trips()[0] {
+        let k0 = (i * n.tile[0]) as usize;
+        let tk = (n.tile[0] as usize).min(k - k0);
+        let enc = layout::encode(&e.steps, &w.slice_k(k0, tk), bias.as_ref().map(|b| &b[k0..k0 + tk]))
+            .map_err(|err| anyhow!("weight layout: {err}"))?;
+        ensure!(enc.len() as u64 == e.bytes(tk as i64).map_err(|err| anyhow!(err))?, "encoded size mismatch");
+        bytes.extend(enc);
+    }
+    let name = cx.param_name("wenc");
+    let what = format!("'{}' encoded per {}-channel tile", wt.name, n.tile[0]);
+    cx.push(name.clone(), "uint8_t", bytes.iter().map(|b| b.to_string()).collect(), what);
+    Ok(name)
+}
+
+/// The C assignments of an `mk_requant_t` at `lv` (e.g. `j.rq`), its
+/// per-channel arrays offset to the tile's first channel.
+fn requant_fields(cx: &mut Cx, requant: &Requant, out_zp: i64, c: usize, lv: &str) -> anyhow::Result<String> {
+    let (mut m, mut sh, mut sc, mut bi, mut fs, mut ak, mut al) = (None, None, None, None, None, None, None);
+    let (mut gain, mut bits, mut sshift) = (1i64, 1u32, 0u32);
+    let (kind, n) = match requant {
+        Requant::FixedPoint { multiplier, shift } => {
+            let n = ops::entries(multiplier.len().max(shift.len()), c)?;
+            m = Some(cx.array_i32("multiplier", &per_channel_i32x("multiplier", multiplier, n, 0)?));
+            sh = Some(cx.array_i32("shift", &per_channel_i32x("shift", shift, n, 0)?));
+            ("MK_RQ_FIXED", n)
+        }
+        Requant::ScaleShift { scale, bias, shift } => {
+            ensure!(*shift < 64, "shift {shift} is out of range");
+            let n = ops::entries(scale.len().max(bias.len()), c)?;
+            sc = Some(cx.array_i64("scale", &per_channel_x("scale", scale, n, 1)?));
+            bi = Some(cx.array_i64("bias", &per_channel_x("bias", bias, n, 0)?));
+            sshift = *shift;
+            ("MK_RQ_SCALE_SHIFT", n)
+        }
+        Requant::Float { scale } => {
+            let n = ops::entries(scale.len(), c)?;
+            fs = Some(cx.array_f32_bits("scale", &per_channel_x("scale", scale, n, 1.0)?));
+            ("MK_RQ_FLOAT", n)
+        }
+        Requant::Adc { gain: g, bits: b, k, l, shift } => {
+            ensure!(*shift < 64 && *g >= 1 && (1..=31).contains(b), "ADC parameters out of range");
+            let n = ops::entries(k.len().max(l.len()), c)?;
+            ak = Some(cx.array_i64("adc_k", &per_channel_x("k", k, n, 1)?));
+            al = Some(cx.array_i64("adc_l", &per_channel_x("l", l, n, 0)?));
+            (gain, bits, sshift) = (*g, *b, *shift);
+            ("MK_RQ_ADC", n)
+        }
+    };
+    let off = if n > 1 { " + t->k0" } else { "" };
+    let pa = |x: &Option<String>| x.as_ref().map_or("0".to_string(), |s| format!("{s}{off}"));
+    Ok(format!(
+        "    {lv}.kind = {kind}; {lv}.n = {}; {lv}.multiplier = {}; {lv}.shift = {}; {lv}.scale = {}; {lv}.bias = {};\n    {lv}.sshift = {sshift}; {lv}.fscale = {}; {lv}.out_zp = {};\n    {lv}.adc_gain = {}; {lv}.adc_bits = {bits}; {lv}.adc_k = {}; {lv}.adc_l = {};\n",
+        if n > 1 { "t->tk" } else { "1" },
+        pa(&m),
+        pa(&sh),
+        pa(&sc),
+        pa(&bi),
+        pa(&fs),
+        c_i64(out_zp),
+        c_i64(gain),
+        pa(&ak),
+        pa(&al)
+    ))
+}
+
+/// The `_compute` function of a tile that calls the unit's kernel `call`
+/// with an `mk_job_t` (match_kernels.h).
+#[allow(clippy::too_many_arguments)]
+fn job_compute(
+    cx: &mut Cx,
+    graph: &Graph,
+    nodes: &[NodeId],
+    t: &TiledLayer,
+    fname: &str,
+    l1: &str,
+    call: &str,
+    decl: &str,
+    bx: &str,
+) -> anyhow::Result<String> {
+    let mut f = String::new();
+    let first = &graph.nodes[nodes[0]];
+    let x = graph.tensor(first.inputs[0]);
+    let mo = graph.tensor(first.outputs[0]);
+    let fin = graph.tensor(graph.nodes[*nodes.last().unwrap_or(&nodes[0])].outputs[0]);
+    let in_es = t.in_es;
+    let _ = writeln!(
+        f,
+        "static void {fname}_compute(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out)\n{{\n{decl}    static const mk_job_t zero;\n    mk_job_t j = zero;\n    const int32_t elems = {} * t->tk * t->ty * t->tx;\n{bx}    (void)w;\n    (void)ry0;\n    (void)ryn;\n    (void)ryp;\n    (void)rx0;\n    (void)rxn;\n    (void)rxp;\n    (void)c0;\n    (void)cn;",
+        t.rows()
+    );
+    let _ = writeln!(
+        f,
+        "    j.layer = \"{}\";\n    j.x = in;\n    j.xdt = {};\n    j.y = out;\n    j.ydt = {};\n    j.y_bytes = (uint32_t)(elems * {});\n    j.k = t->tk;\n    j.k0 = t->k0;\n    j.rows = 1;\n    j.sy = 1; j.sx = 1; j.dy = 1; j.dx = 1; j.fy = 1; j.fx = 1; j.groups = 1;\n    j.main_ydt = {};\n    j.bias_ydt = {};",
+        c_string(&cx.layer),
+        mk_dt(x.dtype),
+        mk_dt(fin.dtype),
+        t.out_es,
+        mk_dt(mo.dtype),
+        mk_dt(mo.dtype),
+    );
+    if t.layout.acc_bytes > 0 {
+        let _ = writeln!(
+            f,
+            "    j.scratch = (int32_t *)(void *)({l1} + {});\n    j.scratch_bytes = {}u;",
+            t.layout.acc, t.layout.acc_bytes
+        );
+    }
+    // Weights: the tile's bytes (encoded, or the IR's K rows).
+    if t.has_weights() {
+        let wt = graph.tensor(first.inputs[1]);
+        let bytes = match &t.enc {
+            Some(e) => {
+                let n = &t.nest;
+                let full = e.bytes(n.tile[0]).map_err(|err| anyhow!(err))?;
+                let last = e.bytes(n.ext[0] - (n.trips()[0] - 1) * n.tile[0]).map_err(|err| anyhow!(err))?;
+                format!("t->tk == {} ? {full}u : {last}u", n.tile[0])
+            }
+            None => format!("(uint32_t)(t->tk * {})", t.w_per_k),
+        };
+        let _ = writeln!(f, "    j.wt = w;\n    j.wdt = {};\n    j.w_bytes = {bytes};", mk_dt(wt.dtype));
+    }
+    match (&t.main, &first.op) {
+        (Main::Conv { fy, fx, sy, sx, dy, dx, dw, .. }, Op::Conv2d { x_zp, w_zp, .. }) => {
+            let k = graph.tensor(first.inputs[1]).shape[0];
+            let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+            let _ = writeln!(
+                f,
+                "    j.op = MK_JOB_CONV;\n    j.h = ryn; j.w = rxn; j.c = cn; j.oh = t->ty; j.ow = t->tx;\n    j.fy = {fy}; j.fx = {fx}; j.sy = {sy}; j.sx = {sx}; j.dy = {dy}; j.dx = {dx};\n    j.pt = ryp; j.pl = rxp;\n    j.pb = (t->ty - 1) * {sy} + {} + 1 - ryp - ryn;\n    j.pr = (t->tx - 1) * {sx} + {} + 1 - rxp - rxn;\n    j.groups = {};\n    j.depthwise = {};\n    j.x_zp = {};\n    j.w_zp = {wzp} + t->k0;\n    j.x_bytes = (uint32_t)(ryn * rxn * cn * {in_es});",
+                (fy - 1) * dy,
+                (fx - 1) * dx,
+                if *dw { "t->tk" } else { "1" },
+                i32::from(*dw),
+                ops::i32c(*x_zp)?
+            );
+        }
+        (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
+            let k = graph.tensor(first.inputs[1]).shape[0];
+            let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+            let _ = writeln!(
+                f,
+                "    j.op = MK_JOB_DENSE;\n    j.rows = {rows};\n    j.h = 1; j.w = {rows}; j.c = {c}; j.oh = 1; j.ow = 1;\n    j.x_zp = {};\n    j.w_zp = {wzp} + t->k0;\n    j.x_bytes = (uint32_t)({} * {in_es});",
+                ops::i32c(*x_zp)?,
+                rows * c
+            );
+        }
+        (Main::Add, Op::Add { kind }) => {
+            let bt = graph.tensor(first.inputs[1]);
+            let _ = writeln!(
+                f,
+                "    {{\n        mk_add_t a = {{{}, 3, 0, 0, 0, {}}};\n        j.add = a;\n    }}\n    j.op = MK_JOB_ADD;\n    j.h = t->ty; j.w = t->tx; j.c = t->tk; j.oh = t->ty; j.ow = t->tx;\n    j.x2 = in + elems * {in_es};\n    j.x2dt = {};\n    j.x_bytes = (uint32_t)(2 * elems * {in_es});",
+                ops::add_kind(kind),
+                ops::add_tail(kind)?,
+                mk_dt(bt.dtype)
+            );
+        }
+        (Main::Pool { ky, kx, sy, sx, global, .. }, op) => {
+            let (kind, cip, zp, extra) = match op {
+                Op::GlobalAvgPool if *global => ("MK_JOB_GLOBAL_AVG_POOL", false, 0, String::new()),
+                Op::AvgPool { count_include_pad, .. } => (
+                    "MK_JOB_AVG_POOL",
+                    *count_include_pad,
+                    x.quant.as_ref().map_or(0, |q| q.zp()),
+                    String::new(),
+                ),
+                Op::MaxPool { .. } => ("MK_JOB_MAX_POOL", false, 0, String::new()),
+                Op::QLinearAvgPool { count_include_pad, x_scale, x_zp, y_scale, y_zp, .. } => (
+                    "MK_JOB_QLINEAR_AVG_POOL",
+                    *count_include_pad,
+                    *x_zp,
+                    format!(
+                        "    j.pool_x_scale = {};\n    j.pool_y_scale = {};\n    j.pool_y_zp = {};\n",
+                        super::f32_bits(*x_scale),
+                        super::f32_bits(*y_scale),
+                        c_i64(*y_zp)
+                    ),
+                ),
+                _ => bail!("unexpected pooling"),
+            };
+            let _ = writeln!(
+                f,
+                "    j.op = {kind};\n    j.h = ryn; j.w = rxn; j.c = cn; j.oh = t->ty; j.ow = t->tx;\n    j.fy = {ky}; j.fx = {kx}; j.sy = {sy}; j.sx = {sx}; j.pt = ryp; j.pl = rxp;\n    j.pool.n = 1; j.pool.h = ryn; j.pool.w = rxn; j.pool.c = cn; j.pool.oh = t->ty; j.pool.ow = t->tx;\n    j.pool.ky = {ky}; j.pool.kx = {kx}; j.pool.sy = {sy}; j.pool.sx = {sx}; j.pool.pt = ryp; j.pool.pl = rxp;\n    j.pool.count_include_pad = {};\n    j.pool_zp = {};\n{extra}    j.x_bytes = (uint32_t)(ryn * rxn * cn * {in_es});",
+                i32::from(cip),
+                ops::i32c(zp)?
+            );
+        }
+        _ => bail!("unexpected main operator"),
+    }
+    // The chain: bias?, requantize?, clip? (plan_layer checked the order).
+    for &nid in &nodes[1..] {
+        let node = &graph.nodes[nid];
+        let at = graph.tensor(node.inputs[0]);
+        let ot = graph.tensor(node.outputs[0]);
+        match &node.op {
+            Op::BiasAdd => {
+                let bt = graph.tensor(node.inputs[1]);
+                let c = *at.shape.last().unwrap_or(&1);
+                let nb = bt.elements();
+                ensure!(nb == c || nb == 1, "bias '{}' has {nb} values for {c} channels", bt.name);
+                let b = cx.ptr(node.inputs[1])?;
+                let (bp, nbs) = if nb == 1 { (b, "1") } else { (format!("{b} + t->k0"), "t->tk") };
+                let _ = writeln!(
+                    f,
+                    "    j.bias = {bp};\n    j.bdt = {};\n    j.bias_n = {nbs};\n    j.bias_ydt = {};",
+                    mk_dt(bt.dtype),
+                    mk_dt(ot.dtype)
+                );
+            }
+            Op::Requantize { requant, out_zp } => {
+                let c = *at.shape.last().unwrap_or(&1);
+                f.push_str(&requant_fields(cx, requant, *out_zp, c, "j.rq")?);
+                let _ = writeln!(f, "    j.has_rq = 1;\n    j.rq_ydt = {};", mk_dt(ot.dtype));
+            }
+            Op::Clip { min, max } => {
+                ensure!(min <= max, "min {min} > max {max}");
+                let _ = writeln!(
+                    f,
+                    "    j.has_clip = 1;\n    j.clip_lo = {};\n    j.clip_hi = {};",
+                    c_i64(*min),
+                    c_i64(*max)
+                );
+            }
+            _ => bail!("unexpected chain operator"),
+        }
+    }
+    let _ = writeln!(f, "    {call}(&j);\n}}\n");
+    Ok(f)
+}
+
+/// A C string literal's contents.
+fn c_string(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' => format!("\\{c}"),
+            c if c.is_ascii_graphic() || c == ' ' => c.to_string(),
+            _ => "_".to_string(),
+        })
+        .collect()
 }

@@ -20,6 +20,7 @@ mod softmax;
 pub(crate) use conv::conv_out_dim;
 pub(crate) use conv::matmul_shape;
 pub(crate) use eltwise::broadcast_shape;
+pub(crate) use requant::requant_value;
 
 use crate::ir::{DType, Data, Graph, Op, OpNode, Tensor};
 use anyhow::{anyhow, bail, Context};

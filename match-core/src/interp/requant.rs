@@ -104,8 +104,79 @@ pub(super) fn requantize(ctx: &Ctx, out: &Tensor, requant: &Requant, out_zp: i64
                 })
                 .collect()
         }
+        Requant::Adc { gain, bits, k, l, shift } => {
+            ensure!(*gain >= 1, "ADC gain {gain} must be at least 1");
+            ensure!((1..=31).contains(bits), "ADC bits {bits} out of range");
+            ensure!(*shift < 64, "shift {shift} is out of range");
+            let kk = per_channel("k", k, c, 1)?;
+            let ll = per_channel("l", l, c, 0)?;
+            acc.iter()
+                .enumerate()
+                .map(|(i, &a)| adc_value(a, *gain, *bits, kk[i % c], ll[i % c], *shift, out_zp, lo, hi))
+                .collect()
+        }
     };
     from_i64(out.dtype, &v)
+}
+
+/// One output of `Requant::Adc`: the ADC's floor division and clip, the
+/// per-channel affine step with its floor shift, `+ out_zp`, saturation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adc_value(
+    a: i64,
+    gain: i64,
+    bits: u32,
+    k: i64,
+    l: i64,
+    shift: u32,
+    out_zp: i64,
+    lo: i64,
+    hi: i64,
+) -> i64 {
+    let half = 1i64 << (bits - 1);
+    let y = a.div_euclid(gain).clamp(-half, half - 1);
+    let t = k.wrapping_mul(y).wrapping_add(l) >> shift;
+    t.saturating_add(out_zp).clamp(lo, hi)
+}
+
+/// One output of `requantize` for accumulator `a` on channel `ch`: the
+/// interpreter's own arithmetic, for the lowering's exactness analysis.
+/// `None` when the accumulator does not fit the form (FixedPoint takes
+/// 32-bit values) or a parameter is out of range.
+pub(crate) fn requant_value(
+    requant: &Requant,
+    a: i64,
+    ch: usize,
+    out_zp: i64,
+    lo: i64,
+    hi: i64,
+) -> Option<i64> {
+    let pick = |v: &[i64], d: i64| -> i64 { v.get(ch).or(v.first()).copied().unwrap_or(d) };
+    Some(match requant {
+        Requant::FixedPoint { multiplier, shift } => {
+            let m = multiplier.get(ch).or(multiplier.first()).copied().unwrap_or(0);
+            let s = shift.get(ch).or(shift.first()).copied().unwrap_or(0);
+            let a = i32::try_from(a).ok()?;
+            (multiply_by_quantized_multiplier(a, m, s) as i64 + out_zp).clamp(lo, hi)
+        }
+        Requant::ScaleShift { scale, bias, shift } => {
+            if *shift >= 64 {
+                return None;
+            }
+            let v = a.wrapping_mul(pick(scale, 1)).wrapping_add(pick(bias, 0)) >> shift;
+            v.saturating_add(out_zp).clamp(lo, hi)
+        }
+        Requant::Float { scale } => {
+            let s = scale.get(ch).or(scale.first()).copied().unwrap_or(1.0);
+            round_even_clamped(a as f32 * s, out_zp, lo, hi)
+        }
+        Requant::Adc { gain, bits, k, l, shift } => {
+            if *gain < 1 || !(1..=31).contains(bits) || *shift >= 64 {
+                return None;
+            }
+            adc_value(a, *gain, *bits, pick(k, 1), pick(l, 0), *shift, out_zp, lo, hi)
+        }
+    })
 }
 
 /// MLAS's float-to-quantized step: clamp `f` to `[lo - zp, hi - zp]` (NaN

@@ -1,7 +1,8 @@
 //! A differential-testing campaign: random networks on host, gap9, diana
-//! and random targets, each compiled, built with ASan + UBSan, run and
-//! compared bit for bit with the interpreter. Failures are shrunk and saved
-//! as regression fixtures.
+//! (emulated), generic random targets and random gap9-like and diana-like
+//! targets (emulated; `diff::campaign_target`), each compiled, built with
+//! ASan + UBSan, run and compared bit for bit with the interpreter on the
+//! lowered graph. Failures are shrunk and saved as regression fixtures.
 //!
 //! ```text
 //! cargo run --release -p match-tests --bin campaign -- --cases N --seed S

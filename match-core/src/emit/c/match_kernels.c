@@ -659,6 +659,18 @@ void mk_requantize(const void *x, int xdt, void *y, int ydt, int32_t total, int3
             uint64_t t = MK_MULW64(a, rq->scale[ch]) + (uint64_t)rq->bias[ch];
             v = mk_asr64(mk_u2i64(t), rq->sshift);
             v = mk_clamp64(mk_sat_add64(v, rq->out_zp), lo, hi);
+        } else if (rq->kind == MK_RQ_ADC) {
+            /* floor division by a positive gain, then the ADC's clip */
+            const int64_t half = (int64_t)1 << (rq->adc_bits - 1);
+            int64_t q = a / rq->adc_gain;
+            uint64_t t;
+            if (q * rq->adc_gain != a && a < 0) {
+                q -= 1;
+            }
+            q = mk_clamp64(q, -half, half - 1);
+            t = MK_MULW64(q, rq->adc_k[ch]) + (uint64_t)rq->adc_l[ch];
+            v = mk_asr64(mk_u2i64(t), rq->sshift);
+            v = mk_clamp64(mk_sat_add64(v, rq->out_zp), lo, hi);
         } else {
             float fa = (float)a;
             float f = fa * mk_f32_from_bits(rq->fscale[ch]);

@@ -67,15 +67,20 @@ void mk_bias_add(const void *acc, int adt, const void *bias, int bdt, int32_t nb
                  int32_t total, int32_t c);
 
 /* requantize. */
-enum { MK_RQ_FIXED = 0, MK_RQ_SCALE_SHIFT = 1, MK_RQ_FLOAT = 2 };
+enum { MK_RQ_FIXED = 0, MK_RQ_SCALE_SHIFT = 1, MK_RQ_FLOAT = 2, MK_RQ_ADC = 3 };
 typedef struct {
     int kind;
     int32_t n; /* entries of the per-channel arrays: 1 or channels */
     const int32_t *multiplier, *shift; /* MK_RQ_FIXED */
     const int64_t *scale, *bias;       /* MK_RQ_SCALE_SHIFT */
-    int32_t sshift;                    /* MK_RQ_SCALE_SHIFT, 0..63 */
+    int32_t sshift;                    /* MK_RQ_SCALE_SHIFT and MK_RQ_ADC, 0..63 */
     const uint32_t *fscale;            /* MK_RQ_FLOAT: f32 bit patterns */
     int64_t out_zp;
+    /* MK_RQ_ADC: y = clip(floor(acc / adc_gain), -2^(adc_bits-1), 2^(adc_bits-1) - 1),
+     * then (adc_k[c] * y + adc_l[c]) >> sshift (floor), + out_zp, saturate */
+    int64_t adc_gain;
+    int32_t adc_bits;
+    const int64_t *adc_k, *adc_l;
 } mk_requant_t;
 void mk_requantize(const void *x, int xdt, void *y, int ydt, int32_t total, int32_t c,
                    const mk_requant_t *rq);
@@ -132,5 +137,78 @@ void mk_concat_part(const void *x, void *y, int32_t outer, int32_t chunk, int32_
 /* TFLite int8/uint8 softmax over the last axis. */
 void mk_softmax(const void *x, int xdt, void *y, int ydt, int32_t rows, int32_t depth,
                 int32_t multiplier, int32_t left_shift, int32_t diff_min);
+
+/* ------------------------------------------------------- unit kernel jobs */
+/* One call of an accelerator unit's kernel, `void NAME(const mk_job_t *job)`
+ * (declared by the target's platform headers, e.g. targets/gap9/gap9_units.h):
+ * one tile of a layer, emitted by match-core/src/emit/tiled.rs. The tile's
+ * operands are in the unit's compute memory: activations HWC (dense: rows x
+ * c), the weights of the tile's output channels encoded in the unit's
+ * weight layout (the offload rule's `weight_layout`, else the unit's; an
+ * empty layout is the IR's OHWI / (K, C) bytes). The chain after the main
+ * operator is, in this order and each optional: bias, requantization, clip;
+ * its per-channel arrays already start at the tile's first channel. */
+enum {
+    MK_JOB_CONV = 0,
+    MK_JOB_DENSE = 1,
+    MK_JOB_ADD = 2,
+    MK_JOB_AVG_POOL = 3,
+    MK_JOB_MAX_POOL = 4,
+    MK_JOB_GLOBAL_AVG_POOL = 5,
+    MK_JOB_QLINEAR_AVG_POOL = 6
+};
+typedef struct {
+    const char *layer; /* the layer's name, for diagnostics */
+    int op;            /* MK_JOB_* */
+    /* Geometry of the tile: input (h, w, c) as held in x, output (oh, ow, k);
+     * kernel, strides, dilation, and the padding on each side of this tile. */
+    int32_t h, w, c, k, oh, ow;
+    int32_t fy, fx, sy, sx, dy, dx;
+    int32_t pt, pb, pl, pr;
+    int32_t groups; /* 1, or the tile's channels when depthwise */
+    int depthwise;
+    int32_t rows; /* dense: rows of x, c elements each */
+    int32_t k0;   /* the tile's first output channel in the layer */
+    /* Operands: input, second input (add), output, with element types. */
+    const void *x;
+    int xdt;
+    const void *x2;
+    int x2dt;
+    void *y;
+    int ydt;
+    uint32_t x_bytes, y_bytes; /* bytes of x (and x2 right after it) and of y */
+    int32_t x_zp;
+    const int32_t *w_zp; /* one per tile channel */
+    /* Encoded weights of the tile's output channels (one contiguous DMA). */
+    const void *wt;
+    int wdt; /* the IR element type before encoding */
+    uint32_t w_bytes;
+    /* Chain: the main operator's output type (int32 for conv and dense),
+     * then bias (NULL: none; bias_n 1 or k entries), requantization, clip;
+     * *_ydt is each step's output type (the last one equals ydt). */
+    int main_ydt;
+    const void *bias;
+    int bdt;
+    int32_t bias_n;
+    int bias_ydt;
+    int has_rq;
+    mk_requant_t rq;
+    int rq_ydt;
+    int has_clip;
+    int64_t clip_lo, clip_hi;
+    /* Add (MK_JOB_ADD): the kind and its parameters; the kernel sets the
+     * shape and strides of the tile. */
+    mk_add_t add;
+    /* Pooling: window in `pool` (n, h, w, c, oh, ow, ky, kx, sy, sx, pt, pl,
+     * count_include_pad), the average's zero point and the QLinear scales. */
+    mk_pool_t pool;
+    int32_t pool_zp;
+    uint32_t pool_x_scale, pool_y_scale;
+    int64_t pool_y_zp;
+    /* int32 scratch in the compute memory (NULL: none; the unit kernels keep
+     * their accumulators in their datapath). */
+    int32_t *scratch;
+    uint32_t scratch_bytes;
+} mk_job_t;
 
 #endif /* MATCH_KERNELS_H */
