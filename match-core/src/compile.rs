@@ -3,7 +3,7 @@
 
 use crate::emit::{self, EmitOptions, EmitReport};
 use crate::frontend::{self, ImportOptions};
-use crate::ir::{Data, Graph, TensorId};
+use crate::ir::{Data, Graph, NodeId, Op, TensorId};
 use crate::lower::{self, Exactness, Lowered};
 use crate::mapping::{self, Mapping};
 use crate::plan::{self, Plan};
@@ -11,7 +11,7 @@ use crate::schedule::Objective;
 use anyhow::{anyhow, bail, Context};
 use match_dsl::HwModel;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -123,36 +123,61 @@ pub fn weight_bytes(graph: &Graph) -> usize {
     consts.iter().map(|&t| graph.tensor(t).bytes()).sum()
 }
 
-/// Before any mapping or search: every node needs its activation inputs and
-/// outputs in the arena at once, so the largest such set plus the weights
-/// is a lower bound of every plan. A model past it is refused at once
-/// (naming the node and tensor), instead of after a schedule search over
-/// layers that cannot fit anyway.
+/// Before any mapping or search, a lower bound of every plan's arena: a
+/// node's activation inputs are live at once, and so is each of its
+/// outputs. Tensors a plan may never hold are left out, so the bound stays
+/// one: a tensor inside a possible fused layer (its producer and its only
+/// reader are adjacent operators of one of the target's patterns, as for
+/// the int32 accumulator between a conv and its requantization), and a
+/// second name for the same bytes (a reshape's output, an in-place
+/// output). Weights are not counted: their encoded size depends on the unit
+/// ([`check_fits`] counts them after planning). A model past the bound is
+/// refused at once, naming the node and tensor, instead of after a
+/// schedule search over layers that cannot fit anyway.
 pub fn check_fits_early(graph: &Graph, hw: &HwModel, model: &str) -> anyhow::Result<()> {
     let unit = hw.host_unit();
     let Some(arena_mem) = hw.memory(&unit.compute_in) else { return Ok(()) };
-    let weights_mem = unit.weights_in.as_deref().and_then(|m| hw.memory(m)).unwrap_or(arena_mem);
-    let weights = if weights_mem.name == arena_mem.name { weight_bytes(graph) as u64 } else { 0 };
+    let fusable = fusable_tensors(graph, hw);
+    // Reshape groups share bytes: one representative per group.
+    let mut root: Vec<usize> = (0..graph.tensors.len()).collect();
+    fn find(root: &mut [usize], t: usize) -> usize {
+        let mut r = t;
+        while root[r] != r {
+            r = root[r];
+        }
+        root[t] = r;
+        r
+    }
     for n in graph.nodes.node_indices() {
         let node = &graph.nodes[n];
-        let mut live: Vec<TensorId> = node
-            .inputs
-            .iter()
-            .chain(&node.outputs)
-            .copied()
-            .filter(|&t| !graph.tensor(t).is_const())
-            .collect();
-        live.sort();
-        live.dedup();
-        let need: u64 = live.iter().map(|&t| graph.tensor(t).bytes() as u64).sum::<u64>() + weights;
+        if let (Op::Reshape, [x], [y]) = (&node.op, &node.inputs[..], &node.outputs[..]) {
+            let (a, b) = (find(&mut root, x.0), find(&mut root, y.0));
+            root[a.max(b)] = a.min(b);
+        }
+    }
+    let counted = |t: &TensorId| !graph.tensor(*t).is_const() && !fusable.contains(t);
+    for n in graph.nodes.node_indices() {
+        let node = &graph.nodes[n];
+        let mut inputs: Vec<TensorId> = node.inputs.iter().filter(|t| counted(t)).copied().collect();
+        inputs.sort_by_key(|t| find(&mut root, t.0));
+        inputs.dedup_by_key(|t| find(&mut root, t.0));
+        let in_bytes: u64 = inputs.iter().map(|&t| graph.tensor(t).bytes() as u64).sum();
+        let largest_out =
+            node.outputs.iter().filter(|t| counted(t)).map(|&t| graph.tensor(t)).max_by_key(|t| t.bytes());
+        let out_bytes = largest_out.map_or(0, |t| t.bytes() as u64);
+        let need = in_bytes.max(out_bytes);
         if need > arena_mem.usable() {
-            let largest = live.iter().map(|&t| graph.tensor(t)).max_by_key(|t| t.bytes());
+            let (what, largest) = if in_bytes >= out_bytes {
+                let t = inputs.iter().map(|&t| graph.tensor(t)).max_by_key(|t| t.bytes());
+                ("its activation inputs at once", t)
+            } else {
+                ("its output", largest_out)
+            };
             bail!(
-                "model `{model}` does not fit target `{}`: node `{}` ({}) needs its tensors at once ({} B; the largest is `{}`, {} B) plus the weights ({weights} B) = {need} B, but memory `{}` has {} B usable: {} B short",
+                "model `{model}` does not fit target `{}`: node `{}` ({}) needs {what} ({need} B; the largest is `{}`, {} B), but memory `{}` has {} B usable: at least {} B short",
                 hw.name,
                 node.name,
                 node.op.pattern_name(),
-                need - weights,
                 largest.map_or("", |t| t.name.as_str()),
                 largest.map_or(0, |t| t.bytes()),
                 arena_mem.name,
@@ -162,6 +187,43 @@ pub fn check_fits_early(graph: &Graph, hw: &HwModel, model: &str) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Tensors a fused layer may keep out of memory: the single output of a
+/// node read only by the next operator of some pattern chain of `hw` (its
+/// first input), and not a graph output.
+fn fusable_tensors(graph: &Graph, hw: &HwModel) -> HashSet<TensorId> {
+    // A pattern's `relu`/`relu6` match clip nodes.
+    let op_name = |s: &str| if s == "relu" || s == "relu6" { "clip".to_string() } else { s.to_string() };
+    let adjacent: HashSet<(String, String)> = hw
+        .patterns
+        .iter()
+        .flat_map(|p| p.body.sequences())
+        .flat_map(|seq| seq.windows(2).map(|w| (op_name(&w[0]), op_name(&w[1]))).collect::<Vec<_>>())
+        .collect();
+    let mut readers: HashMap<TensorId, Vec<NodeId>> = HashMap::new();
+    for n in graph.nodes.node_indices() {
+        for &t in &graph.nodes[n].inputs {
+            readers.entry(t).or_default().push(n);
+        }
+    }
+    let outputs: HashSet<TensorId> = graph.outputs.iter().copied().collect();
+    let mut fusable = HashSet::new();
+    for n in graph.nodes.node_indices() {
+        let node = &graph.nodes[n];
+        let [out] = node.outputs[..] else { continue };
+        if outputs.contains(&out) {
+            continue;
+        }
+        let Some([next]) = readers.get(&out).map(Vec::as_slice) else { continue };
+        let next = &graph.nodes[*next];
+        if next.inputs.first() == Some(&out)
+            && adjacent.contains(&(node.op.pattern_name().to_string(), next.op.pattern_name().to_string()))
+        {
+            fusable.insert(out);
+        }
+    }
+    fusable
 }
 
 /// The activation arena goes to the host unit's `compute_in` memory, the

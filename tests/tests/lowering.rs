@@ -228,3 +228,38 @@ fn converted_layers_run_in_emulation_as_the_lowered_graph_says() {
     emulated_equals_lowered_interp(&kws, "gap9", false);
     emulated_equals_lowered_interp(&kws, "gap9", true);
 }
+
+/// The memory check run before mapping is a lower bound: it never refuses a
+/// model whose plan (lowered, mapped, planned) fits the target. VWW on diana
+/// was refused by an earlier version that counted the int32 accumulators
+/// fused layers never store.
+#[test]
+fn the_early_memory_check_never_refuses_a_model_whose_plan_fits() {
+    if match_tests::shared_models().is_none() {
+        return;
+    }
+    let models = manifest().models;
+    let mut planned = 0;
+    for t in ["host", "host-tiled", "gap9", "diana", "siracusa"] {
+        let hw = target(t);
+        for e in &models {
+            let g = load(e);
+            let early = match_core::compile::check_fits_early(&g, &hw, "m");
+            let Ok(l) = lower::lower_for_target(&g, &hw, Objective::Latency, false) else { continue };
+            let order = l.mapping.node_order();
+            let plan =
+                match_core::plan::plan(&l.graph, &order).unwrap_or_else(|err| panic!("{}: {err:#}", e.id));
+            let fits = match_core::compile::check_fits(&l.graph, &hw, &plan, "m");
+            planned += 1;
+            if fits.is_ok() {
+                assert!(
+                    early.is_ok(),
+                    "{} on {t}: the plan fits but the early check refuses: {:#}",
+                    e.id,
+                    early.unwrap_err()
+                );
+            }
+        }
+    }
+    assert!(planned >= 60, "{planned} (model, target) pairs planned");
+}
