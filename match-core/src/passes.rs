@@ -19,6 +19,10 @@ use crate::ir::{DType, Data, Graph, NodeId, Op, OpNode, Quant, TensorId};
 use anyhow::{anyhow, bail, ensure, Context};
 
 /// Shape and quantization inference, constant folding, dead-node removal.
+/// The longest row an 8-bit softmax takes (its sum of exponentials is a
+/// Q12.19 number below 4096).
+pub const MAX_SOFTMAX_ROW: usize = 4095;
+
 pub fn prepare(graph: &mut Graph) -> anyhow::Result<()> {
     graph.rebuild_edges();
     check_structure(graph)?;
@@ -322,6 +326,13 @@ fn infer_node(graph: &Graph, node: &OpNode) -> anyhow::Result<Inferred> {
         }
         Op::Softmax { .. } => {
             arity(1, 1)?;
+            // TFLite's 8-bit softmax sums a row's exponentials (each at most
+            // 1.0) in Q12.19: past 4095 elements the sum can overflow.
+            let depth = x(0).shape.last().copied().unwrap_or(1);
+            ensure!(
+                !matches!(x(0).dtype, DType::I8 | DType::U8) || depth <= MAX_SOFTMAX_ROW,
+                "softmax rows of {depth} elements: the 8-bit softmax sums a row in Q12.19, which holds at most {MAX_SOFTMAX_ROW} of them"
+            );
             same(Some(x(0).shape.clone()), None)
         }
         Op::MatMul { b_zp, .. } => {

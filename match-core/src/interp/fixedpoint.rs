@@ -29,6 +29,25 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     (x >> exponent) + i32::from(remainder > threshold)
 }
 
+/// [`rounding_divide_by_pot`] for exponents up to 62, computed exactly (in
+/// 64 bits). Softmax needs it: its output exponent is `bits_over_unit + 23`
+/// for 8-bit outputs, past 31 when a row's sum of exponentials reaches 512.
+/// TFLite's `RoundingDivideByPOT` shifts a 32-bit value by it there, which is
+/// undefined in C++ (on x86 the shift count wraps); we define it as the
+/// exact rounding division the formula means, in the interpreter and in the
+/// generated C alike.
+pub fn rounding_divide_by_pot_wide(x: i32, exponent: i32) -> i32 {
+    let exponent = exponent.clamp(0, 62);
+    if exponent <= 31 {
+        return rounding_divide_by_pot(x, exponent);
+    }
+    let x = i64::from(x);
+    let mask = (1i64 << exponent) - 1;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i64::from(x < 0);
+    ((x >> exponent) + i64::from(remainder > threshold)) as i32
+}
+
 /// TFLite's `MultiplyByQuantizedMultiplier` (double rounding): shift left by
 /// `max(shift, 0)` (wrapping, as the C multiplication does in practice), the
 /// doubling high multiply by `multiplier`, then a rounding shift right by

@@ -19,7 +19,7 @@ use super::{to_i32, Ctx};
 use crate::interp::fixedpoint::{
     calculate_input_radius, exp_on_negative_values, get_reciprocal,
     multiply_by_quantized_multiplier_greater_than_one, preprocess_softmax_scaling, rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul,
+    rounding_divide_by_pot_wide, saturating_rounding_doubling_high_mul,
 };
 use crate::ir::{DType, Data, Tensor};
 use anyhow::{bail, ensure};
@@ -69,12 +69,13 @@ pub(super) fn softmax(ctx: &Ctx, out: &Tensor, beta: f32, input_scale: f32) -> a
             }
         }
         let (scale, bits_over_unit) = get_reciprocal(sum, ACCUMULATION_INTEGER_BITS);
+        // Past 31 when the sum reaches 512 (8-bit outputs): see
+        // `rounding_divide_by_pot_wide`.
         let exponent = bits_over_unit + 31 - out_bits;
-        ensure!((0..=31).contains(&exponent), "softmax exponent {exponent} out of range");
         for &v in row {
             let diff = v - max;
             let q = if diff >= diff_min {
-                let unsat = rounding_divide_by_pot(
+                let unsat = rounding_divide_by_pot_wide(
                     saturating_rounding_doubling_high_mul(scale, exp_of(diff)),
                     exponent,
                 );

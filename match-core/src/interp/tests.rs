@@ -571,3 +571,33 @@ fn matmul_batch_broadcast_and_global_sum_pool() {
         run1(Op::GlobalSumPool { x_zp: 1 }, &[(&[1, 2, 2, 2], x, None)], &[1, 1, 1, 2], DType::I32).unwrap();
     assert_eq!(y, i32s(&[7, -9]));
 }
+
+/// Rows whose sum of exponentials reaches 512 take an output exponent past
+/// 31 (undefined in TFLite's kernel): the division is exact, so the result
+/// is still the rounded probability.
+#[test]
+fn softmax_long_rows_divide_exactly() {
+    // 300 equal elements: 256 / 300 = 0.853 -> 1 (exponent 31).
+    assert_eq!(softmax(&[3; 300], &[1, 300], 0.1), vec![-127; 300]);
+    // 520: 256 / 520 = 0.492 -> 0 (exponent 32).
+    assert_eq!(softmax(&[3; 520], &[1, 520], 0.1), vec![-128; 520]);
+    // 4095 equal elements (the longest row): 0.0625 -> 0.
+    assert_eq!(softmax(&[-1; 4095], &[1, 4095], 0.1), vec![-128; 4095]);
+    // 1000 elements, one far above the rest: it gets (nearly) everything.
+    let mut x = vec![-128i8; 1000];
+    x[17] = 127;
+    let v = softmax(&x, &[1, 1000], 1.0);
+    assert_eq!(v[17], 127);
+    assert!(v.iter().enumerate().all(|(i, &q)| i == 17 || q == -128));
+}
+
+#[test]
+fn softmax_rows_past_the_q12_19_sum_are_refused() {
+    let mut b = Builder::default();
+    let x = b.input("x", &[1, 4096], DType::I8, None);
+    let y =
+        b.node("sm", Op::Softmax { beta: 1.0, input_scale: 0.1, input_zp: 0 }, &[x], &[1, 4096], DType::I8);
+    let mut g = b.finish(&[y]);
+    let err = crate::passes::prepare(&mut g).unwrap_err();
+    assert!(format!("{err:#}").contains("4096 elements"), "{err:#}");
+}

@@ -257,6 +257,25 @@ int32_t mk_rounding_divide_by_pot(int32_t x, int32_t exponent)
     return mk_asr32(x, exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* mk_rounding_divide_by_pot for exponents up to 62, exact in 64 bits:
+ * softmax's output exponent passes 31 when a row's sum of exponentials
+ * reaches 512 (TFLite shifts a 32-bit value by it there, undefined in C++);
+ * as the interpreter's rounding_divide_by_pot_wide. */
+static int32_t mk_rounding_divide_by_pot_wide(int32_t x, int32_t exponent)
+{
+    int64_t v = x, mask, remainder, threshold;
+    if (exponent <= 31) {
+        return mk_rounding_divide_by_pot(x, exponent);
+    }
+    if (exponent > 62) {
+        exponent = 62;
+    }
+    mask = ((int64_t)1 << exponent) - 1;
+    remainder = (int64_t)((uint64_t)v & (uint64_t)mask);
+    threshold = (mask >> 1) + (v < 0 ? 1 : 0);
+    return (int32_t)((v < 0 ? -1 : 0) + (remainder > threshold ? 1 : 0));
+}
+
 static int32_t mk_mbqm_i(int32_t x, int32_t multiplier, int32_t shift)
 {
     int32_t left = shift > 0 ? shift : 0;
@@ -1121,7 +1140,7 @@ void mk_softmax(const void *x, int xdt, void *y, int ydt, int32_t rows, int32_t 
             int32_t diff = (int32_t)mk_ld(x, xdt, base + i) - max;
             int64_t q;
             if (diff >= diff_min) {
-                int32_t unsat = mk_rounding_divide_by_pot(
+                int32_t unsat = mk_rounding_divide_by_pot_wide(
                     mk_srdhm(scale, mk_softmax_exp(diff, multiplier, left_shift)), exponent);
                 q = mk_clamp64(mk_addw(unsat, out_min), out_min, out_max);
             } else {
