@@ -28,5 +28,6 @@ pub fn shared_models() -> Option<PathBuf> {
 
 pub mod diff;
 pub mod e2e;
+pub mod fixtures;
 pub mod gen;
 pub mod golden;

@@ -15,8 +15,9 @@
 use match_core::compile::{self, CompileOptions};
 use match_core::emit::tiled;
 use match_core::frontend::ImportOptions;
-use match_core::ir::{DType, Data, Graph, Op, OpNode, Quant, Requant, Tensor, TensorId};
+use match_core::ir::{DType, Data, Graph, Op, Quant};
 use match_tests::e2e::Suite;
+use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
 use match_tests::golden::{diff, manifest, Entry};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -190,40 +191,6 @@ fn every_tiling_writes_each_output_once_and_fits() {
 }
 
 // ------------------------------------------------------------ fixtures
-
-fn t(g: &mut Graph, name: &str, shape: &[usize], dtype: DType) -> TensorId {
-    g.add_tensor(Tensor { name: name.into(), shape: shape.to_vec(), dtype, quant: None, data: None })
-}
-
-fn c(g: &mut Graph, name: &str, shape: &[usize], data: Data) -> TensorId {
-    let dtype = data.dtype();
-    g.add_tensor(Tensor { name: name.into(), shape: shape.to_vec(), dtype, quant: None, data: Some(data) })
-}
-
-fn n(g: &mut Graph, name: &str, op: Op, inputs: &[TensorId], outputs: &[TensorId]) {
-    g.add_node(OpNode { name: name.into(), op, inputs: inputs.to_vec(), outputs: outputs.to_vec() });
-}
-
-/// Deterministic pseudo-random values in `[lo, hi]`.
-fn values(seed: u64, count: usize, lo: i64, hi: i64) -> Vec<i64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..count)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            lo + ((s >> 33) as i64).rem_euclid(hi - lo + 1)
-        })
-        .collect()
-}
-
-fn i8s(seed: u64, count: usize) -> Data {
-    Data::from_i64(DType::I8, &values(seed, count, -128, 127))
-}
-
-fn fixed_requant(k: usize, seed: u64) -> Requant {
-    let m = values(seed, k, 1 << 29, (1 << 31) - 1).into_iter().map(|v| v as i32).collect();
-    let s = values(seed + 1, k, -9, -6).into_iter().map(|v| v as i32).collect();
-    Requant::FixedPoint { multiplier: m, shift: s }
-}
 
 /// A conv with remainder tiles on every loop, bias and per-channel requant,
 /// then a max pool with padding: both tiled on host-tiled.
