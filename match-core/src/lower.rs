@@ -13,7 +13,7 @@
 //! converted into one of these canonical chains (HARDWARE.md's arithmetic):
 //!
 //! - **NE16** (`scale_shift`): `conv2d(x u8, x_zp 0, w i8, w_zp z)` >>
-//!   `requantize ScaleShift { scale[k] in 0..=255, bias[k], shift <= 31 }`
+//!   `requantize ScaleShift { scale[k] in 0..2^b, bias[k], shift <= 31 }`
 //!   with `out_zp 0` >> `clip` (the clip's bounds are within the output
 //!   type: [0, 255] for u8 after NE16's ReLU, [-128, 127] for i8). `z` is one
 //!   value for the layer: 0 for signed weights, -128 for unsigned weights
@@ -23,6 +23,9 @@
 //!   the rounding constant; the chain has no `bias` node. `acc * scale` and
 //!   `acc * scale + bias` are proven to fit 32 bits over the layer's
 //!   accumulator range (NE16 wraps, the interpreter computes in 64 bits).
+//!   `b` is a scale width the unit declares (`scale_bits`, 8 when unstated;
+//!   GAP9's NE16: 8 and 32): per layer the narrowest width whose conversion
+//!   is exact, else the one that differs least (ties: the narrower).
 //!   Without requantization: `conv2d(...)` [>> `bias`], raw i32 out.
 //!   A signed input becomes unsigned before the layer (`x + 128`, zero point
 //!   `+ 128`): the producing `requantize` (and its `clip`) emit u8 directly
@@ -58,9 +61,6 @@ use match_dsl::HwModel;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-/// NE16's per-channel scale is unsigned 8-bit (HARDWARE.md; the 32-bit
-/// scale mode is not used).
-pub const NE16_SCALE_MAX: i64 = 255;
 /// The largest shift of the NE16 and digital units (5 bits).
 pub const MAX_SHIFT: u32 = 31;
 /// The fixed shift of the analog output chain's `k * y + l` step.
@@ -113,7 +113,8 @@ pub struct Lowered {
 pub enum Arith {
     /// Every form (the unit lists `fixed_point`, or nothing).
     General,
-    /// NE16: `(acc * scale + bias) >> shift`, 8-bit scale, 32-bit wrap.
+    /// NE16: `(acc * scale + bias) >> shift`, unsigned scale of one of the
+    /// unit's `scale_bits` widths, 32-bit wrap.
     ScaleShift,
     /// DIANA digital: `(acc + bias) >> shift`.
     Shift,
@@ -226,16 +227,20 @@ pub struct Plan {
     pub acc_range: (i64, i64),
     /// The model's requantization form name.
     pub from: &'static str,
+    /// The scale width the converted scale-shift form needs (one of the
+    /// unit's `scale_bits`; 0 for other forms and raw accumulators).
+    pub scale_bits: u32,
 }
 
 impl Plan {
-    /// "fixed_point -> scale_shift differs by up to 2 LSB at acc=123 (channel 4)".
+    /// "fixed_point -> 8-bit scale_shift differs by up to 2 LSB at acc=123 (channel 4)".
     pub fn describe(&self) -> String {
-        // A scale-shift model on NE16 differs only in the scale's width.
-        let to = if self.arith == Arith::ScaleShift && self.from == "scale_shift" {
-            "8-bit scale_shift"
+        // With the scale width the unit programs (a scale-shift model may
+        // differ only in it).
+        let to = if self.arith == Arith::ScaleShift {
+            format!("{}-bit scale_shift", self.scale_bits)
         } else {
-            self.arith.form()
+            self.arith.form().to_string()
         };
         if self.requant.is_none() {
             return format!(
@@ -515,6 +520,7 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
             witness: None,
             acc_range,
             from: "none",
+            scale_bits: 0,
         });
     };
     let Op::Requantize { requant, out_zp } = &graph.nodes[rq_node].op else { unreachable!() };
@@ -533,127 +539,52 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
     let from = form_name(requant);
     let a_range = |ch: usize| (urange[ch].0 + corr[ch], urange[ch].1 + corr[ch]);
 
+    let mut scale_bits = 0;
     let (new_rq, new_zp, max_lsb, witness) = match arith {
         Arith::ScaleShift | Arith::Shift => {
-            // Already the unit's exact form: keep the parameters when they fit.
-            let native = native_scale_shift(arith, requant, *out_zp, k);
-            let smax = if arith == Arith::Shift { 1 } else { NE16_SCALE_MAX };
-            let mmax = lines.iter().map(|l| l.0).fold(0.0, f64::max);
-            // Candidate shifts: the largest whose scales fit, and a few below
-            // (less precision, more headroom in 32 bits); shift-only units:
-            // the powers of two around each channel's multiplier.
-            let mut shifts: Vec<u32> = Vec::new();
-            if arith == Arith::ScaleShift {
-                let top = (0..=MAX_SHIFT)
-                    .rev()
-                    .find(|&s| (mmax * 2f64.powi(s as i32)).floor() <= smax as f64)
-                    .unwrap_or(0);
-                shifts.extend((top.saturating_sub(3)..=top).rev());
-            } else {
-                for &(m, _) in &lines {
-                    if m > 0.0 {
-                        let s = (-m.log2()).round();
-                        for d in [-1.0, 0.0, 1.0] {
-                            let v = (s + d).clamp(0.0, MAX_SHIFT as f64) as u32;
-                            if !shifts.contains(&v) {
-                                shifts.push(v);
-                            }
-                        }
-                    }
-                }
-                if shifts.is_empty() {
-                    shifts.push(0);
-                }
-                shifts.sort_unstable_by(|a, b| b.cmp(a));
-            }
-            let mut best: Option<(u64, u32, Params, Witness)> = None;
+            // Shift-only units: scale 1. Scale-shift units: each declared
+            // width, narrowest first; the first exact one wins, else the one
+            // that differs least (ties keep the narrower).
+            let widths: Vec<(u32, i64)> = match arith {
+                Arith::Shift => vec![(0, 1)],
+                _ => unit.scale_widths().into_iter().map(|b| (b, (1i64 << b.min(62)) - 1)).collect(),
+            };
+            let mut best: Option<(Search, u32)> = None;
             let mut why_not = String::new();
-            let mut candidates: Vec<(u32, Option<Params>)> = Vec::new();
-            if let Some((sh, sc, bx)) = native {
-                candidates.push((sh, Some((sc, bx))));
-            }
-            candidates.extend(shifts.iter().map(|&sh| (sh, None)));
-            for (sh, fixed) in candidates {
-                let mut scales = Vec::with_capacity(k);
-                let mut offs = Vec::with_capacity(k);
-                let mut worst = (0u64, None);
-                let mut ok = true;
-                for ch in 0..k {
-                    let (m, c) = lines[ch];
-                    let opts: Vec<(i64, i64)> = match &fixed {
-                        Some((sc, bx)) => vec![(sc[ch], bx[ch])],
-                        None => {
-                            let bx = offset_at(&src_sat, ch, c, sh);
-                            let s = m * 2f64.powi(sh as i32);
-                            // A shift-only unit has no multiplier: its scale is 1, never 0.
-                            let smin = if arith == Arith::Shift { 1 } else { 0 };
-                            let mut v = vec![(s.round() as i64).clamp(smin, smax)];
-                            for alt in [s.floor() as i64, s.ceil() as i64] {
-                                let alt = alt.clamp(smin, smax);
-                                if !v.contains(&alt) {
-                                    v.push(alt);
-                                }
-                            }
-                            v.into_iter().map(|s| (s, bx)).collect()
+            for (bits, smax) in widths {
+                let ctx = SearchCtx {
+                    arith,
+                    requant,
+                    out_zp: *out_zp,
+                    lines: &lines,
+                    urange: &urange,
+                    corr: &corr,
+                    src: &src_sat,
+                    f: &f,
+                    clo,
+                    chi,
+                };
+                match search_scale_shift(&ctx, smax) {
+                    Ok(r) => {
+                        if best.as_ref().is_none_or(|(b, _)| r.0 < b.0) {
+                            best = Some((r, bits));
                         }
-                    };
-                    let (alo, ahi) = a_range(ch);
-                    let mut pick: Option<(u64, i64, i64, i64)> = None;
-                    for (s, bx) in opts {
-                        // 32-bit headroom over the unit's accumulator range.
-                        let b_total = bx as i128 + corr[ch] as i128 * s as i128;
-                        let fits = |v: i128| v >= i32::MIN as i128 && v <= i32::MAX as i128;
-                        let (ul, uh) = urange[ch];
-                        let prods = [ul as i128 * s as i128, uh as i128 * s as i128];
-                        if !(fits(b_total) && prods.iter().all(|&p| fits(p) && fits(p + b_total))) {
-                            why_not = format!(
-                                "acc * scale + bias can overflow 32 bits on channel {ch} (scale {s}, shift {sh}, acc in [{ul}, {uh}])"
-                            );
-                            continue;
-                        }
-                        let g = |a: i64| {
-                            let t = (a as i128 * s as i128 + bx as i128) >> sh;
-                            (t.clamp(i64::MIN as i128, i64::MAX as i128) as i64).clamp(clo, chi)
-                        };
-                        let Some((d, at)) = max_diff(alo, ahi, &|a| f(a, ch), &g) else {
-                            why_not = "the output is not bounded".into();
-                            continue;
-                        };
-                        if pick.as_ref().is_none_or(|p| d < p.0) {
-                            pick = Some((d, s, bx, at));
-                        }
-                        if d == 0 {
+                        if best.as_ref().is_some_and(|(b, _)| b.0 == 0) {
                             break;
                         }
                     }
-                    let Some((d, s, bx, at)) = pick else {
-                        ok = false;
-                        break;
-                    };
-                    if d > worst.0 || worst.1.is_none() {
-                        worst = (d, Some((at, ch)));
-                    }
-                    // No better than a shift already found: stop early (ties
-                    // keep the earlier, larger shift).
-                    if best.as_ref().is_some_and(|b| worst.0 >= b.0) {
-                        ok = false;
-                        break;
-                    }
-                    scales.push(s);
-                    offs.push(bx);
-                }
-                if !ok {
-                    continue;
-                }
-                if best.as_ref().is_none_or(|b| worst.0 < b.0) {
-                    best = Some((worst.0, sh, (scales, offs), worst.1));
-                }
-                if worst.0 == 0 {
-                    break;
+                    Err(e) => why_not = e,
                 }
             }
-            let Some((d, sh, (scales, offs), at)) = best else {
+            let Some(((d, sh, (scales, offs), at), bits)) = best else {
                 return Err(if why_not.is_empty() { "no shift fits the unit".into() } else { why_not });
+            };
+            // The narrowest declared width that holds the scales found (a
+            // wider width's search may find small scales too).
+            let widest = scales.iter().copied().max().unwrap_or(0);
+            scale_bits = match arith {
+                Arith::Shift => 0,
+                _ => unit.scale_widths().into_iter().find(|&w| widest < 1i64 << w.min(62)).unwrap_or(bits),
             };
             // The unit's bias: the offset plus the accumulator correction.
             let b: Vec<i64> = (0..k).map(|ch| offs[ch] + corr[ch] * scales[ch]).collect();
@@ -720,7 +651,161 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
         witness: if max_lsb == 0 { None } else { witness },
         acc_range,
         from,
+        scale_bits,
     })
+}
+
+/// What [`search_scale_shift`] searches over: the layer's channels.
+struct SearchCtx<'a> {
+    arith: Arith,
+    requant: &'a Requant,
+    out_zp: i64,
+    /// Per channel the model's line `floor(a * m + c)`.
+    lines: &'a [(f64, f64)],
+    /// Per channel the unit's accumulator range and its correction into
+    /// the model's accumulator.
+    urange: &'a [(i64, i64)],
+    corr: &'a [i64],
+    src: &'a Source<'a>,
+    /// The model's output (clipped) at a model accumulator, per channel.
+    f: &'a dyn Fn(i64, usize) -> i64,
+    clo: i64,
+    chi: i64,
+}
+
+/// A scale-shift form found: (largest difference in LSB, shift, per-channel
+/// scales and offsets, where the difference occurs).
+type Search = (u64, u32, Params, Witness);
+
+/// The best scale-shift form with scales in `0..=smax` (1 for shift-only
+/// units): the model's own parameters when they fit, else a few shifts from
+/// the largest whose scales fit `smax` and keep `acc * scale` in 32 bits.
+fn search_scale_shift(cx: &SearchCtx, smax: i64) -> Result<Search, String> {
+    let (arith, lines, urange, corr) = (cx.arith, cx.lines, cx.urange, cx.corr);
+    let k = lines.len();
+    let (clo, chi) = (cx.clo, cx.chi);
+    let a_range = |ch: usize| (urange[ch].0 + corr[ch], urange[ch].1 + corr[ch]);
+    // Already the unit's exact form: keep the parameters when they fit.
+    let native = native_scale_shift(arith, cx.requant, cx.out_zp, k, smax);
+    // Candidate shifts: the largest whose scales fit, and a few below
+    // (less precision, more headroom in 32 bits); shift-only units:
+    // the powers of two around each channel's multiplier.
+    let mut shifts: Vec<u32> = Vec::new();
+    if arith == Arith::ScaleShift {
+        // A wide scale is bounded by the 32-bit product too (the overflow
+        // check below is exact; this only aims the search).
+        let fits = |s: u32| {
+            lines.iter().zip(urange).all(|(&(m, _), &(ul, uh))| {
+                let sc = (m * 2f64.powi(s as i32)).floor();
+                sc <= smax as f64 && sc * (ul.unsigned_abs().max(uh.unsigned_abs()) as f64) <= i32::MAX as f64
+            })
+        };
+        let top = (0..=MAX_SHIFT).rev().find(|&s| fits(s)).unwrap_or(0);
+        shifts.extend((top.saturating_sub(3)..=top).rev());
+    } else {
+        for &(m, _) in lines {
+            if m > 0.0 {
+                let s = (-m.log2()).round();
+                for d in [-1.0, 0.0, 1.0] {
+                    let v = (s + d).clamp(0.0, MAX_SHIFT as f64) as u32;
+                    if !shifts.contains(&v) {
+                        shifts.push(v);
+                    }
+                }
+            }
+        }
+        if shifts.is_empty() {
+            shifts.push(0);
+        }
+        shifts.sort_unstable_by(|a, b| b.cmp(a));
+    }
+    let mut best: Option<Search> = None;
+    let mut why_not = String::new();
+    let mut candidates: Vec<(u32, Option<Params>)> = Vec::new();
+    if let Some((sh, sc, bx)) = native {
+        candidates.push((sh, Some((sc, bx))));
+    }
+    candidates.extend(shifts.iter().map(|&sh| (sh, None)));
+    for (sh, fixed) in candidates {
+        let mut scales = Vec::with_capacity(k);
+        let mut offs = Vec::with_capacity(k);
+        let mut worst = (0u64, None);
+        let mut ok = true;
+        for ch in 0..k {
+            let (m, c) = lines[ch];
+            let opts: Vec<(i64, i64)> = match &fixed {
+                Some((sc, bx)) => vec![(sc[ch], bx[ch])],
+                None => {
+                    let bx = offset_at(cx.src, ch, c, sh);
+                    let s = m * 2f64.powi(sh as i32);
+                    // A shift-only unit has no multiplier: its scale is 1, never 0.
+                    let smin = if arith == Arith::Shift { 1 } else { 0 };
+                    let mut v = vec![(s.round() as i64).clamp(smin, smax)];
+                    for alt in [s.floor() as i64, s.ceil() as i64] {
+                        let alt = alt.clamp(smin, smax);
+                        if !v.contains(&alt) {
+                            v.push(alt);
+                        }
+                    }
+                    v.into_iter().map(|s| (s, bx)).collect()
+                }
+            };
+            let (alo, ahi) = a_range(ch);
+            let mut pick: Option<(u64, i64, i64, i64)> = None;
+            for (s, bx) in opts {
+                // 32-bit headroom over the unit's accumulator range.
+                let b_total = bx as i128 + corr[ch] as i128 * s as i128;
+                let fits = |v: i128| v >= i32::MIN as i128 && v <= i32::MAX as i128;
+                let (ul, uh) = urange[ch];
+                let prods = [ul as i128 * s as i128, uh as i128 * s as i128];
+                if !(fits(b_total) && prods.iter().all(|&p| fits(p) && fits(p + b_total))) {
+                    why_not = format!(
+                        "acc * scale + bias can overflow 32 bits on channel {ch} (scale {s}, shift {sh}, acc in [{ul}, {uh}])"
+                    );
+                    continue;
+                }
+                let g = |a: i64| {
+                    let t = (a as i128 * s as i128 + bx as i128) >> sh;
+                    (t.clamp(i64::MIN as i128, i64::MAX as i128) as i64).clamp(clo, chi)
+                };
+                let Some((d, at)) = max_diff(alo, ahi, &|a| (cx.f)(a, ch), &g) else {
+                    why_not = "the output is not bounded".into();
+                    continue;
+                };
+                if pick.as_ref().is_none_or(|p| d < p.0) {
+                    pick = Some((d, s, bx, at));
+                }
+                if d == 0 {
+                    break;
+                }
+            }
+            let Some((d, s, bx, at)) = pick else {
+                ok = false;
+                break;
+            };
+            if d > worst.0 || worst.1.is_none() {
+                worst = (d, Some((at, ch)));
+            }
+            // No better than a shift already found: stop early (ties
+            // keep the earlier, larger shift).
+            if best.as_ref().is_some_and(|b| worst.0 >= b.0) {
+                ok = false;
+                break;
+            }
+            scales.push(s);
+            offs.push(bx);
+        }
+        if !ok {
+            continue;
+        }
+        if best.as_ref().is_none_or(|b| worst.0 < b.0) {
+            best = Some((worst.0, sh, (scales, offs), worst.1));
+        }
+        if worst.0 == 0 {
+            break;
+        }
+    }
+    best.ok_or_else(|| if why_not.is_empty() { "no shift fits the unit".into() } else { why_not })
 }
 
 /// The model's scale-shift parameters as the unit's form when they already
@@ -732,9 +817,9 @@ fn native_scale_shift(
     requant: &Requant,
     out_zp: i64,
     k: usize,
+    smax: i64,
 ) -> Option<(u32, Vec<i64>, Vec<i64>)> {
     let Requant::ScaleShift { scale, bias: rb, shift } = requant else { return None };
-    let smax = if arith == Arith::Shift { 1 } else { NE16_SCALE_MAX };
     if *shift > MAX_SHIFT {
         return None;
     }
@@ -745,6 +830,27 @@ fn native_scale_shift(
     }
     let off: Vec<i64> = (0..k).map(|ch| pick(rb, ch, 0) + (out_zp << shift)).collect();
     Some((*shift, sc, off))
+}
+
+/// Bits of the widest scale of a requantization: 8, 16 or 32 for a
+/// scale-shift form (the narrowest holding every scale; the ADC chain's `k`
+/// likewise), 32 for a fixed-point multiplier or a float scale.
+pub fn scale_width(r: &Requant) -> i64 {
+    let widest = |v: &[i64]| {
+        let m = v.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        if m <= 0xff {
+            8
+        } else if m <= 0xffff {
+            16
+        } else {
+            32
+        }
+    };
+    match r {
+        Requant::ScaleShift { scale, .. } => widest(scale),
+        Requant::Adc { k, .. } => widest(k),
+        Requant::FixedPoint { .. } | Requant::Float { .. } => 32,
+    }
 }
 
 /// The first `a` in `[lo, hi]` where the monotone predicate holds (`hi + 1`

@@ -155,7 +155,9 @@ fn generic_layer(graph: &Graph, nodes: &[NodeId]) -> Layer {
     l
 }
 
-/// The best schedule of the layer of `nodes` on `unit` through `offload`.
+/// The best schedule of the layer of `nodes` on `unit` through `offload`;
+/// `scale_bits`, when given, is the scale width the unit's conversion of
+/// the layer will program (the model's own requantization may differ).
 fn cost_of(
     graph: &Graph,
     hw: &HwModel,
@@ -163,9 +165,13 @@ fn cost_of(
     unit: &str,
     nodes: &[NodeId],
     objective: Objective,
+    scale_bits: Option<i64>,
 ) -> Result<Schedule, String> {
     let u = hw.unit(unit).ok_or_else(|| format!("no unit named `{unit}`"))?;
-    let layer = if offload.is_some() { layer_of(graph, nodes) } else { generic_layer(graph, nodes) };
+    let mut layer = if offload.is_some() { layer_of(graph, nodes) } else { generic_layer(graph, nodes) };
+    if let Some(b) = scale_bits {
+        layer.scale_bits = b;
+    }
     let p = Problem::new(hw, u, offload, layer)?;
     schedule::search(&p, objective)
 }
@@ -280,16 +286,19 @@ fn map_inner(
         let mut best: Option<(usize, Schedule, (f64, f64))> = None;
         for (i, (cand, nodes)) in accepted.iter().enumerate() {
             let layout = act_layout(hw, Some(cand.offload), &cand.offload.unit);
-            match cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective) {
+            // A converted layer is costed with the scale width it will get.
+            let plan = conv.and_then(|(c, _)| c.plan(&cand.offload.unit, nodes).ok());
+            let scale_bits =
+                plan.as_ref().and_then(|p| p.requant.as_ref()).map(|(r, _)| lower::scale_width(r));
+            match cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective, scale_bits) {
                 Ok(s) => {
                     let mut s = with_conversion(s, &layout);
                     // A converted layer whose signed input must first be made
                     // unsigned by a separate sign-flip layer pays for it here
                     // (the lowering costs that layer on its own afterwards).
-                    let flip =
-                        conv.and_then(|(c, _)| c.plan(&cand.offload.unit, nodes).ok()).is_some_and(|p| {
-                            p.flip_input && !lower::producer_can_emit_u8(graph, graph.nodes[n].inputs[0])
-                        });
+                    let flip = plan.as_ref().is_some_and(|p| {
+                        p.flip_input && !lower::producer_can_emit_u8(graph, graph.nodes[n].inputs[0])
+                    });
                     if flip {
                         let c = conversion_cycles(input_bytes);
                         s.cycles.overhead += c;
@@ -335,7 +344,7 @@ fn map_inner(
             },
             (None, None) => {
                 let layout = act_layout(hw, None, &host);
-                let schedule = cost_of(graph, hw, None, &host, &[n], objective)
+                let schedule = cost_of(graph, hw, None, &host, &[n], objective, None)
                     .ok()
                     .map(|s| with_conversion(s, &layout));
                 MappedLayer {
@@ -426,7 +435,7 @@ pub fn generic_layer_for(graph: &Graph, hw: &HwModel, n: NodeId, objective: Obje
         unit: host.clone(),
         kernel: None,
         rejections: Vec::new(),
-        schedule: cost_of(graph, hw, None, &host, &[n], objective).ok(),
+        schedule: cost_of(graph, hw, None, &host, &[n], objective, None).ok(),
         alternatives: Vec::new(),
     }
 }
@@ -440,7 +449,7 @@ pub fn recost(graph: &Graph, hw: &HwModel, layer: &mut MappedLayer, objective: O
             && Some(&o.kernel) == layer.kernel.as_ref()
     });
     let layer_nodes = layer.nodes.clone();
-    let Ok(mut s) = cost_of(graph, hw, offload, &layer.unit, &layer_nodes, objective) else { return };
+    let Ok(mut s) = cost_of(graph, hw, offload, &layer.unit, &layer_nodes, objective, None) else { return };
     if let Some(old) = &layer.schedule {
         let c = old.conversion_cycles;
         s.conversion_cycles = c;
@@ -588,6 +597,14 @@ pub fn layer_of(graph: &Graph, nodes: &[NodeId]) -> Layer {
         has_bias: nodes.iter().any(|&m| matches!(graph.nodes[m].op, Op::BiasAdd)),
         has_relu: nodes.iter().any(|&m| clips_at_zero(graph, m)),
         has_requant: nodes.iter().any(|&m| matches!(graph.nodes[m].op, Op::Requantize { .. })),
+        scale_bits: nodes
+            .iter()
+            .find_map(|&m| match &graph.nodes[m].op {
+                Op::Requantize { requant, .. } => Some(lower::scale_width(requant)),
+                Op::Add { kind: AddKind::TfLite(_) | AddKind::Float { .. } } => Some(32),
+                _ => None,
+            })
+            .unwrap_or(0),
     };
     let set_window = |l: &mut Layer, kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4]| {
         l.fy = kernel[0] as i64;
@@ -690,10 +707,14 @@ fn check(
         lower::arith(unit) != lower::Arith::General
             && matches!(graph.nodes[nodes[0]].op, Op::Conv2d { .. } | Op::Dense { .. })
     });
-    if converting.is_some() {
+    if let Some((conv, _)) = converting {
         let (in_bits, w_bits) = lower::converted_bits(graph, unit, nodes);
         layer.in_bits = in_bits.unwrap_or(layer.in_bits);
         layer.w_bits = w_bits.unwrap_or(layer.w_bits);
+        // ... and the scale width the conversion programs.
+        if let Some((r, _)) = conv.plan(&unit.name, nodes).ok().and_then(|p| p.requant) {
+            layer.scale_bits = lower::scale_width(&r);
+        }
     }
     match hw.check_offload(offload, &layer) {
         Ok(Verdict::Accepted) => {}
@@ -1044,7 +1065,8 @@ mod tests {
         let best = l.alternatives.iter().map(|a| a.2).fold(f64::INFINITY, f64::min);
         assert_eq!(l.schedule.as_ref().unwrap().cycles.total, best);
         let gap9 = target("gap9");
-        let ne16 = cost_of(&g, &gap9, Some(&gap9.offloads[0]), "ne16", &l.nodes, Objective::Latency).unwrap();
+        let ne16 =
+            cost_of(&g, &gap9, Some(&gap9.offloads[0]), "ne16", &l.nodes, Objective::Latency, None).unwrap();
         assert_eq!((ne16.cycles.compute, ne16.cycles.overhead), (9.0 * 233.0, 550.0));
         assert_eq!(l.alternatives[0].2, ne16.cycles.total);
         assert_eq!((l.unit.as_str(), l.kernel.as_deref()), ("cluster", Some("cluster_depthwise")));

@@ -56,11 +56,21 @@ pub struct Layer {
     pub has_bias: bool,
     pub has_relu: bool,
     pub has_requant: bool,
+    /// Bits of the widest per-channel scale of the layer's requantization:
+    /// 8, 16 or 32, the narrowest that holds every scale of a scale-shift
+    /// requantization (32 for fixed-point multipliers and float scales); 0
+    /// without requantization. Older serialized layers without it: 8.
+    #[serde(default = "default_scale_bits")]
+    pub scale_bits: i64,
+}
+
+fn default_scale_bits() -> i64 {
+    8
 }
 
 impl Layer {
     /// A convolution with "same"-style symmetric padding `pad`, stride 1
-    /// unless set later, int8 everywhere, bias and requantization on.
+    /// unless set later, int8 everywhere, bias and requantization (8-bit scales) on.
     #[allow(clippy::too_many_arguments)]
     pub fn conv(k: i64, c: i64, oy: i64, ox: i64, fy: i64, fx: i64, stride: i64, pad: i64) -> Layer {
         Layer {
@@ -89,6 +99,7 @@ impl Layer {
             has_bias: true,
             has_relu: false,
             has_requant: true,
+            scale_bits: 8,
         }
     }
 
@@ -128,6 +139,7 @@ impl Layer {
             w_bits: 0,
             has_bias: false,
             has_requant: false,
+            scale_bits: 0,
             ..Layer::conv(c, c, oy, ox, fy, fx, stride, pad)
         }
     }
@@ -199,6 +211,7 @@ attrs! {
     "has_bias": Bool, "the layer adds a bias", |l| Value::Bool(l.has_bias);
     "has_relu": Bool, "the layer ends in ReLU or a clip at zero", |l| Value::Bool(l.has_relu);
     "has_requant": Bool, "the layer requantizes its accumulator", |l| Value::Bool(l.has_requant);
+    "scale_bits": Num, "bits of the widest requantization scale (8, 16, 32; 0 without)", |l| num(l.scale_bits);
     "is_conv": Bool, "the layer is a convolution (depthwise included)", |l| Value::Bool(l.op == OpKind::Conv);
     "is_dense": Bool, "the layer is fully connected", |l| Value::Bool(l.op == OpKind::Dense);
     "is_add": Bool, "the layer is an element-wise addition", |l| Value::Bool(l.op == OpKind::Add);

@@ -137,6 +137,23 @@ pub struct Unit {
     pub energy_per_mac: Option<f64>,
     /// Bits of the output ADC of an analog array.
     pub adc_bits: Option<u32>,
+    /// The widths, in bits, of the unsigned per-channel scale a
+    /// `scale_shift` unit can program, increasing; empty when unstated
+    /// (then 8: see [`Unit::scale_widths`]).
+    #[serde(default)]
+    pub scale_bits: Vec<u32>,
+}
+
+impl Unit {
+    /// The scale widths of the unit's `scale_shift` requantization,
+    /// increasing: the declared `scale_bits`, or 8 when unstated.
+    pub fn scale_widths(&self) -> Vec<u32> {
+        if self.scale_bits.is_empty() {
+            vec![8]
+        } else {
+            self.scale_bits.clone()
+        }
+    }
 }
 
 /// A scratch buffer a kernel needs, in bytes, over the tile's dimensions.

@@ -97,6 +97,7 @@ const UNIT_KEYS: &[&str] = &[
     "cycles",
     "energy",
     "adc",
+    "scale_bits",
 ];
 
 /// Layout steps and how they are written.
@@ -316,6 +317,7 @@ fn example(kind: &str, key: &str) -> Option<&'static str> {
         (_, "activation_layout") => "activation_layout order(H, W, C)",
         (_, "cycles") => "cycles = ceil(K / 32) * OY * OX",
         (_, "adc") => "adc 6",
+        (_, "scale_bits") => "scale_bits 8, 32",
         _ => return None,
     })
 }
@@ -1232,6 +1234,7 @@ impl<'a> Checker<'a> {
             cycles: None,
             energy_per_mac: None,
             adc_bits: None,
+            scale_bits: Vec::new(),
         };
         let mut scratch_names: Vec<&'a Ident> = Vec::new();
         for p in &props {
@@ -1295,7 +1298,19 @@ impl<'a> Checker<'a> {
                 }
                 "energy" => u.energy_per_mac = self.real(p, Measure::EnergyPerMac, Bound::NonNegative),
                 "adc" => u.adc_bits = self.int_prop(p, 1, 16).map(|v| v as u32),
+                "scale_bits" => u.scale_bits = self.scale_bits(p),
                 _ => {}
+            }
+        }
+        // Scale widths describe the scale-shift form: without it they mean nothing.
+        if let Some(p) = props.iter().find(|p| p.key.name == "scale_bits") {
+            if !u.requant.contains(&RequantForm::ScaleShift) {
+                let d = Diagnostic::new(
+                    p.key.span,
+                    "`scale_bits` gives the scale widths of the `scale_shift` requantization, which this unit does not list",
+                )
+                .help("add `scale_shift` to the unit's `requant`, or remove `scale_bits`");
+                self.error(d);
             }
         }
         for key in ["macs", "compute_in"] {
@@ -1703,6 +1718,36 @@ impl<'a> Checker<'a> {
             }
         }
         out
+    }
+
+    /// `scale_bits 8, 32`: whole numbers from 1 to 32, each once, returned
+    /// in increasing order.
+    fn scale_bits(&mut self, p: &'a Prop) -> Vec<u32> {
+        let Some(vs) = self.values(p) else { return Vec::new() };
+        let mut out: Vec<(u32, Span)> = Vec::new();
+        for v in vs {
+            let Value::Quantity(q) = v else {
+                let d = Diagnostic::new(
+                    v.span(),
+                    format!("`scale_bits` takes scale widths in bits, found {}", self.describe(v)),
+                )
+                .help("write e.g. `scale_bits 8, 32`");
+                self.error(d);
+                continue;
+            };
+            let Some(b) = self.plain_int(q, "a scale width", 1, 32) else { continue };
+            let b = b as u32;
+            if let Some((_, first)) = out.iter().find(|(w, _)| *w == b) {
+                let d = Diagnostic::new(q.span, format!("scale width {b} is listed twice"))
+                    .secondary(*first, "first listed here");
+                self.error(d);
+            } else {
+                out.push((b, q.span));
+            }
+        }
+        let mut widths: Vec<u32> = out.into_iter().map(|(w, _)| w).collect();
+        widths.sort_unstable();
+        widths
     }
 
     fn spatial(&mut self, p: &'a Prop) -> Vec<(Dim, u32)> {

@@ -275,8 +275,11 @@ static void ne16_run(const char *kernel, const mk_job_t *j, int dw)
                     const int64_t scale = j->rq.scale[q];
                     uint32_t bias = (uint32_t)j->rq.bias[q];
                     int32_t v;
-                    if (scale < 0 || scale > 255) {
-                        g9_fail(j, kernel, "NE16 scales are 8-bit unsigned");
+                    /* HARDWARE.md: unsigned 8- or 32-bit scales (the
+                     * 32-bit mode for a layer with any scale above 255);
+                     * t = low32(acc * scale) + bias either way. */
+                    if (scale < 0 || scale > 0xFFFFFFFFll) {
+                        g9_fail(j, kernel, "NE16 scales are unsigned 8- or 32-bit");
                     }
                     if (j->bias != NULL) {
                         /* the driver's bias: low32(bias_add * scale + bias) */

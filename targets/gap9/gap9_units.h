@@ -13,7 +13,8 @@
  *   bit-plane encoding (w + 128, 16-channel blocks, 8 planes LSB first, 2
  *   bytes per plane and tap), the layer-wise weight offset -128 * sum(x)
  *   added to a wrapping 32-bit accumulator, then t = low32(acc * scale[k]) +
- *   bias[k] (wrapping), ReLU when the output clamps at 0, t >> shift (floor),
+ *   bias[k] (wrapping; scales unsigned, 8-bit, or 32-bit when any scale of
+ *   the layer exceeds 255), ReLU when the output clamps at 0, t >> shift (floor),
  *   saturation to [0, 255] (ReLU) or [-128, 127]; without normalization the
  *   32-bit accumulator is the output (a bias there is added as the RTL's
  *   normalization with scale 1, shift 0 and 32-bit output: wrapping). Pad value 0. Stride 2 is computed per

@@ -6,7 +6,7 @@
  * NE16"), computed on the host at dispatch. So tests/tests/device_adapter.rs
  * can check that the adapter programs NE16 consistently with the driver's
  * contract (addresses moved back over the padding, byte strides, the
- * weight offset, 8-bit scales and 32-bit biases, the shift, ReLU, the
+ * weight offset, 8- or 32-bit scales and 32-bit biases, the shift, ReLU, the
  * 2x2-strided mode), bit for bit against the emulation.
  *
  * The task's members are the stub's (tests/sdk-stubs/gap9/pulp-nnx): the
@@ -29,7 +29,7 @@
 typedef struct {
     uint32_t kernel, depthwise, stride, out_bits, weight_offset_set;
     int32_t weight_offset;
-    uint32_t shift, relu, norm, bias_on;
+    uint32_t shift, relu, norm, bias_on, scale_bytes;
     uint32_t w_in, k_in, h_in, h_in_stride, w_in_stride, h_out, w_out, k_out, h_out_stride, w_out_stride;
     uint32_t pt, pb, pl, pr, dims_set;
 } double_cfg_t;
@@ -110,11 +110,13 @@ void ne16_task_set_bits(ne16_task_t *task, const uint8_t input_bits, const uint8
 
 void ne16_task_set_norm_quant(ne16_task_t *task, ne16_quant_t quant, ne16_norm_t norm)
 {
-    if (quant.shift_amount > 31 || quant.flag_rounding != ne16TaskFlagFalse || norm.mode != normMode8Bit
-        || norm.flag_shift != ne16TaskFlagFalse) {
-        bad("set_norm_quant: a 5-bit layer shift, no rounding, 8-bit scales");
+    if (quant.shift_amount > 31 || quant.flag_rounding != ne16TaskFlagFalse
+        || (norm.mode != normMode8Bit && norm.mode != normMode32Bit) || norm.flag_shift != ne16TaskFlagFalse) {
+        bad("set_norm_quant: a 5-bit layer shift, no rounding, 8- or 32-bit scales");
     }
     cfg(task)->norm = 1;
+    /* HARDWARE.md: scales are read packed at their width, little-endian. */
+    cfg(task)->scale_bytes = norm.mode == normMode32Bit ? 4u : 1u;
     cfg(task)->shift = quant.shift_amount;
     cfg(task)->relu = quant.function == quantFunctionRelu;
     cfg(task)->bias_on = norm.flag_bias == ne16TaskFlagTrue;
@@ -244,7 +246,13 @@ static void double_run(ne16_task_t *task)
                     if (c->bias_on) {
                         memcpy(&b, bias + 4u * k, 4);
                     }
-                    uint32_t t = acc * scale[k] + b;
+                    uint32_t s = 0u;
+                    if (c->scale_bytes == 4u) {
+                        memcpy(&s, scale + 4u * k, 4);
+                    } else {
+                        s = scale[k];
+                    }
+                    uint32_t t = acc * s + b;
                     int32_t v = t >= 0x80000000u ? -(int32_t)(~t) - 1 : (int32_t)t;
                     if (c->relu && v < 0) {
                         v = 0;

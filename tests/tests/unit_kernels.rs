@@ -98,6 +98,9 @@ impl B {
 enum Rq {
     /// NE16's own: scale 0..255, bias, shift; u8 (ReLU) or i8 output.
     ScaleShift { u8_out: bool },
+    /// NE16's 32-bit scale mode: odd scales above 255 (no halving makes
+    /// them 8-bit exactly), bias, shift.
+    WideScaleShift { u8_out: bool },
     /// TFLite's fixed point (converted by the lowering where the unit needs it).
     Fixed,
     /// DIANA digital's own: bias and shift (scale 1), i8 output.
@@ -178,10 +181,16 @@ fn conv_graph(rng: &mut Rng, p: &Conv, dense: bool) -> Graph {
             let bt = b.tensor("bias", &[k], DType::I32, Some(Data::I32(bias)));
             b.node("bias", Op::BiasAdd, &[acc, bt], &accshape, DType::I32)
         }
-        Rq::ScaleShift { u8_out } => {
+        Rq::ScaleShift { u8_out } | Rq::WideScaleShift { u8_out } => {
             // |acc * scale + bias| < 2^30: NE16 computes it in 32 bits.
-            let smax = ((1i64 << 30) >> bits).clamp(1, 255);
-            let scale: Vec<i64> = (0..k).map(|_| rng.range(0, smax)).collect();
+            let wide = matches!(p.rq, Rq::WideScaleShift { .. });
+            let smax = if wide {
+                ((1i64 << 30) >> bits).clamp(257, 1 << 20)
+            } else {
+                ((1i64 << 30) >> bits).clamp(1, 255)
+            };
+            let scale: Vec<i64> =
+                (0..k).map(|_| if wide { rng.range(256, smax) | 1 } else { rng.range(0, smax) }).collect();
             let bias: Vec<i64> = (0..k).map(|_| rng.range(-(1 << 12), 1 << 12)).collect();
             let shift = (bits as i64 + 64 - (smax as u64).leading_zeros() as i64 - 9).clamp(0, 31) as u32;
             let (dt, lo, hi) = if u8_out { (DType::U8, 0, 255) } else { (DType::I8, -128, 127) };
@@ -377,6 +386,53 @@ fn ne16_conv_and_depthwise_match_the_interpreter() {
     }
     let n = run_all(cases);
     eprintln!("{n} NE16 cases bit-exact");
+}
+
+#[test]
+fn ne16_runs_scales_above_255_in_its_32_bit_mode() {
+    let mut cases = Vec::new();
+    for seed in 0..2u64 {
+        let mut rng = Rng::new(40 + seed);
+        // Few taps keep acc * scale within 32 bits for scales above 255.
+        let dw = seed == 0;
+        let c = if dw { rng.usize(3, 21) } else { rng.pick(&[3, 5]) };
+        let p = Conv {
+            h: rng.usize(4, 9),
+            w: rng.usize(4, 9),
+            c,
+            k: if dw { c } else { rng.usize(2, 9) * 2 },
+            f: if dw { 3 } else { 1 },
+            stride: 1,
+            pad: if dw { [1; 4] } else { [0; 4] },
+            dw,
+            x: DType::U8,
+            x_range: (0, 255),
+            ternary: false,
+            rq: Rq::WideScaleShift { u8_out: seed == 0 },
+        };
+        let (hw, platform) = target("gap9", &|u| u != "cluster");
+        let graph = conv_graph(&mut rng, &p, false);
+        // The lowering keeps the scales (exact only in the 32-bit mode).
+        let l = match_core::lower::lower_for_target(&graph, &hw, Objective::Latency, false).unwrap();
+        let (layer, x) = l.mapping.layers.iter().zip(&l.exactness).find(|(l, _)| l.unit == "ne16").unwrap();
+        assert_eq!(x.max_lsb, 0, "seed {seed} {}: {}", layer.name, x.reason);
+        let wide = l.graph.nodes.node_weights().any(|n| {
+            matches!(&n.op, Op::Requantize { requant: Requant::ScaleShift { scale, .. }, .. } if scale.iter().any(|&s| s > 255))
+        });
+        assert!(wide, "seed {seed}: no scale above 255 left after lowering");
+        let call = if dw { "ne16_depthwise" } else { "ne16_conv" };
+        cases.push(Case {
+            label: format!("ne16_wide_{seed}"),
+            graph,
+            hw,
+            platform,
+            call,
+            range: (0, 255),
+            seed,
+        });
+    }
+    let n = run_all(cases);
+    eprintln!("{n} NE16 32-bit scale cases bit-exact");
 }
 
 #[test]

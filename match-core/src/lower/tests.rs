@@ -105,7 +105,7 @@ fn fixed_point_to_ne16_exact_over_a_small_range() {
     // The unit's bias: 128 (rounding) + (-128) * 171 (the zero-point correction).
     assert_eq!(rq, Requant::ScaleShift { scale: vec![171], bias: vec![128 - 128 * 171], shift: 8 });
     assert_eq!(p.clip, Some((-128, 127)));
-    assert_eq!(p.describe(), "fixed_point -> scale_shift is exact over acc in [-128, 127]");
+    assert_eq!(p.describe(), "fixed_point -> 8-bit scale_shift is exact over acc in [-128, 127]");
 }
 
 #[test]
@@ -113,10 +113,14 @@ fn fixed_point_to_ne16_inexact_with_its_bound() {
     // Two input channels: acc in [-256, 254]. With scale 171 the excess
     // acc/768 crosses the 1/6 gap at acc = 128 (85.83 + 0.17: 86 instead of
     // 85); with 170 the deficit acc/384 crosses it from acc = 67. Neither
-    // reaches 1/2 + 1/6 over the range: one LSB at most.
+    // reaches 1/2 + 1/6 over the range: one LSB at most. (With 8-bit scales
+    // only: GAP9's NE16 also has 32-bit ones, which make it exact.)
     let (g, nodes) = layer(DType::I8, 0, 2, 1, 0, vec![1, 1], 0, two_thirds(), 0, DType::I8, (-128, 127));
     let gap9 = target("gap9");
-    let p = plan(&g, unit(&gap9, "ne16"), &nodes).unwrap();
+    let wide = plan(&g, unit(&gap9, "ne16"), &nodes).unwrap();
+    assert_eq!((wide.max_lsb, wide.scale_bits), (0, 32), "{}", wide.describe());
+    let ne16 = ne16_8_bit();
+    let p = plan(&g, &ne16, &nodes).unwrap();
     assert_eq!(p.max_lsb, 1);
     let Some((Requant::ScaleShift { scale, bias, shift }, _)) = p.requant.clone() else { panic!() };
     assert_eq!((scale[0], shift), (171, 8));
@@ -129,14 +133,23 @@ fn fixed_point_to_ne16_inexact_with_its_bound() {
     assert_eq!((diff(at), ch), (1, 0));
     assert_eq!(
         p.describe(),
-        format!("fixed_point -> scale_shift differs by up to 1 LSB at acc={at} (channel 0) over acc in [-256, 254]")
+        format!(
+            "fixed_point -> 8-bit scale_shift differs by up to 1 LSB at acc={at} (channel 0) over acc in [-256, 254]"
+        )
     );
     // TFLite's double rounding (1/3 as 0.67 * 2^-1) already differs at acc = 1:
     // round(round(2/3) / 2) = 1, not 0.
     let (g, nodes) = layer(DType::I8, 0, 1, 1, 0, vec![1], 0, third(), 0, DType::I8, (-128, 127));
-    let p = plan(&g, unit(&gap9, "ne16"), &nodes).unwrap();
+    let p = plan(&g, &ne16, &nodes).unwrap();
     assert_eq!(mbqm(1, &third()), 1);
     assert!(p.max_lsb >= 1);
+}
+
+/// GAP9's NE16 restricted to its 8-bit scale mode.
+fn ne16_8_bit() -> Unit {
+    let mut u = unit(&target("gap9"), "ne16").clone();
+    u.scale_bits = vec![8];
+    u
 }
 
 #[test]
@@ -186,6 +199,65 @@ fn a_scale_shift_layer_that_fits_ne16_stays_exact_and_even_scales_halve_exactly(
     let p = plan(&g, ne16, &nodes).unwrap();
     assert_eq!(p.max_lsb, 0);
     assert_eq!(p.requant, Some((Requant::ScaleShift { scale: vec![150], bias: vec![-39], shift: 8 }, 0)));
+}
+
+/// Scale 301 (odd: no halving keeps it exact) with shift 9, on a u8 input
+/// of 4 channels with weights 3: acc in [0, 3060].
+fn scale_301() -> (Graph, Vec<NodeId>, Requant) {
+    let rq = Requant::ScaleShift { scale: vec![301], bias: vec![-77], shift: 9 };
+    let (g, nodes) = layer(DType::U8, 0, 4, 1, 0, vec![3; 4], 0, rq.clone(), 0, DType::U8, (0, 255));
+    (g, nodes, rq)
+}
+
+#[test]
+fn a_scale_above_255_is_exact_in_ne16_32_bit_mode() {
+    let gap9 = target("gap9");
+    let ne16 = unit(&gap9, "ne16");
+    assert_eq!(ne16.scale_widths(), vec![8, 32]);
+    let (g, nodes, rq) = scale_301();
+    let p = plan(&g, ne16, &nodes).unwrap();
+    // The model's own parameters, in the 32-bit scale mode.
+    assert_eq!((p.max_lsb, p.requant.clone(), p.scale_bits), (0, Some((rq.clone(), 0)), 32));
+    assert_eq!(p.describe(), "scale_shift -> 32-bit scale_shift is exact over acc in [0, 3060]");
+    // The cost model sees the width: 16 bits hold 301, which NE16 runs in
+    // its 32-bit mode (gap9.hwm's nq_bits).
+    assert_eq!(scale_width(&rq), 16);
+    let wide = mapping::layer_of(&g, &nodes);
+    assert_eq!(wide.scale_bits, 16);
+    // DORY's normquant term for a block of 32 channels: ceil(32 * 4 / 4)
+    // instead of ceil(32 / 4) with 8-bit scales.
+    let narrow = match_dsl::layer::Layer { scale_bits: 8, ..wide.clone() };
+    let nq = |l: &match_dsl::layer::Layer| gap9.call_def("nq", &[32.0], l).unwrap();
+    assert_eq!(nq(&wide) - nq(&narrow), 32.0 - 8.0);
+    // A layer whose 8-bit conversion is exact keeps 8-bit scales.
+    let rq8 = Requant::ScaleShift { scale: vec![300], bias: vec![-77], shift: 9 };
+    let (g, nodes) = layer(DType::U8, 0, 4, 1, 0, vec![3; 4], 0, rq8, 0, DType::U8, (0, 255));
+    let p = plan(&g, ne16, &nodes).unwrap();
+    assert_eq!((p.max_lsb, p.scale_bits), (0, 8));
+}
+
+#[test]
+fn a_unit_with_8_bit_scales_only_still_converts() {
+    // A unit declaring `scale_bits 8` (as an 8-bit-only engine would), and
+    // one that states no widths (8 by default).
+    let declared = ne16_8_bit();
+    assert_eq!(declared.scale_widths(), vec![8]);
+    let mut plain = unit(&target("gap9"), "ne16").clone();
+    plain.scale_bits.clear();
+    assert_eq!(plain.scale_widths(), vec![8]);
+    let (g, nodes, _) = scale_301();
+    for u in [&declared, &plain] {
+        let p = plan(&g, u, &nodes).unwrap();
+        assert!(p.max_lsb > 0, "{}: {}", u.name, p.describe());
+        assert_eq!(p.scale_bits, 8, "{}", u.name);
+        let Some((Requant::ScaleShift { scale, .. }, _)) = &p.requant else { panic!("{}", u.name) };
+        assert!(scale.iter().all(|&s| (0..=255).contains(&s)), "{}: {scale:?}", u.name);
+        assert!(
+            p.describe().starts_with("scale_shift -> 8-bit scale_shift differs by up to"),
+            "{}",
+            p.describe()
+        );
+    }
 }
 
 #[test]

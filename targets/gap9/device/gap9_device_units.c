@@ -18,8 +18,9 @@
  *   bit-exact.
  * - ne16_conv / ne16_depthwise: one pulp-nnx NE16 task per tile: 8-bit
  *   unsigned input, the layer-wise weight offset -(128 + z) (z, the weight
- *   zero point, 0 or -128), normalization with 8-bit scales, 32-bit biases
- *   and the layer's shift (floor, no rounding), ReLU when the output is u8;
+ *   zero point, 0 or -128), normalization with 8-bit scales (32-bit ones
+ *   when any scale of the layer exceeds 255), 32-bit biases and the
+ *   layer's shift (floor, no rounding), ReLU when the output is u8;
  *   without requantization the 32-bit accumulator. A BiasAdd on that int32
  *   output, or a clip inside NE16's saturation (ReLU6), is a pass of the
  *   workers after the unit.
@@ -332,12 +333,14 @@ void cluster_pool(const mk_job_t *job)
 
 /* ------------------------------------------------------------------- NE16 */
 
-/* Normalization operands of a tile, in L1 where NE16 reads them: 8-bit
- * scales and 32-bit biases per output channel. The largest tile a layer
+/* Normalization operands of a tile, in L1 where NE16 reads them: scales (8-
+ * or 32-bit, one array each: NE16 reads them packed at their width) and
+ * 32-bit biases per output channel. The largest tile a layer
  * gets is bounded by L1; 512 channels covers every shipped model (checked
  * below, never silently truncated). */
 #define G9U_NE16_MAX_K 512
 static PI_CL_L1 uint8_t g9u_ne16_scale[G9U_NE16_MAX_K];
+static PI_CL_L1 uint32_t g9u_ne16_scale32[G9U_NE16_MAX_K];
 static PI_CL_L1 int32_t g9u_ne16_bias[G9U_NE16_MAX_K];
 static PI_CL_L1 ne16_task_t g9u_ne16_task;
 
@@ -382,7 +385,7 @@ static void g9u_ne16(const char *kernel, const mk_job_t *j, int dw)
     const ne16_dev_t *dev = gap9_ne16_dev();
     ne16_task_t *task = &g9u_ne16_task;
     g9u_post_t post;
-    int relu = 0, clip_after = 0;
+    int relu = 0, clip_after = 0, wide = 0;
     int32_t k, wz;
     int64_t lo = 0, hi = 0;
     /* The job must be in NE16's form: the offload rules and the lowering
@@ -443,30 +446,45 @@ static void g9u_ne16(const char *kernel, const mk_job_t *j, int dw)
             hi = j->clip_hi < hi ? j->clip_hi : hi;
             clip_after = 1;
         }
-        /* Per channel: 8-bit scale, and the bias the driver programs with a
+        /* The scale mode (HARDWARE.md: unsigned, 8 or 32 bit): 8-bit unless
+         * a scale of the tile needs more. The lowering gives a layer 32-bit
+         * scales only when 8-bit ones would not be exact, and the cost model
+         * charges the whole layer the width of its widest scale. */
+        for (k = 0; k < j->k; k++) {
+            const int64_t scale = j->rq.scale[j->rq.n == 1 ? 0 : k];
+            if (scale < 0 || scale > 0xFFFFFFFFll) {
+                gap9_device_fail(kernel, j->layer, "NE16 scales are unsigned 8- or 32-bit");
+            }
+            wide |= scale > 255;
+        }
+        /* Per channel: the scale, and the bias the driver programs with a
          * BiasAdd folded in: low32(bias_add * scale + bias) (wrapping, as
          * the RTL and the emulation). */
         for (k = 0; k < j->k; k++) {
             const int32_t q = j->rq.n == 1 ? 0 : k;
-            const int64_t scale = j->rq.scale[q];
+            const uint32_t scale = (uint32_t)j->rq.scale[q];
             uint32_t bias = (uint32_t)j->rq.bias[q];
-            if (scale < 0 || scale > 255) {
-                gap9_device_fail(kernel, j->layer, "NE16 scales are 8-bit unsigned");
-            }
             if (j->bias != NULL) {
-                bias += (uint32_t)mk_ld(j->bias, j->bdt, j->bias_n == 1 ? 0 : k) * (uint32_t)scale;
+                bias += (uint32_t)mk_ld(j->bias, j->bdt, j->bias_n == 1 ? 0 : k) * scale;
             }
-            g9u_ne16_scale[k] = (uint8_t)scale;
+            if (wide) {
+                g9u_ne16_scale32[k] = scale;
+            } else {
+                g9u_ne16_scale[k] = (uint8_t)scale;
+            }
             g9u_ne16_bias[k] = bias >= 0x80000000u ? -(int32_t)(~bias) - 1 : (int32_t)bias;
         }
         quant.shift_amount = (uint8_t)j->rq.sshift;
         quant.function = relu ? quantFunctionRelu : quantFunctionIdentity;
         quant.flag_rounding = ne16TaskFlagFalse; /* HARDWARE.md: the shift floors */
-        norm.mode = normMode8Bit;
+        norm.mode = wide ? normMode32Bit : normMode8Bit;
         norm.flag_bias = ne16TaskFlagTrue;
         norm.flag_shift = ne16TaskFlagFalse; /* one shift for the layer */
         ne16_task_set_norm_quant(task, quant, norm);
-        ne16_task_set_addr_norm_quant(task, (uint32_t)(uintptr_t)g9u_ne16_scale, 0u,
+        ne16_task_set_addr_norm_quant(task,
+                                      wide ? (uint32_t)(uintptr_t)g9u_ne16_scale32
+                                           : (uint32_t)(uintptr_t)g9u_ne16_scale,
+                                      0u,
                                       (uint32_t)(uintptr_t)g9u_ne16_bias);
     } else if (j->ydt != MK_I32 || j->has_clip) {
         gap9_device_fail(kernel, j->layer, "without normalization NE16 writes the int32 accumulator");
