@@ -53,8 +53,9 @@
 //!   the whole layer in one call at the unit's actual utilization (its
 //!   `cycles` expression on the whole layer, else MACs with the spatial
 //!   dimensions rounded up), without any overhead. Compulsory bytes are the
-//!   layer's inputs, weights and outputs moved once; a unit that computes
-//!   in the home memory has no transfer term.
+//!   layer's inputs (the pixels some output reads: a strided window may
+//!   skip some), weights and outputs moved once; a unit that computes in
+//!   the home memory has no transfer term.
 
 use match_dsl::layer::{Layer, OpKind};
 use match_dsl::model::{Dim, Dma, LayoutStep, Offload, Unit};
@@ -62,6 +63,23 @@ use match_dsl::HwModel;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
+
+/// How many of the `full` input rows (columns) `o` outputs of stride `s`,
+/// window `f` and dilation `d`, with `pad` rows of padding before the
+/// first, read: the distinct indices `o * s + j * d - pad` in `0..full`.
+pub fn read_extent(o: i64, s: i64, f: i64, d: i64, pad: i64, full: i64) -> i64 {
+    let full = full.max(1);
+    let mut read = vec![false; full as usize];
+    for oi in 0..o.max(1) {
+        for j in 0..f.max(1) {
+            let i = oi * s.max(1) + j * d.max(1) - pad;
+            if (0..full).contains(&i) {
+                read[i as usize] = true;
+            }
+        }
+    }
+    read.iter().filter(|&&r| r).count() as i64
+}
 
 /// Cycles of a layer split by cause; `total = compute + overhead + transfer + stall`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -424,6 +442,66 @@ pub struct Estimate {
     pub bytes_moved: f64,
 }
 
+/// Lower bounds on the parts of the cost of every schedule with one tile
+/// ([`Problem::floor`]), whatever its loop order: the schedule search skips
+/// what cannot beat the best found ([`crate::schedule`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Floor {
+    /// Every call's compute and overhead (exact: the same for every order).
+    pub compute: f64,
+    /// The first call's compute and overhead (step 0 overlaps nothing).
+    pub first_call: f64,
+    /// Each distinct input (weight) tile's transfer once; the first tile's.
+    pub input: f64,
+    pub first_input: f64,
+    pub weights: f64,
+    pub first_weights: f64,
+    /// Every output tile's write-back (exact); the last tile's.
+    pub output: f64,
+    pub last_output: f64,
+}
+
+impl Floor {
+    /// A lower bound on the cycles of every schedule with this tile and
+    /// buffering `buf`. In [`Problem::evaluate`] a step costs
+    /// `serial + max(call, overlapped)` (call with its overhead), step 0
+    /// overlaps nothing, and a double-buffered output adds its last
+    /// write-back as an epilogue. Summing over steps:
+    /// `total >= S + max(sum of calls, first call + D)`, with
+    /// - S, the serial transfers: step 0's loads (the prologue), the other
+    ///   loads of single-buffered operands, and either every write-back
+    ///   (single-buffered output) or the last (the epilogue);
+    /// - D, the overlapped ones: the loads after step 0 of double-buffered
+    ///   operands and, for a double-buffered output, every write-back but
+    ///   the last (each step overlaps its predecessor's);
+    ///
+    /// because `sum_s max(c_s, o_s) >= max(sum_s c_s, sum_s o_s)` and
+    /// `o_0 = 0`. The loads after step 0 of an operand are at least its
+    /// distinct tiles other than the first ([`Problem::floor`]).
+    pub fn cycles(&self, buf: Buffering) -> f64 {
+        let rest_in = (self.input - self.first_input).max(0.0);
+        let rest_w = (self.weights - self.first_weights).max(0.0);
+        let (mut serial, mut over) = (self.first_input + self.first_weights, 0.0);
+        if buf.input {
+            over += rest_in;
+        } else {
+            serial += rest_in;
+        }
+        if buf.weights {
+            over += rest_w;
+        } else {
+            serial += rest_w;
+        }
+        if buf.output {
+            serial += self.last_output;
+            over += (self.output - self.last_output).max(0.0);
+        } else {
+            serial += self.output;
+        }
+        serial + self.compute.max(self.first_call + over)
+    }
+}
+
 /// Bytes of the footprint of a schedule per memory: (compute_in, weights memory)
 /// (the same memory counted once in the first entry when they coincide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -685,16 +763,27 @@ impl<'a> Problem<'a> {
 
     /// Footprint of a (K, OY, OX) tile under `buf`.
     pub fn footprint(&self, tile: [i64; 3], buf: Buffering) -> Result<Footprint, String> {
+        Ok(self.footprints(tile, &[buf])?[0])
+    }
+
+    /// The footprints of a tile under each of `bufs` (the tile's bytes and
+    /// scratch, an evaluation of the target's expressions, computed once).
+    pub fn footprints(&self, tile: [i64; 3], bufs: &[Buffering]) -> Result<Vec<Footprint>, String> {
         let [k, oy, ox] = tile;
         let (i, w, o) = self.tile_bytes(k, oy, ox);
-        let mut act = i * Buffering::factor(buf.input) + o * Buffering::factor(buf.output);
-        act += self.scratch(k, oy, ox)?;
-        let w = w * Buffering::factor(buf.weights);
-        if self.shared_weights_mem() {
-            Ok(Footprint { act: act + w, weights: 0 })
-        } else {
-            Ok(Footprint { act, weights: w })
-        }
+        let scratch = self.scratch(k, oy, ox)?;
+        Ok(bufs
+            .iter()
+            .map(|buf| {
+                let act = i * Buffering::factor(buf.input) + o * Buffering::factor(buf.output) + scratch;
+                let w = w * Buffering::factor(buf.weights);
+                if self.shared_weights_mem() {
+                    Footprint { act: act + w, weights: 0 }
+                } else {
+                    Footprint { act, weights: w }
+                }
+            })
+            .collect())
     }
 
     pub fn fits(&self, f: Footprint) -> bool {
@@ -744,15 +833,18 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// The lower bound on the cycles of any schedule with this tile:
-    /// every call's compute and overhead (independent of order and buffering).
-    pub fn compute_floor(&self, tile: [i64; 3]) -> Result<f64, String> {
-        let [d_k, d_oy, d_ox] = self.extents();
+    /// Lower bounds on the terms of any schedule with this tile, whatever
+    /// its order ([`Floor`]; [`Floor::cycles`] per buffering). Each term
+    /// is computed with the same functions [`Problem::evaluate`] charges.
+    pub fn floor(&self, tile: [i64; 3]) -> Result<Floor, String> {
+        let ext = self.extents();
+        let [d_k, d_oy, d_ox] = ext;
         let ovh = self.unit.call_overhead as f64;
-        let mut total = 0.0;
-        for ck in classes(d_k, tile[0]) {
-            for cy in classes(d_oy, tile[1]) {
-                for cx in classes(d_ox, tile[2]) {
+        let (ks, ys, xs) = (classes(d_k, tile[0]), classes(d_oy, tile[1]), classes(d_ox, tile[2]));
+        let mut f = Floor::default();
+        for ck in &ks {
+            for cy in &ys {
+                for cx in &xs {
                     let key = TileKey {
                         k: ck.extent,
                         oy: cy.extent,
@@ -762,11 +854,49 @@ impl<'a> Problem<'a> {
                         left: cx.first,
                         right: cx.last,
                     };
-                    total += (ck.count * cy.count * cx.count) as f64 * (self.kernel_cycles(key)? + ovh);
+                    let n = (ck.count * cy.count * cx.count) as f64;
+                    let call = self.kernel_cycles(key)? + ovh;
+                    f.compute += n * call;
+                    // Every output tile is written back exactly once.
+                    let out = self.output_dma(ck.extent, cy.extent, cx.extent);
+                    f.output += n * out;
+                    if ck.first && cy.first && cx.first {
+                        f.first_call = call;
+                    }
+                    if ck.last && cy.last && cx.last {
+                        f.last_output = out;
+                    }
                 }
             }
         }
-        Ok(total)
+        // Each distinct tile of an operand is loaded at least once: the
+        // model loads it whenever its tile index changes (and at step 0),
+        // so at least at its first appearance. Inputs are indexed by
+        // (OY, OX), and by K for channel-wise layers; weights by K.
+        let k_in: Vec<Class> = if self.channelwise {
+            ks.clone()
+        } else {
+            vec![Class { count: 1, extent: tile[0].min(d_k), first: true, last: true }]
+        };
+        for ck in &k_in {
+            for cy in &ys {
+                for cx in &xs {
+                    let t = self.input_dma(ck.extent, cy.extent, cx.extent);
+                    f.input += (ck.count * cy.count * cx.count) as f64 * t;
+                    if ck.first && cy.first && cx.first {
+                        f.first_input = t;
+                    }
+                }
+            }
+        }
+        for ck in &ks {
+            let t = self.weight_dma(ck.extent);
+            f.weights += ck.count as f64 * t;
+            if ck.first {
+                f.first_weights = t;
+            }
+        }
+        Ok(f)
     }
 
     /// The cost of tiling with `tile` (K, OY, OX), loops in `order` (outer
@@ -896,17 +1026,45 @@ impl<'a> Problem<'a> {
         self.output_dma(prev[0], prev[1], prev[2])
     }
 
-    /// Bytes of the layer's inputs, weights and outputs, each once.
+    /// Bytes of the layer's inputs, weights and outputs, each once: of the
+    /// inputs, only the pixels some output reads (a strided window that
+    /// skips rows and columns, e.g. a 1x1 convolution of stride 2, reads a
+    /// quarter of its input; a schedule whose tiles are single rows moves
+    /// only those, so counting the whole input would put the bound above
+    /// an achievable schedule).
     pub fn compulsory_bytes(&self) -> f64 {
-        let (i, w, o) = self.tile_bytes(self.layer.k, self.layer.oy, self.layer.ox);
-        (i + w + o) as f64
+        let (act, w) = self.compulsory();
+        act + w
     }
 
-    /// (roofline_cycles, bound_cycles) of the layer on this unit.
+    /// The compulsory bytes of [`Problem::compulsory_bytes`] split into
+    /// activations (inputs and outputs) and weights, which may take
+    /// different DMAs.
+    fn compulsory(&self) -> (f64, f64) {
+        let l = &self.layer;
+        let (i, w, o) = self.tile_bytes(l.k, l.oy, l.ox);
+        let input = if matches!(l.op, OpKind::Conv | OpKind::Pool) {
+            let rows = read_extent(l.oy, l.sy, l.fy, l.dy, l.pad_top, l.iy);
+            let cols = read_extent(l.ox, l.sx, l.fx, l.dx, l.pad_left, l.ix);
+            let per_pixel = (l.c.max(1) as f64 * self.in_bytes()).ceil();
+            (rows * cols) as f64 * per_pixel * self.n_inputs as f64
+        } else {
+            i as f64
+        };
+        (input.min(i as f64) + o as f64, w as f64)
+    }
+
+    /// (roofline_cycles, bound_cycles) of the layer on this unit. The
+    /// memory term is the compulsory bytes over the bandwidth of the DMA
+    /// each moves through (the weights' own DMA when they have one).
     pub fn bounds(&self) -> Result<(f64, f64), String> {
         let macs = self.layer.macs().max(0) as f64;
         let memory = match self.act_dma {
-            Some(d) => self.compulsory_bytes() / d.bandwidth,
+            Some(d) => {
+                let (act, w) = self.compulsory();
+                let w_bw = self.w_dma.map_or(d.bandwidth, |wd| wd.bandwidth);
+                act / d.bandwidth + if self.has_weights() { w / w_bw } else { 0.0 }
+            }
             None => 0.0,
         };
         let roofline = (macs / self.unit.macs_per_cycle.max(f64::MIN_POSITIVE)).max(memory);
@@ -1008,6 +1166,20 @@ mod tests {
         assert_eq!(step_cycles(100.0, 0.0, 160.0), (160.0, 0.0, 60.0));
         // Serial transfers add.
         assert_eq!(step_cycles(100.0, 30.0, 0.0), (130.0, 30.0, 0.0));
+    }
+
+    #[test]
+    fn rows_read_by_strided_windows() {
+        // 1x1, stride 2: every other row.
+        assert_eq!(read_extent(16, 2, 1, 1, 0, 32), 16);
+        // 3x3, stride 2, padding 1: windows overlap, every row.
+        assert_eq!(read_extent(16, 2, 3, 1, 1, 32), 32);
+        // Padding rows are not input rows: 3 outputs of a 3-window, pad 1, on 3 rows.
+        assert_eq!(read_extent(3, 1, 3, 1, 1, 3), 3);
+        // Stride 3, window 1: rows 0, 3, 6, 9.
+        assert_eq!(read_extent(4, 3, 1, 1, 0, 12), 4);
+        // Dilation 2, window 3, 2 outputs: rows 0, 2, 4 and 1, 3, 5.
+        assert_eq!(read_extent(2, 1, 3, 2, 0, 6), 6);
     }
 
     #[test]
