@@ -58,7 +58,7 @@ use crate::mapping::{self, MappedLayer, Mapping};
 use crate::schedule::Objective;
 use match_dsl::model::{DType as HwType, RequantForm, Unit};
 use match_dsl::HwModel;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
 /// The largest shift of the NE16 and digital units (5 bits).
@@ -269,16 +269,17 @@ fn form_name(r: &Requant) -> &'static str {
     }
 }
 
-/// The largest `|f(a) - g(a)|` over `a` in `[lo, hi]` for nondecreasing
-/// step functions `f` and `g`, and an `a` where it occurs. `None` if `f`
-/// has too many steps to walk (an unclamped output).
-fn max_diff(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64, g: &dyn Fn(i64) -> i64) -> Option<(u64, i64)> {
-    let mut best = (0u64, lo);
+/// The pieces of a nondecreasing step function `f` over `[lo, hi]`: the
+/// maximal runs `(first, last, value)` where `f` is constant, in order.
+/// `None` if `f` has too many steps to walk (an unclamped output). Computed
+/// once per channel and reused for every candidate form compared with it.
+type Pieces = Vec<(i64, i64, i64)>;
+
+fn steps(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64) -> Option<Pieces> {
+    let mut pieces = Vec::new();
     let mut a = lo;
-    let mut pieces = 0;
     while a <= hi {
-        pieces += 1;
-        if pieces > 1 << 17 {
+        if pieces.len() >= 1 << 17 {
             return None;
         }
         let v = f(a);
@@ -304,18 +305,45 @@ fn max_diff(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64, g: &dyn Fn(i64) -> i64) ->
                 bad = mid;
             }
         }
+        pieces.push((a, ok, v));
+        if ok == i64::MAX {
+            break;
+        }
+        a = ok + 1;
+    }
+    Some(pieces)
+}
+
+/// Each channel's [`steps`] of the model's output over its accumulator
+/// range, walked when first asked for.
+struct Walks<'a> {
+    f: &'a dyn Fn(i64, usize) -> i64,
+    ranges: Vec<(i64, i64)>,
+    cells: Vec<OnceCell<Option<Pieces>>>,
+}
+
+impl Walks<'_> {
+    fn get(&self, ch: usize) -> Option<&Pieces> {
+        let (lo, hi) = self.ranges[ch];
+        self.cells[ch].get_or_init(|| steps(lo, hi, &|a| (self.f)(a, ch))).as_ref()
+    }
+}
+
+/// The largest `|f(a) - g(a)|` over the range of `f`'s [`steps`], for a
+/// nondecreasing step function `g`, and an `a` where it occurs (the first
+/// such piece end; `lo` when they agree everywhere). Checking each piece's
+/// two ends suffices: on a piece `f` is constant and `g` monotone.
+fn worst_over(lo: i64, pieces: &[(i64, i64, i64)], g: &dyn Fn(i64) -> i64) -> (u64, i64) {
+    let mut best = (0u64, lo);
+    for &(a, ok, v) in pieces {
         for x in [a, ok] {
             let d = (v - g(x)).unsigned_abs();
             if d > best.0 {
                 best = (d, x);
             }
         }
-        if ok == i64::MAX {
-            break;
-        }
-        a = ok + 1;
     }
-    Some(best)
+    best
 }
 
 /// What the model's chain computes after the accumulator: the requant,
@@ -538,6 +566,9 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
     let lines: Vec<(f64, f64)> = (0..k).map(|ch| src_sat.line(ch)).collect::<Result<_, _>>()?;
     let from = form_name(requant);
     let a_range = |ch: usize| (urange[ch].0 + corr[ch], urange[ch].1 + corr[ch]);
+    // The model's output per channel as pieces, walked once (on first use)
+    // for every candidate width, shift, scale and gain.
+    let pieces = Walks { f: &f, ranges: (0..k).map(a_range).collect(), cells: vec![OnceCell::new(); k] };
 
     let mut scale_bits = 0;
     let (new_rq, new_zp, max_lsb, witness) = match arith {
@@ -560,7 +591,7 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
                     urange: &urange,
                     corr: &corr,
                     src: &src_sat,
-                    f: &f,
+                    pieces: &pieces,
                     clo,
                     chi,
                 };
@@ -615,11 +646,12 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
                 let rq = Requant::Adc { gain, bits, k: kk, l: ll, shift: ADC_SHIFT };
                 let mut worst = (0u64, None);
                 for (ch, &cr) in corr.iter().enumerate() {
-                    let (alo, ahi) = a_range(ch);
+                    let (alo, _) = a_range(ch);
                     let g = |a: i64| {
                         requant_value(&rq, a - cr, ch, *out_zp, tlo, thi).unwrap_or(i64::MIN).clamp(clo, chi)
                     };
-                    let (d, at) = max_diff(alo, ahi, &|a| f(a, ch), &g).ok_or("the output is not bounded")?;
+                    let pieces = pieces.get(ch).ok_or("the output is not bounded")?;
+                    let (d, at) = worst_over(alo, pieces, &g);
                     if d > worst.0 || worst.1.is_none() {
                         worst = (d, Some((at, ch)));
                     }
@@ -667,8 +699,9 @@ struct SearchCtx<'a> {
     urange: &'a [(i64, i64)],
     corr: &'a [i64],
     src: &'a Source<'a>,
-    /// The model's output (clipped) at a model accumulator, per channel.
-    f: &'a dyn Fn(i64, usize) -> i64,
+    /// The model's output (clipped) per channel, as [`steps`] over the
+    /// channel's accumulator range.
+    pieces: &'a Walks<'a>,
     clo: i64,
     chi: i64,
 }
@@ -750,7 +783,7 @@ fn search_scale_shift(cx: &SearchCtx, smax: i64) -> Result<Search, String> {
                     v.into_iter().map(|s| (s, bx)).collect()
                 }
             };
-            let (alo, ahi) = a_range(ch);
+            let (alo, _) = a_range(ch);
             let mut pick: Option<(u64, i64, i64, i64)> = None;
             for (s, bx) in opts {
                 // 32-bit headroom over the unit's accumulator range.
@@ -768,10 +801,11 @@ fn search_scale_shift(cx: &SearchCtx, smax: i64) -> Result<Search, String> {
                     let t = (a as i128 * s as i128 + bx as i128) >> sh;
                     (t.clamp(i64::MIN as i128, i64::MAX as i128) as i64).clamp(clo, chi)
                 };
-                let Some((d, at)) = max_diff(alo, ahi, &|a| (cx.f)(a, ch), &g) else {
+                let Some(pieces) = cx.pieces.get(ch) else {
                     why_not = "the output is not bounded".into();
                     continue;
                 };
+                let (d, at) = worst_over(alo, pieces, &g);
                 if pick.as_ref().is_none_or(|p| d < p.0) {
                     pick = Some((d, s, bx, at));
                 }

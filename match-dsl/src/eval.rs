@@ -18,7 +18,10 @@ pub enum Verdict {
 struct Ctx<'a> {
     model: &'a HwModel,
     layer: &'a Layer,
-    locals: Vec<(String, Value)>,
+    /// Bound names, borrowed from the expressions (no allocation per call
+    /// or per sum step: the schedule search evaluates cost expressions for
+    /// every candidate tile).
+    locals: Vec<(&'a str, Value)>,
     depth: usize,
     /// Evaluation steps left: nested sums could otherwise multiply their
     /// bounds into hours of work.
@@ -46,8 +49,8 @@ fn as_bool(v: Value) -> Result<bool, EvalError> {
     }
 }
 
-impl Ctx<'_> {
-    fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
+impl<'a> Ctx<'a> {
+    fn eval(&mut self, e: &'a Expr) -> Result<Value, EvalError> {
         if self.budget == 0 {
             return err(format!("evaluation takes more than {MAX_EVAL_STEPS} steps"));
         }
@@ -83,7 +86,7 @@ impl Ctx<'_> {
                 }
                 let mut bound = Vec::with_capacity(args.len());
                 for (p, a) in def.params.iter().zip(args) {
-                    bound.push((p.clone(), self.eval(a)?));
+                    bound.push((p.as_str(), self.eval(a)?));
                 }
                 // A def sees only its own parameters, not the caller's locals.
                 let saved = std::mem::replace(&mut self.locals, bound);
@@ -112,7 +115,7 @@ impl Ctx<'_> {
                 let mut total = 0.0;
                 let mut i = lo;
                 while i < hi {
-                    self.locals.push((var.clone(), Value::Num(i)));
+                    self.locals.push((var.as_str(), Value::Num(i)));
                     let v = self.eval(body);
                     self.locals.pop();
                     total += as_num(v?)?;
@@ -134,7 +137,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr) -> Result<Value, EvalError> {
+    fn binary(&mut self, op: BinOp, a: &'a Expr, b: &'a Expr) -> Result<Value, EvalError> {
         // Short-circuit so that `K > 0 and C / K > 2` is safe.
         match op {
             BinOp::And => {

@@ -4,8 +4,11 @@
  *
  * Memories: L2 (512000 B), L1 (the accelerators' activation memory,
  * 256000 B), WD (the digital array's weights, 64000 B) and WA (the analog
- * array's cells, 147456 B) are separate emulated arenas of the sizes the
- * .hwm declares (usable = size - reserve). The generated code obtains its
+ * array's cells, 147456 B; diana.hwm's sizes) are separate emulated arenas
+ * of the usable sizes (size - reserve) of the .hwm the project is compiled
+ * for (matchc writes them into match_memories.h; the arenas, DMA queue,
+ * checks and counters are match_emu's, see match_emu.h). The generated
+ * code obtains its
  * arenas with diana_malloc("L2", ..), diana_malloc("L1", ..), ...; a request
  * beyond a memory's usable bytes aborts.
  *

@@ -2,9 +2,11 @@
  * GAP9 platform: the functions targets/gap9.hwm names (api block, DMAs),
  * host emulation (gap9_platform.c). See README.md in this folder.
  *
- * Memories: L1 (cluster TCDM, 120000 B usable), L2 (1536000 B) and L3
- * (HyperRAM, 8000000 B) are separate emulated arenas of the sizes the .hwm
- * declares (usable = size - reserve). The generated code obtains its
+ * Memories: L1 (cluster TCDM, 120000 B usable in gap9.hwm), L2 (1536000 B)
+ * and L3 (HyperRAM, 8000000 B) are separate emulated arenas of the usable
+ * sizes (size - reserve) of the .hwm the project is compiled for (matchc
+ * writes them into match_memories.h; the arenas, DMA queue, checks and
+ * counters are match_emu's, see match_emu.h). The generated code obtains its
  * arenas with gap9_malloc("L2", ..) / gap9_malloc("L1", ..); a request
  * beyond a memory's usable bytes aborts.
  *

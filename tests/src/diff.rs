@@ -205,7 +205,12 @@ impl Worker {
         let mut srcs = vec![format!("{model}.c"), format!("{model}_weights.c")];
         let mut platform: Vec<String> = std::fs::read_dir(project)?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .filter(|n| n.ends_with(".c") && !srcs.contains(n) && n != "match_kernels.c" && n != "main.c")
+            // match_emu.c is included by the platform file, not compiled alone.
+            .filter(|n| {
+                n.ends_with(".c")
+                    && !srcs.contains(n)
+                    && !["match_kernels.c", "match_emu.c", "main.c"].contains(&n.as_str())
+            })
             .collect();
         platform.sort();
         srcs.extend(platform);
@@ -223,49 +228,62 @@ impl Worker {
     /// (not a per-output mismatch), each recipe is rerun alone to find the
     /// culprit.
     pub fn check_batch(&self, cases: &[&Case]) -> Vec<Outcome> {
+        self.check_batch_units(cases).into_iter().map(|(o, _)| o).collect()
+    }
+
+    /// [`Worker::check_batch`], with per case the units that ran its layers
+    /// (see [`Worker::check_units`]).
+    pub fn check_batch_units(&self, cases: &[&Case]) -> Vec<(Outcome, Ran)> {
         if cases.len() == 1 {
-            return vec![self.check(cases[0])];
+            return vec![self.check_units(cases[0])];
         }
         let counts: Vec<usize> = cases.iter().map(|c| c.recipe.outputs.len()).collect();
         match self.run(cases) {
-            Ok(per_output) => {
+            Ok((per_output, ran)) => {
                 let mut out = Vec::new();
                 let mut i = 0;
-                for (c, &n) in cases.iter().zip(&counts) {
+                for ((c, &n), ran) in cases.iter().zip(&counts).zip(ran) {
                     let mine: Vec<&Option<String>> = per_output[i..i + n].iter().collect();
                     i += n;
                     let errs: Vec<String> = mine.iter().filter_map(|e| e.as_ref().cloned()).collect();
                     if errs.is_empty() {
-                        out.push(Outcome::Pass);
+                        out.push((Outcome::Pass, ran));
                     } else {
                         // Confirm alone (a batch may fail for another's reason).
-                        out.push(self.check(c));
+                        out.push(self.check_units(c));
                     }
                 }
                 out
             }
-            Err(_) => cases.iter().map(|c| self.check(c)).collect(),
+            Err(_) => cases.iter().map(|c| self.check_units(c)).collect(),
         }
     }
 
     /// One case.
     pub fn check(&self, case: &Case) -> Outcome {
+        self.check_units(case).0
+    }
+
+    /// One case, and the units that ran its layers.
+    pub fn check_units(&self, case: &Case) -> (Outcome, Ran) {
         match self.run(&[case]) {
-            Ok(per_output) => {
+            Ok((per_output, mut ran)) => {
                 let errs: Vec<String> = per_output.into_iter().flatten().collect();
+                let ran = ran.pop().unwrap_or_default();
                 if errs.is_empty() {
-                    Outcome::Pass
+                    (Outcome::Pass, ran)
                 } else {
-                    Outcome::Fail { kind: FailKind::Mismatch, message: errs.join("\n") }
+                    (Outcome::Fail { kind: FailKind::Mismatch, message: errs.join("\n") }, ran)
                 }
             }
-            Err(e) => e,
+            Err(e) => (e, Ran::default()),
         }
     }
 
-    /// Compiles, builds and runs; per graph output, the mismatch if any.
-    /// The cases must share one target.
-    fn run(&self, cases: &[&Case]) -> Result<Vec<Option<String>>, Outcome> {
+    /// Compiles, builds and runs; per graph output, the mismatch if any,
+    /// and per case the units that ran its layers. The cases must share one
+    /// target.
+    fn run(&self, cases: &[&Case]) -> Result<(Vec<Option<String>>, Vec<Ran>), Outcome> {
         let target = &cases[0].target;
         let recipes: Vec<&Recipe> = cases.iter().map(|c| &c.recipe).collect();
         let graph = match catch("build", || gen::build_many(&recipes)) {
@@ -304,8 +322,40 @@ impl Worker {
         // compiled (lowered for the target), not the imported graph.
         let lowered = &compiled.graph;
         anyhow_ensure_io(&graph, lowered).map_err(|e| fail(FailKind::Compile, e))?;
-        let got = compile::run_binary(&bin, lowered, &sets, &self.dir.join("io"))
-            .map_err(|e| fail(FailKind::Run, e))?;
+        // An emulation that counts says which units' kernels really ran;
+        // otherwise the mapping says which units the layers went to.
+        let (got, counters) = if compile::platform_counts(&hw) {
+            let (got, table) = compile::run_binary_counters(&bin, lowered, &sets, &self.dir.join("io"))
+                .map_err(|e| fail(FailKind::Run, e))?;
+            (got, Some(table))
+        } else {
+            let got = compile::run_binary(&bin, lowered, &sets, &self.dir.join("io"))
+                .map_err(|e| fail(FailKind::Run, e))?;
+            (got, None)
+        };
+        let mut ran = vec![Ran::default(); cases.len()];
+        for (li, layer) in compiled.mapping.layers.iter().enumerate() {
+            let called = match &counters {
+                Some(t) => t.layers.iter().any(|l| l.index == li && l.kernels > 0),
+                None => true,
+            };
+            if !called {
+                continue;
+            }
+            // Batched networks' node names start with `n<i>_`.
+            let owner = layer
+                .nodes
+                .first()
+                .and_then(|&n| {
+                    let name = &lowered.nodes[n].name;
+                    name.strip_prefix('n')?.split('_').next()?.parse::<usize>().ok()
+                })
+                .filter(|_| cases.len() > 1)
+                .unwrap_or(0);
+            if let Some(r) = ran.get_mut(owner) {
+                r.units.insert(layer.unit.clone());
+            }
+        }
         let mut per_output = vec![None; lowered.outputs.len()];
         for (s, (inputs, outs)) in sets.iter().zip(&got).enumerate() {
             let want = catch("interp", || match_core::interp::run(lowered, inputs))
@@ -318,8 +368,16 @@ impl Worker {
                 }
             }
         }
-        Ok(per_output)
+        Ok((per_output, ran))
     }
+}
+
+/// The units that ran a case's layers: kernel calls counted by the
+/// emulation (gap9, diana and targets derived from them), or the mapping's
+/// units on targets without counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ran {
+    pub units: std::collections::BTreeSet<String>,
 }
 
 /// The lowered graph keeps the imported graph's inputs and outputs (the
@@ -527,7 +585,14 @@ fn recipe_candidates(r: &Recipe) -> Vec<Recipe> {
                     }));
                 }
             }
-            LayerOp::Dense { out_c, .. } => {
+            LayerOp::Dense { out_c, weights, .. } => {
+                if *weights != gen::WeightKind::I8 {
+                    let mut o = l.op.clone();
+                    if let LayerOp::Dense { weights, .. } = &mut o {
+                        *weights = gen::WeightKind::I8;
+                    }
+                    push(o);
+                }
                 for nc in [1, out_c / 2] {
                     if nc >= 1 && nc < *out_c {
                         let mut o = l.op.clone();
@@ -680,6 +745,15 @@ pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
     }
 }
 
+/// A target's kind: its shipped name, `random`, or `<base>-like`.
+pub fn target_kind(target: &TargetSpec) -> String {
+    match target {
+        TargetSpec::Shipped(n) => n.clone(),
+        TargetSpec::Random(_) => "random".to_string(),
+        TargetSpec::Derived(t) => format!("{}-like", t.base),
+    }
+}
+
 /// The flavour of network for a target, so that its units see layers they take.
 pub fn flavor_for(target: &TargetSpec, rng: &mut gen::Rng) -> Flavor {
     let options: &[Flavor] = match target {
@@ -701,6 +775,9 @@ pub struct Stats {
     pub does_not_fit: usize,
     pub invalid: usize,
     pub failures: Vec<(Case, FailKind, String)>,
+    /// Passing cases per `<target kind>:<unit>` that ran at least one of
+    /// their layers on that unit (see [`target_kind`]).
+    pub ran: std::collections::BTreeMap<String, usize>,
 }
 
 impl Stats {
@@ -710,6 +787,9 @@ impl Stats {
         self.does_not_fit += o.does_not_fit;
         self.invalid += o.invalid;
         self.failures.extend(o.failures);
+        for (k, n) in o.ran {
+            *self.ran.entry(k).or_default() += n;
+        }
     }
 }
 
@@ -734,11 +814,16 @@ pub fn run_range(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64) -
             })
             .collect();
         let refs: Vec<&Case> = cases.iter().collect();
-        let outcomes = worker.check_batch(&refs);
-        for (c, o) in cases.into_iter().zip(outcomes) {
+        let outcomes = worker.check_batch_units(&refs);
+        for (c, (o, ran)) in cases.into_iter().zip(outcomes) {
             stats.cases += 1;
             match o {
-                Outcome::Pass => stats.passed += 1,
+                Outcome::Pass => {
+                    stats.passed += 1;
+                    for u in ran.units {
+                        *stats.ran.entry(format!("{}:{u}", target_kind(&c.target))).or_default() += 1;
+                    }
+                }
                 Outcome::DoesNotFit => stats.does_not_fit += 1,
                 Outcome::Invalid(_) => stats.invalid += 1,
                 Outcome::Fail { kind, message } => stats.failures.push((c, kind, message)),

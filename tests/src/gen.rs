@@ -106,6 +106,13 @@ pub enum Activation {
     None,
     Relu,
     Relu6,
+    /// A clip to `[min, max]` in the quantized output domain (intersected
+    /// with the type's range): `[-64, 63]` makes the output provably 7-bit,
+    /// as DIANA's analog array wants its inputs.
+    Clip {
+        min: i64,
+        max: i64,
+    },
 }
 
 /// The tail of a conv or dense layer.
@@ -138,6 +145,8 @@ pub enum WeightKind {
     I8,
     /// uint8 with zero points (per channel when `per_channel`).
     U8 { per_channel: bool },
+    /// int8 holding only {-1, 0, +1} (`w_zp = 0`): DIANA's analog array.
+    Ternary,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +216,12 @@ pub enum LayerOp {
     },
     GlobalAvgPool,
     Reshape(ReshapeKind),
+    /// A clip on its own (quantized domain), e.g. to `[-64, 63]` before a
+    /// ternary layer so its input is provably 7-bit.
+    Clip {
+        min: i64,
+        max: i64,
+    },
     Softmax {
         beta: f32,
         out: Act8,
@@ -245,15 +260,23 @@ impl Recipe {
             .layers
             .iter()
             .map(|l| match &l.op {
-                LayerOp::Conv { grouping, kernel, stride, .. } => {
+                LayerOp::Conv { grouping, kernel, stride, weights, .. } => {
                     let g = match grouping {
                         Grouping::Full => "",
                         Grouping::Depthwise { .. } => "dw",
                         Grouping::Groups(_) => "g",
                     };
-                    format!("{g}conv{}x{}/s{}", kernel[0], kernel[1], stride[0])
+                    let t = if *weights == WeightKind::Ternary { "t" } else { "" };
+                    format!("{t}{g}conv{}x{}/s{}", kernel[0], kernel[1], stride[0])
                 }
-                LayerOp::Dense { .. } => "dense".into(),
+                LayerOp::Dense { weights, .. } => {
+                    if *weights == WeightKind::Ternary {
+                        "tdense".into()
+                    } else {
+                        "dense".into()
+                    }
+                }
+                LayerOp::Clip { min, max } => format!("clip[{min},{max}]"),
                 LayerOp::Add { .. } => "add".into(),
                 LayerOp::AvgPool { .. } => "avgpool".into(),
                 LayerOp::MaxPool { .. } => "maxpool".into(),
@@ -383,6 +406,12 @@ fn weights_data(rng: &mut Rng, kind: WeightKind, count: usize, k: usize) -> (Dat
             let zps = if per_channel { (0..k).map(|_| rng.range(100, 156)).collect() } else { vec![128] };
             (data, zps)
         }
+        WeightKind::Ternary => {
+            // Sometimes sparse, as trained ternary layers are.
+            let zero = rng.pick(&[0.2, 0.33, 0.6]);
+            let data = (0..count).map(|_| if rng.chance(zero) { 0 } else { rng.pick(&[-1i8, 1]) }).collect();
+            (Data::I8(data), vec![0])
+        }
     }
 }
 
@@ -396,6 +425,7 @@ fn act_range(act: Activation, d: DType, scale: f32, zp: i64) -> Option<(i64, i64
             let top = zp + (6.0f32 / scale).round() as i64;
             Some((zp.max(lo), top.clamp(zp.max(lo), hi)))
         }
+        Activation::Clip { min, max } => Some((min.max(lo), max.min(hi))),
     }
 }
 
@@ -464,6 +494,7 @@ fn tail(
     b.node("requant", Op::Requantize { requant, out_zp: rq.out_zp }, &[cur], &[q]);
     let mut out = q;
     if let Some((min, max)) = act_range(rq.act, od, rq.out_scale, rq.out_zp) {
+        ensure!(min <= max, "empty activation clip");
         let y = b.tensor("act", shape, od, Some((rq.out_scale, rq.out_zp)));
         b.node("clip", Op::Clip { min, max }, &[q], &[y]);
         out = y;
@@ -472,10 +503,19 @@ fn tail(
 }
 
 /// Per-channel weight scales that keep the output near the middle of its
-/// range for uniform inputs: acc ~ 60 * 70 * sqrt(fan), times `gain`.
-fn weight_scales(rng: &mut Rng, k: usize, fan: usize, x: &Val, rq: &Option<Requantizer>) -> Vec<f32> {
+/// range for uniform inputs: acc ~ 60 * 70 * sqrt(fan) (ternary weights on
+/// 7-bit inputs: ~ 40 * sqrt(fan)), times `gain`.
+fn weight_scales(
+    rng: &mut Rng,
+    k: usize,
+    fan: usize,
+    x: &Val,
+    rq: &Option<Requantizer>,
+    weights: WeightKind,
+) -> Vec<f32> {
     let (out_scale, gain) = rq.as_ref().map_or((1.0, 1.0), |r| (r.out_scale, r.gain));
-    let nominal = out_scale as f64 * 30.0 / (x.scale as f64 * 4200.0 * (fan as f64).sqrt()) * gain as f64;
+    let typical = if weights == WeightKind::Ternary { 40.0 } else { 4200.0 };
+    let nominal = out_scale as f64 * 30.0 / (x.scale as f64 * typical * (fan as f64).sqrt()) * gain as f64;
     (0..k).map(|_| (nominal * rng.log_uniform(0.5, 2.0)) as f32).collect()
 }
 
@@ -506,7 +546,7 @@ fn build_layer(b: &mut Builder, vals: &[Val], layer: &LayerSpec) -> anyhow::Resu
             let acc = b.tensor("acc", &shape, DType::I32, None);
             let op = Op::Conv2d { stride: *stride, dilation: *dilation, pad: *pad, groups, x_zp: x.zp, w_zp };
             b.node("conv", op, &[x.t, wt], &[acc]);
-            let ws = weight_scales(&mut rng, k, kernel[0] * kernel[1] * cg, &x, rq);
+            let ws = weight_scales(&mut rng, k, kernel[0] * kernel[1] * cg, &x, rq, *weights);
             tail(b, &mut rng, acc, &shape, &x, &ws, *bias, rq)
         }
         LayerOp::Dense { out_c, weights, bias, rq } => {
@@ -520,7 +560,7 @@ fn build_layer(b: &mut Builder, vals: &[Val], layer: &LayerSpec) -> anyhow::Resu
             *shape.last_mut().expect("rank >= 1") = k;
             let acc = b.tensor("acc", &shape, DType::I32, None);
             b.node("dense", Op::Dense { x_zp: x.zp, w_zp }, &[x.t, wt], &[acc]);
-            let ws = weight_scales(&mut rng, k, c, &x, rq);
+            let ws = weight_scales(&mut rng, k, c, &x, rq, *weights);
             tail(b, &mut rng, acc, &shape, &x, &ws, *bias, rq)
         }
         LayerOp::Add { other, mode, out_zp, out_scale, act } => {
@@ -566,6 +606,7 @@ fn build_layer(b: &mut Builder, vals: &[Val], layer: &LayerSpec) -> anyhow::Resu
             b.node("add", Op::Add { kind }, &[x.t, y.t], &[s]);
             let mut out = s;
             if let Some((min, max)) = act_range(*act, od, scale, zp) {
+                ensure!(min <= max, "empty activation clip");
                 let a = b.tensor("act", &x.shape, od, Some((scale, zp)));
                 b.node("clip", Op::Clip { min, max }, &[s], &[a]);
                 out = a;
@@ -591,6 +632,15 @@ fn build_layer(b: &mut Builder, vals: &[Val], layer: &LayerSpec) -> anyhow::Resu
             let y = b.tensor("pool", &shape, x.dtype, Some((x.scale, x.zp)));
             b.node("pool", op, &[x.t], &[y]);
             Ok(Val { t: y, shape: shape.to_vec(), ..x })
+        }
+        LayerOp::Clip { min, max } => {
+            ensure!(is8(&x), "clip of an 8-bit value");
+            let (lo, hi) = type_range(x.dtype);
+            let (min, max) = ((*min).max(lo), (*max).min(hi));
+            ensure!(min <= max, "empty clip");
+            let y = b.tensor("clip", &x.shape, x.dtype, Some((x.scale, x.zp)));
+            b.node("clip", Op::Clip { min, max }, &[x.t], &[y]);
+            Ok(Val { t: y, ..x })
         }
         LayerOp::GlobalAvgPool => {
             ensure!(is8(&x) && x.shape.len() == 4, "global pooling needs an 8-bit NHWC input");
@@ -680,6 +730,45 @@ struct GenVal {
     shape: Vec<usize>,
     dtype: Option<Act8>,
     scale: f32,
+    zp: i64,
+    /// The value's provable range when a clip produces it.
+    range: Option<(i64, i64)>,
+}
+
+/// Appends `spec` when the recipe still builds with it, tracking the new
+/// value's shape, type and range by building it alone. Whether it did.
+fn push_layer(
+    inputs: &[InputSpec],
+    layers: &mut Vec<LayerSpec>,
+    vals: &mut Vec<GenVal>,
+    outputs: &mut Vec<usize>,
+    spec: LayerSpec,
+) -> bool {
+    let trial = Recipe {
+        inputs: inputs.to_vec(),
+        layers: [layers.clone(), vec![spec.clone()]].concat(),
+        outputs: vec![vals.len()],
+    };
+    let mut g = Graph::default();
+    if build_into(&mut g, &trial, "").is_err() {
+        return false;
+    }
+    let tid = *g.outputs.last().expect("an output");
+    let t = g.tensor(tid);
+    let dt = match t.dtype {
+        DType::I8 => Some(Act8::I8),
+        DType::U8 => Some(Act8::U8),
+        _ => None,
+    };
+    let q = t.quant.clone().unwrap_or(Quant::per_tensor(1.0, 0));
+    let clipped = g.producer(tid).is_some_and(|p| matches!(g.nodes[p].op, Op::Clip { .. }));
+    let range = if clipped { match_core::lower::value_range(&g, tid) } else { None };
+    if dt.is_none() {
+        outputs.push(vals.len());
+    }
+    vals.push(GenVal { shape: t.shape.clone(), dtype: dt, scale: q.scale[0], zp: q.zp(), range });
+    layers.push(spec);
+    true
 }
 
 fn pick_zp(rng: &mut Rng, d: Act8) -> i64 {
@@ -729,6 +818,8 @@ fn pick_requant(rng: &mut Rng, flavor: Flavor, in_d: Act8) -> Requantizer {
         _ => pick_zp(rng, out),
     };
     let act = rng.pick(&[Activation::None, Activation::Relu, Activation::Relu, Activation::Relu6]);
+    // Sometimes a 7-bit output, which a ternary layer can read directly.
+    let act = if out == Act8::I8 && rng.chance(0.15) { Activation::Clip { min: -64, max: 63 } } else { act };
     Requantizer {
         kind,
         out,
@@ -773,11 +864,15 @@ pub fn generate(seed: u64, flavor: Flavor, opt: &GenOptions) -> Recipe {
     }
     let mut vals: Vec<GenVal> = inputs
         .iter()
-        .map(|i| GenVal { shape: i.shape.clone(), dtype: Some(dtype), scale: i.scale })
+        .map(|i| GenVal { shape: i.shape.clone(), dtype: Some(dtype), scale: i.scale, zp: i.zp, range: None })
         .collect();
     let mut layers: Vec<LayerSpec> = Vec::new();
     let mut outputs: Vec<usize> = Vec::new();
     let n_layers = rng.usize(1, opt.max_layers);
+    // Some networks have ternary layers (DIANA's analog array), each reading
+    // a value clipped to the array's 7-bit inputs; most of DIANA's.
+    let ternary_nets = if flavor == Flavor::ShiftOnly { 0.85 } else { 0.5 };
+    let ternary_p = if rng.chance(ternary_nets) { 0.45 } else { 0.0 };
     let mut attempts = 0;
     while layers.len() < n_layers && attempts < 200 {
         attempts += 1;
@@ -788,6 +883,23 @@ pub fn generate(seed: u64, flavor: Flavor, opt: &GenOptions) -> Recipe {
         let x = &vals[src];
         let xd = x.dtype.expect("usable");
         let four = x.shape.len() == 4;
+        if xd == Act8::I8 && rng.chance(ternary_p) {
+            // A ternary layer, after a clip to [-64, 63] unless its input is
+            // already provably within.
+            let mut src = src;
+            if !vals[src].range.is_some_and(|(lo, hi)| lo >= -64 && hi <= 63) {
+                let clip = LayerSpec { src, op: LayerOp::Clip { min: -64, max: 63 }, seed: rng.seed() };
+                if !push_layer(&inputs, &mut layers, &mut vals, &mut outputs, clip) {
+                    continue;
+                }
+                src = vals.len() - 1;
+            }
+            if let Some(op) = gen_ternary(&mut rng, flavor, &vals[src], opt) {
+                let spec = LayerSpec { src, op, seed: rng.seed() };
+                push_layer(&inputs, &mut layers, &mut vals, &mut outputs, spec);
+            }
+            continue;
+        }
         let macs_budget = 400_000usize;
         let choice = rng.below(100);
         let op = if four && choice < 45 {
@@ -805,12 +917,12 @@ pub fn generate(seed: u64, flavor: Flavor, opt: &GenOptions) -> Recipe {
                 &[ReshapeKind::ToNhwc]
             };
             Some(LayerOp::Reshape(rng.pick(kinds)))
-        } else if matches!(flavor, Flavor::Any | Flavor::TfLite) && x.shape.last().is_some_and(|&d| d <= 256)
+        } else if matches!(flavor, Flavor::Any | Flavor::TfLite)
+            && x.shape.last().is_some_and(|&d| d <= match_core::passes::MAX_SOFTMAX_ROW)
         {
-            // TFLite's int8 softmax divides by 2^(bits over unit of the sum
-            // + 23), which must stay <= 2^31: the sum of exponentials (each
-            // <= 1) must stay below 512. Rows of at most 256 elements always
-            // do; longer rows make the interpreter refuse (TFLite: a DCHECK).
+            // Rows up to the Q12.19 sum's limit; rows whose sum reaches 512
+            // take the exact 64-bit division (TFLite's kernel is undefined
+            // there), which the interpreter and the C must agree on.
             let out = if xd == Act8::U8 && rng.chance(0.5) { Act8::U8 } else { Act8::I8 };
             Some(LayerOp::Softmax { beta: rng.pick(&[1.0f32, 1.0, 0.5, 2.0]), out })
         } else {
@@ -818,34 +930,12 @@ pub fn generate(seed: u64, flavor: Flavor, opt: &GenOptions) -> Recipe {
         };
         let Some(op) = op else { continue };
         let spec = LayerSpec { src, op, seed: rng.seed() };
-        // Track the shape and type of the new value by building it alone.
-        let trial = Recipe {
-            inputs: inputs.clone(),
-            layers: [layers.clone(), vec![spec.clone()]].concat(),
-            outputs: vec![vals.len()],
-        };
-        let mut g = Graph::default();
-        if build_into(&mut g, &trial, "").is_err() {
-            continue;
-        }
-        let t = *g.outputs.last().expect("an output");
-        let t = g.tensor(t);
-        let dt = match t.dtype {
-            DType::I8 => Some(Act8::I8),
-            DType::U8 => Some(Act8::U8),
-            _ => None,
-        };
-        let q = t.quant.clone().unwrap_or(Quant::per_tensor(1.0, 0));
-        if dt.is_none() {
-            outputs.push(vals.len());
-        }
-        vals.push(GenVal { shape: t.shape.clone(), dtype: dt, scale: q.scale[0] });
-        layers.push(spec);
+        push_layer(&inputs, &mut layers, &mut vals, &mut outputs, spec);
     }
     if layers.is_empty() {
         // Always at least one layer.
         layers.push(LayerSpec { src: 0, op: LayerOp::Reshape(ReshapeKind::ToNhwc), seed: 0 });
-        vals.push(GenVal { shape: vec![], dtype: Some(dtype), scale: 1.0 });
+        vals.push(GenVal { shape: vec![], dtype: Some(dtype), scale: 1.0, zp: 0, range: None });
     }
     let last = vals.len() - 1;
     if !outputs.contains(&last) {
@@ -930,6 +1020,54 @@ fn gen_conv(rng: &mut Rng, flavor: Flavor, x: &GenVal, opt: &GenOptions, budget:
         pad,
         weights: pick_weights(rng, flavor),
         bias: rng.chance(0.8),
+        rq,
+    })
+}
+
+/// A ternary conv or dense layer shaped so that DIANA's analog array can
+/// take it (groups 1, no dilation, stride 1 or 2, `C * FY * FX <= 1152`
+/// mostly, no padding unless the input zero point is 0).
+fn gen_ternary(rng: &mut Rng, flavor: Flavor, x: &GenVal, opt: &GenOptions) -> Option<LayerOp> {
+    let xd = x.dtype?;
+    let c = *x.shape.last()?;
+    let rq = Some(pick_requant(rng, flavor, xd));
+    let bias = rng.chance(0.8);
+    let weights = WeightKind::Ternary;
+    if x.shape.len() != 4 || rng.chance(0.15) {
+        if c > 1152 || x.shape.iter().product::<usize>() * opt.max_c > 600_000 {
+            return None;
+        }
+        return Some(LayerOp::Dense { out_c: rng.usize(1, opt.max_c), weights, bias, rq });
+    }
+    let [h, w] = [x.shape[1], x.shape[2]];
+    // Mostly shapes DIANA's digital array refuses (even kernels, no "same"
+    // padding), where the analog array is the only accelerator; the digital
+    // array is cheaper for the others.
+    let ky = rng.pick(&[1, 2, 2, 2, 3, 3, 4, 5]);
+    let kx = if rng.chance(0.85) { ky } else { rng.usize(1, 3) };
+    let s = rng.usize(1, 2);
+    let stride = if rng.chance(0.85) { [s, s] } else { [s, 3 - s] };
+    let pad = if x.zp == 0 && rng.chance(0.2) {
+        let (py, px) = (ky - 1, kx - 1);
+        [py / 2, px / 2, py - py / 2, px - px / 2]
+    } else {
+        [0; 4]
+    };
+    let out_c = rng.usize(1, opt.max_c);
+    let oh = window_out(h, ky, stride[0], 1, pad[0], pad[2]).ok()?;
+    let ow = window_out(w, kx, stride[1], 1, pad[1], pad[3]).ok()?;
+    if oh * ow * out_c * ky * kx * c > 400_000 || (c * ky * kx > 1152 && rng.chance(0.8)) {
+        return None;
+    }
+    Some(LayerOp::Conv {
+        grouping: Grouping::Full,
+        out_c,
+        kernel: [ky, kx],
+        stride,
+        dilation: [1, 1],
+        pad,
+        weights,
+        bias,
         rq,
     })
 }
@@ -1261,11 +1399,12 @@ impl TargetRecipe {
 /// replaced. Its `platform "<base>"` is resolved next to the written file,
 /// where the shipped folder is copied.
 ///
-/// The emulation's arenas and DMA limits are compile-time constants of the
-/// platform C (`EMU_*_BYTES`, `emu_dma*`), so memory sizes only shrink
-/// (usable bytes at most the arena), DMA `dims`/`max` at most the
-/// platform's; bandwidths, setups, call overheads, spatial unrolling, MAC
-/// rates, double buffering and which accelerators exist vary freely.
+/// The emulation's arenas have the usable sizes of the written `.hwm`
+/// (matchc's `match_memories.h`), so memory sizes vary both ways, from a
+/// few kB to several times the shipped sizes; the DMA limits are the
+/// platform C's, so DMA `dims`/`max` are at most the platform's;
+/// bandwidths, setups, call overheads, spatial unrolling, MAC rates,
+/// double buffering and which accelerators exist vary freely.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DerivedTarget {
     pub name: String,
@@ -1288,12 +1427,13 @@ pub fn generate_derived_target(seed: u64, base: &str) -> DerivedTarget {
     let bw = [1u32, 2, 4, 8, 16, 32];
     match base {
         "gap9" => {
-            set("memory L2", "size", Some(format!("{} B", rng.log_uniform(48_000.0, 1_536_000.0) as u64)));
-            // L1 usable (size - the 11072 B reserve) at most the 120000 B arena.
+            // Shipped: L2 1536000 B, L1 131072 B (120000 B usable).
+            set("memory L2", "size", Some(format!("{} B", rng.log_uniform(48_000.0, 4_000_000.0) as u64)));
+            // L1 usable (size - the 11072 B reserve).
             let usable = if rng.chance(0.25) {
                 rng.log_uniform(1024.0, 8192.0)
             } else {
-                rng.log_uniform(8192.0, 120_000.0)
+                rng.log_uniform(8192.0, 512_000.0)
             } as u64;
             set("memory L1", "size", Some(format!("{} B", usable + 11_072)));
             if rng.chance(0.3) {
@@ -1326,15 +1466,16 @@ pub fn generate_derived_target(seed: u64, base: &str) -> DerivedTarget {
             }
         }
         _ => {
-            set("memory L2", "size", Some(format!("{} B", rng.log_uniform(32_000.0, 512_000.0) as u64)));
+            // Shipped: L2 512000 B, L1 256000 B, WD 64000 B, WA 147456 B.
+            set("memory L2", "size", Some(format!("{} B", rng.log_uniform(32_000.0, 2_000_000.0) as u64)));
             let l1 = if rng.chance(0.25) {
                 rng.log_uniform(1024.0, 8192.0)
             } else {
-                rng.log_uniform(8192.0, 256_000.0)
+                rng.log_uniform(8192.0, 768_000.0)
             };
             set("memory L1", "size", Some(format!("{} B", l1 as u64)));
-            set("memory WD", "size", Some(format!("{} B", rng.log_uniform(2048.0, 64_000.0) as u64)));
-            set("memory WA", "size", Some(format!("{} B", rng.log_uniform(8192.0, 147_456.0) as u64)));
+            set("memory WD", "size", Some(format!("{} B", rng.log_uniform(2048.0, 256_000.0) as u64)));
+            set("memory WA", "size", Some(format!("{} B", rng.log_uniform(8192.0, 589_824.0) as u64)));
             if rng.chance(0.3) {
                 set("memory L1", "double_buffer", None);
             }

@@ -27,6 +27,10 @@ fn have_gcc() -> bool {
 const SMOKE_SEED: u64 = 20_240_607;
 const SMOKE_CASES: u64 = 240;
 const BATCH: u64 = 5;
+/// Passing cases that ran a layer on DIANA's analog array, at least, on
+/// diana and on diana-like targets each (the smoke set gives 8 and 6; some
+/// headroom for cost-model changes that move a layer to the digital array).
+const MIN_ANALOG: usize = 4;
 
 #[test]
 fn smoke_set_is_bit_exact_under_sanitizers() {
@@ -80,6 +84,15 @@ fn smoke_set_is_bit_exact_under_sanitizers() {
     assert_eq!(t.cases as u64, SMOKE_CASES);
     assert_eq!(t.invalid, 0, "the generator made recipes that do not build");
     assert!(t.passed >= 200, "only {} cases ran to completion", t.passed);
+    // DIANA's analog array really ran (its kernels counted by the
+    // emulation) on enough cases: ternary layers on 7-bit inputs.
+    eprintln!("passing cases per unit that ran their layers: {:?}", t.ran);
+    let analog = |k: &str| t.ran.get(k).copied().unwrap_or(0);
+    assert!(
+        analog("diana:analog") >= MIN_ANALOG && analog("diana-like:analog") >= MIN_ANALOG,
+        "too few cases ran a layer on the analog array: {:?}",
+        t.ran
+    );
 }
 
 #[test]
@@ -152,8 +165,8 @@ fn a_target_too_small_gives_does_not_fit() {
 }
 
 /// The generated networks reach the accelerators, not only the host: over
-/// the smoke set's targets, every unit kind but DIANA's analog core
-/// (ternary weights, which the generator does not make) takes some layer.
+/// the smoke set's targets, every unit kind takes some layer (DIANA's
+/// analog core: the generator's ternary layers on inputs clipped to 7 bits).
 /// (NE16 rarely wins on gap9, where the cluster is cheaper for layers this
 /// small; random targets without a cluster give it layers.)
 #[test]
@@ -167,7 +180,10 @@ fn generated_networks_reach_every_digital_unit() {
         let flavor = diff::flavor_for(&target, &mut rng);
         let r = match_tests::gen::generate(i, flavor, &Default::default());
         let g = match_tests::gen::build(&r).expect("builds");
-        let m = match_core::mapping::map(&g, &hw).expect("maps");
+        // The mapping as compiled: with the conversions into the units'
+        // forms (the analog array's ternary weights and 7-bit inputs).
+        let objective = match_core::schedule::Objective::Latency;
+        let m = match_core::lower::lower_for_target(&g, &hw, objective, false).expect("lowers").mapping;
         for l in &m.layers {
             let name = match &target {
                 diff::TargetSpec::Shipped(n) => n.clone(),
@@ -191,9 +207,74 @@ fn generated_networks_reach_every_digital_unit() {
         "gap9-like:cluster",
         "diana-like:cpu",
         "diana-like:digital",
+        "diana:analog",
+        "diana-like:analog",
     ];
     assert!(seen.iter().any(|(k, &n)| k.ends_with(":ne16") && n > 0), "no NE16 layer: {seen:?}");
     for unit in units {
         assert!(seen.get(unit).is_some_and(|&n| n > 0), "{unit} takes no layer: {seen:?}");
     }
+}
+
+/// The emulated arenas have the sizes of the `.hwm` compiled for (matchc's
+/// `match_memories.h`), not the shipped target's: a gap9-like target with
+/// an L1 three times GAP9's runs a layer whose tile buffers need more than
+/// the shipped 120000 usable bytes, bit-exact under the sanitizers.
+#[test]
+fn a_bigger_l1_gets_a_bigger_emulated_arena() {
+    use match_tests::gen::{
+        Act8, Activation, DerivedTarget, Grouping, InputSpec, LayerOp, LayerSpec, Recipe, RequantKind,
+        Requantizer, WeightKind,
+    };
+    assert!(have_gcc(), "gcc is required for the sanitizer builds");
+    const USABLE: u64 = 400_000;
+    let target = DerivedTarget {
+        name: "g9big".into(),
+        base: "gap9".into(),
+        drop_units: vec!["ne16".into()],
+        // A DMA so slow to start that the fewest, biggest tiles win.
+        edits: vec![
+            ("memory L1".into(), "size".into(), Some(format!("{} B", USABLE + 11_072))),
+            ("dma L2 <-> L1".into(), "setup".into(), Some("1000000 cycles".into())),
+        ],
+    };
+    let conv = LayerOp::Conv {
+        grouping: Grouping::Full,
+        out_c: 48,
+        kernel: [3, 3],
+        stride: [1, 1],
+        dilation: [1, 1],
+        pad: [1, 1, 1, 1],
+        weights: WeightKind::I8,
+        bias: true,
+        rq: Some(Requantizer {
+            kind: RequantKind::FixedPoint { per_channel: true },
+            out: Act8::I8,
+            out_zp: 0,
+            out_scale: 0.05,
+            gain: 1.0,
+            act: Activation::Relu,
+        }),
+    };
+    let recipe = Recipe {
+        inputs: vec![InputSpec { shape: vec![1, 40, 40, 48], dtype: Act8::I8, scale: 0.02, zp: 0 }],
+        layers: vec![LayerSpec { src: 0, op: conv, seed: 7 }],
+        outputs: vec![1],
+    };
+    let case = diff::Case { recipe, target: diff::TargetSpec::Derived(target), input_seed: 3 };
+    let dir = work_dir("big_l1");
+    let worker = Worker::new(dir.clone());
+    assert_eq!(worker.check(&case), Outcome::Pass);
+    let project = dir.join("project");
+    let sizes = std::fs::read_to_string(project.join("match_memories.h")).expect("match_memories.h");
+    assert!(sizes.contains(&format!("#define MATCH_MEM_L1_BYTES {USABLE}u")), "{sizes}");
+    // The generated code asks the platform for more L1 than GAP9 has.
+    let model_c = std::fs::read_to_string(project.join("net.c")).expect("the model's C");
+    let l1: u64 = model_c
+        .split("gap9_malloc(\"L1\", ")
+        .skip(1)
+        .filter_map(|r| r.split('u').next()?.parse().ok())
+        .max()
+        .expect("an L1 arena");
+    assert!(l1 > 120_000 && l1 <= USABLE, "L1 arena of {l1} B");
 }

@@ -311,6 +311,12 @@ fn build_program(target: &str, dir: &Path, cflags: &[&str]) -> PathBuf {
     let root = match_tests::repo_root();
     let platform = root.join("targets").join(target);
     std::fs::write(dir.join("match_kernels.h"), match_core::emit::KERNELS_H).expect("write");
+    // The emulation core and the memory sizes the platform includes (as
+    // matchc writes them into a project for the shipped target).
+    let (hw, _) = match_targets::resolve(target).expect("the target resolves");
+    for (name, text) in match_core::emit::emu_files(&hw) {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
     std::fs::write(dir.join("prog.c"), PROGRAM.replace("P_", &format!("{target}_"))).expect("write");
     let bin = dir.join("prog");
     let out = Command::new("gcc")

@@ -141,6 +141,12 @@ fn main() {
     for p in &written {
         println!("  {}", p.display());
     }
+    // Coverage: passing cases per target kind and unit that really ran
+    // layers (kernel calls counted by the emulation; e.g. diana:analog).
+    println!("passing cases that ran layers, per target kind and unit:");
+    for (k, n) in &total.ran {
+        println!("  {k}: {n}");
+    }
     println!("time: {:.1} s", start.elapsed().as_secs_f64());
     if !total.failures.is_empty() {
         std::process::exit(1);

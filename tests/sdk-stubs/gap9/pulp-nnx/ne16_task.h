@@ -25,7 +25,7 @@ typedef enum {
 } ne16_norm_mode_e;
 
 typedef struct ne16_norm_t {
-    ne16_norm_mode_e mode; /* width of the scale factors */
+    ne16_norm_mode_e mode; /* width of the scale factors, read packed at it (8 or 32 bit) */
     ne16_task_flag_e flag_bias;
     ne16_task_flag_e flag_shift; /* per-channel shifts */
 } ne16_norm_t;
