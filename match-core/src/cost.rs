@@ -837,6 +837,18 @@ impl<'a> Problem<'a> {
     /// its order ([`Floor`]; [`Floor::cycles`] per buffering). Each term
     /// is computed with the same functions [`Problem::evaluate`] charges.
     pub fn floor(&self, tile: [i64; 3]) -> Result<Floor, String> {
+        self.floor_with(tile, true)
+    }
+
+    /// [`Problem::floor`] without the calls (`compute` and `first_call`
+    /// zero): its [`Floor::cycles`] are lower bounds of the full floor's
+    /// (they grow with the calls), and cost no evaluation of the target's
+    /// cycle expression, so the search tries them first.
+    pub fn transfer_floor(&self, tile: [i64; 3]) -> Result<Floor, String> {
+        self.floor_with(tile, false)
+    }
+
+    fn floor_with(&self, tile: [i64; 3], calls: bool) -> Result<Floor, String> {
         let ext = self.extents();
         let [d_k, d_oy, d_ox] = ext;
         let ovh = self.unit.call_overhead as f64;
@@ -855,7 +867,7 @@ impl<'a> Problem<'a> {
                         right: cx.last,
                     };
                     let n = (ck.count * cy.count * cx.count) as f64;
-                    let call = self.kernel_cycles(key)? + ovh;
+                    let call = if calls { self.kernel_cycles(key)? + ovh } else { 0.0 };
                     f.compute += n * call;
                     // Every output tile is written back exactly once.
                     let out = self.output_dma(ck.extent, cy.extent, cx.extent);

@@ -199,6 +199,14 @@ pub fn search_in(
                     continue;
                 }
                 let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
+                // The transfers alone first: when they already lose in
+                // every buffering, the calls' cycles need no evaluation.
+                if floors && best.is_some() {
+                    let t = p.transfer_floor(tile)?;
+                    if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+                        continue;
+                    }
+                }
                 // The floor of every buffering ([`crate::cost::Floor`]).
                 let floor: Vec<f64> = if floors {
                     let f = p.floor(tile)?;
