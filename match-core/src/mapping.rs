@@ -135,6 +135,25 @@ fn act_layout(hw: &HwModel, offload: Option<&Offload>, unit: &str) -> Vec<Layout
     }
 }
 
+/// The activation layout a layer on `unit` works in: the unit's own
+/// ([`act_layout`]), or, on a unit with `activation_layout any`, the layout
+/// its main input arrives in, unless one of its operators depends on the
+/// element order (a reshape is free only in the model's own order).
+fn layer_layout(
+    hw: &HwModel,
+    offload: Option<&Offload>,
+    unit: &str,
+    graph: &Graph,
+    nodes: &[NodeId],
+    input_layout: Option<&Vec<LayoutStep>>,
+) -> Vec<LayoutStep> {
+    let flexible = hw.unit(unit).is_some_and(|u| u.any_layout);
+    match input_layout {
+        Some(l) if flexible && !nodes.iter().any(|&n| matches!(graph.nodes[n].op, Op::Reshape)) => l.clone(),
+        _ => act_layout(hw, offload, unit),
+    }
+}
+
 /// Cycles of converting an activation of `bytes` between two layouts: the
 /// host reads and writes each byte once, one byte per cycle each (a simple,
 /// documented stand-in; targets state no conversion cost yet).
@@ -285,7 +304,8 @@ fn map_inner(
         let mut alternatives = Vec::new();
         let mut best: Option<(usize, Schedule, (f64, f64))> = None;
         for (i, (cand, nodes)) in accepted.iter().enumerate() {
-            let layout = act_layout(hw, Some(cand.offload), &cand.offload.unit);
+            let layout =
+                layer_layout(hw, Some(cand.offload), &cand.offload.unit, graph, nodes, input_layout.as_ref());
             // A converted layer is costed with the scale width it will get.
             let plan = conv.and_then(|(c, _)| c.plan(&cand.offload.unit, nodes).ok());
             let scale_bits =
@@ -343,7 +363,7 @@ fn map_inner(
                 alternatives,
             },
             (None, None) => {
-                let layout = act_layout(hw, None, &host);
+                let layout = layer_layout(hw, None, &host, graph, &[n], input_layout.as_ref());
                 let schedule = cost_of(graph, hw, None, &host, &[n], objective, None)
                     .ok()
                     .map(|s| with_conversion(s, &layout));
@@ -364,7 +384,14 @@ fn map_inner(
                 && o.unit == layer.unit
                 && Some(&o.kernel) == layer.kernel.as_ref()
         });
-        layouts.push(act_layout(hw, chosen_offload, &layer.unit));
+        layouts.push(layer_layout(
+            hw,
+            chosen_offload,
+            &layer.unit,
+            graph,
+            &layer.nodes,
+            input_layout.as_ref(),
+        ));
         for &m in &layer.nodes {
             group_of_node.insert(m, groups.len());
         }
@@ -1181,6 +1208,52 @@ mod tests {
             ("digital", Some("diana_digital_conv"))
         );
         assert_eq!(m.layers[0].rejections[0].reason, "depthwise");
+    }
+
+    /// DIANA's CPU states `activation_layout any`: a layer it runs between
+    /// two digital-array layers keeps the arrays' CHW layout, so neither it
+    /// nor the next array layer pays a conversion; a reshape still does.
+    /// Without the property, both pay 2 cycles per byte of their input.
+    #[test]
+    fn a_unit_taking_any_layout_needs_no_conversion() {
+        let shift = || Op::Requantize {
+            requant: Requant::ScaleShift { scale: vec![1; 16], bias: vec![0; 16], shift: 7 },
+            out_zp: 0,
+        };
+        let mut b = Builder::default();
+        let x = b.input("x", &[1, 8, 8, 16], DType::I8, None);
+        let w1 = b.konst("w1", &[16, 3, 3, 16], Data::I8(vec![1; 16 * 9 * 16]));
+        let a1 = b.node("conv1", conv_op(1, 1), &[x, w1], &[1, 8, 8, 16], DType::I32);
+        let q1 = b.node("requant1", shift(), &[a1], &[1, 8, 8, 16], DType::I8);
+        let pool = Op::MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4] };
+        let p = b.node("pool", pool, &[q1], &[1, 4, 4, 16], DType::I8);
+        let w2 = b.konst("w2", &[16, 3, 3, 16], Data::I8(vec![1; 16 * 9 * 16]));
+        let a2 = b.node("conv2", conv_op(1, 1), &[p, w2], &[1, 4, 4, 16], DType::I32);
+        let q2 = b.node("requant2", shift(), &[a2], &[1, 4, 4, 16], DType::I8);
+        let r = b.node("flatten", Op::Reshape, &[q2], &[1, 256], DType::I8);
+        let g = b.finish(&[r]);
+        let conversions = |hw: &HwModel| -> Vec<(String, f64)> {
+            let m = map(&g, hw).unwrap();
+            m.layers
+                .iter()
+                .map(|l| (l.unit.clone(), l.schedule.as_ref().unwrap().conversion_cycles))
+                .collect()
+        };
+        let diana = target("diana");
+        assert!(diana.unit("cpu").unwrap().any_layout);
+        let units = |v: &[(String, f64)]| v.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>();
+        let with_any = conversions(&diana);
+        assert_eq!(units(&with_any), ["digital", "cpu", "digital", "cpu"]);
+        // Only the reshape converts: its 256 input bytes, 2 cycles each.
+        let cycles: Vec<f64> = with_any.iter().map(|(_, c)| *c).collect();
+        assert_eq!(cycles, [0.0, 0.0, 0.0, 512.0]);
+        let mut fixed = diana.clone();
+        fixed.units.iter_mut().for_each(|u| u.any_layout = false);
+        let without = conversions(&fixed);
+        assert_eq!(units(&without), units(&with_any));
+        // The pool reads 1024 CHW bytes, the second conv 256 HWC bytes.
+        let cycles: Vec<f64> = without.iter().map(|(_, c)| *c).collect();
+        assert_eq!(cycles, [0.0, 2048.0, 512.0, 512.0]);
     }
 
     /// Coverage and order invariants of a mapping.

@@ -130,6 +130,13 @@ pub struct Unit {
     pub requant: Vec<RequantForm>,
     pub weight_layout: Vec<LayoutStep>,
     pub activation_layout: Vec<LayoutStep>,
+    /// `activation_layout any`: the unit's kernels read and write
+    /// activations in whatever layout their input arrives in (code
+    /// generated per layout, as TVM does for a CPU), so a layer on it keeps
+    /// its producer's layout and pays no conversion, where the operator does
+    /// not depend on the element order (match-core's mapping says which).
+    #[serde(default)]
+    pub any_layout: bool,
     /// Compute cycles of one call, over the tile's dimensions; `None` means
     /// the default model from `spatial` and `macs_per_cycle`.
     pub cycles: Option<Expr>,

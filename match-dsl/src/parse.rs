@@ -732,6 +732,17 @@ fn refine_bad_line(mut d: Diagnostic, first_word: &str, text: &str, span: Span) 
         d.help = Some("write `cycles = EXPR`, the cycles of one kernel call".into());
         return d;
     }
+    if first_word == "activation_layout" && rest.split_whitespace().next() == Some("any") {
+        // A unit's `activation_layout any` parses as a property: here it is
+        // an offload rule's clause.
+        d.message = "`activation_layout any` is a unit property, not an offload clause".into();
+        d.primary = crate::diag::Label { span: Span::new(rest_at, rest_at + 3), text: String::new() };
+        d.help = Some(
+            "write `activation_layout any` in the unit's block; a rule's `activation_layout` clause takes layout steps"
+                .into(),
+        );
+        return d;
+    }
     if matches!(first_word, "weight_layout" | "activation_layout") && d.help.is_none() {
         d.help = Some(format!("`{first_word}` takes layout steps: e.g. `{first_word} pad(C, 16), pack(2)`"));
         return d;

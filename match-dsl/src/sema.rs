@@ -251,6 +251,12 @@ fn exact_scaled(text: &str, mult: u64) -> Exact {
     }
 }
 
+/// `activation_layout any`: the unit's kernels take activations in the
+/// layout they arrive in (see [`Unit::any_layout`]).
+fn is_any_layout(p: &Prop) -> bool {
+    matches!(&p.value, PropValue::Values(vs) if matches!(vs.as_slice(), [Value::Ident(id)] if id.name == "any"))
+}
+
 fn is_c_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
@@ -1231,6 +1237,7 @@ impl<'a> Checker<'a> {
             requant: Vec::new(),
             weight_layout: Vec::new(),
             activation_layout: Vec::new(),
+            any_layout: false,
             cycles: None,
             energy_per_mac: None,
             adc_bits: None,
@@ -1290,6 +1297,7 @@ impl<'a> Checker<'a> {
                 "outputs" => u.outputs = self.dtypes(p),
                 "requant" => u.requant = self.requant(p),
                 "weight_layout" => u.weight_layout = self.layout(p, WEIGHT_DIMS),
+                "activation_layout" if is_any_layout(p) => u.any_layout = true,
                 "activation_layout" => u.activation_layout = self.layout(p, ACTIVATION_DIMS),
                 "cycles" => {
                     if let Some(x) = self.cycles(p) {
@@ -1840,7 +1848,11 @@ impl<'a> Checker<'a> {
             };
             let Some(&(_, sig)) = STEPS.iter().find(|(n, _)| *n == name.name) else {
                 let names = STEPS.iter().map(|(n, _)| *n);
-                let help = did_you_mean(&name.name, names).unwrap_or_else(|| {
+                let any_help = (name.name == "any").then(|| {
+                    "`any` stands alone, and only in a unit's `activation_layout` (its kernels take any layout)"
+                        .to_string()
+                });
+                let help = any_help.or_else(|| did_you_mean(&name.name, names)).unwrap_or_else(|| {
                     format!("steps: {}", STEPS.iter().map(|(_, s)| *s).collect::<Vec<_>>().join(", "))
                 });
                 let d = Diagnostic::new(name.span, format!("unknown layout step `{}`", name.name)).help(help);
