@@ -1167,11 +1167,13 @@ mod tests {
         assert_eq!(m.layers[0].pattern.as_deref(), Some("conv"));
         assert_eq!(m.layers[1].pattern, None);
 
-        // GAP9 fuses the addition with its activation (eltwise).
+        // GAP9 fuses the addition with its activation (eltwise); this one
+        // (512 elements) costs less on the fabric controller than the
+        // cluster's call and DMA setups.
         let m = map(&g, &target("gap9")).unwrap();
         let last = m.layers.last().unwrap();
         assert_eq!(ops(&g, last), ["add", "clip"]);
-        assert_eq!((last.pattern.as_deref(), last.unit.as_str()), (Some("eltwise"), "cluster"));
+        assert_eq!((last.pattern.as_deref(), last.unit.as_str()), (Some("eltwise"), "fc"));
         check_invariants(&g, &target("gap9"), &m, "residual");
     }
 

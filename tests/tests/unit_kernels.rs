@@ -438,7 +438,8 @@ fn ne16_runs_scales_above_255_in_its_32_bit_mode() {
 #[test]
 fn cluster_kernels_match_the_interpreter() {
     let mut cases = Vec::new();
-    let cluster_only = |u: &str| u != "ne16";
+    // Only the cluster's rules: the FC's would win these small layers.
+    let cluster_only = |u: &str| u == "cluster";
     for seed in 0..4u64 {
         let mut rng = Rng::new(100 + seed);
         let kind = seed % 4;
