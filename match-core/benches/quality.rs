@@ -71,12 +71,13 @@ fn without_fixed_costs(hw: &match_dsl::HwModel) -> match_dsl::HwModel {
 }
 
 /// The cycles of `layer`'s chosen schedule on `free` (the target without
-/// fixed costs), or the estimate less its conversion when untiled.
+/// fixed costs), or the estimate less its overhead (the call and any
+/// conversion) when untiled.
 fn free_cycles(free: &match_dsl::HwModel, layer: &MappedLayer, l: &match_dsl::layer::Layer) -> Option<f64> {
     let s = layer.schedule.as_ref()?;
     let unit = free.unit(&layer.unit)?;
     if s.from == s.to {
-        return Some(s.cycles.total - s.conversion_cycles);
+        return Some(s.cycles.total - s.cycles.overhead);
     }
     let offload = free.offloads.iter().find(|o| {
         Some(&o.pattern) == layer.pattern.as_ref()
