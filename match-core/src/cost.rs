@@ -393,6 +393,11 @@ pub struct Problem<'a> {
     /// Inputs read (1, or 2 for an addition).
     pub n_inputs: u32,
     cache: RefCell<HashMap<TileKey, f64>>,
+    /// Input transfer cycles per (K, OY, OX) tile and fetch mode (a 1-D
+    /// DMA walks one command per row: worth keeping).
+    in_cache: RefCell<HashMap<([i64; 3], Fetch), f64>>,
+    /// Scratch bytes per (K, OY, OX) tile (the target's expressions).
+    scratch_cache: RefCell<HashMap<[i64; 3], u64>>,
 }
 
 /// Which box of the input a tile moves ([`Problem::input_tile`]): the
@@ -596,6 +601,8 @@ impl<'a> Problem<'a> {
             n_inputs,
             layer,
             cache: RefCell::new(HashMap::new()),
+            in_cache: RefCell::new(HashMap::new()),
+            scratch_cache: RefCell::new(HashMap::new()),
         })
     }
 
@@ -783,21 +790,32 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Whether `fetch` moves the same input boxes as the next smaller mode
-    /// for every tile of `tile` (every tile's window already spans the
-    /// full width, or height): then it costs exactly the same, and the
-    /// search skips it (the smaller mode comes first and wins ties).
-    pub fn fetch_adds_nothing(&self, tile: [i64; 3], fetch: Fetch) -> bool {
-        let l = &self.layer;
+    /// A smaller fetch mode that `fetch` cannot beat with this tile: one
+    /// whose input transfer is at most `fetch`'s on every distinct input
+    /// tile. Everything else of the two is equal but the input bytes and
+    /// buffer, which only grow with the mode, and [`Problem::evaluate`]
+    /// grows with each transfer term, so `fetch` costs at least as much in
+    /// cycles and energy, and needs at least the memory; the smaller mode
+    /// comes first in the search and wins ties, so the search skips
+    /// `fetch` (e.g. whole rows when every window already spans the width).
+    pub fn fetch_dominated(&self, tile: [i64; 3], fetch: Fetch) -> Option<Fetch> {
         let ext = self.extents();
-        let full = |d: usize, s: i64, f: i64, dl: i64, n: i64| {
-            classes(ext[d], tile[d]).iter().all(|c| self.halo(c.extent, s, f, dl, n) >= n.max(1))
+        let ks: Vec<i64> = if self.channelwise {
+            classes(ext[0], tile[0]).iter().map(|c| c.extent).collect()
+        } else {
+            vec![tile[0].min(ext[0])]
         };
-        match fetch {
-            Fetch::Window => false,
-            Fetch::Rows => full(2, l.sx, l.fx, l.dx, l.ix),
-            Fetch::Planes => full(1, l.sy, l.fy, l.dy, l.iy),
-        }
+        let (ys, xs) = (classes(ext[1], tile[1]), classes(ext[2], tile[2]));
+        self.fetches().iter().copied().take_while(|&g| g < fetch).find(|&g| {
+            ks.iter().all(|&k| {
+                ys.iter().all(|y| {
+                    xs.iter().all(|x| {
+                        self.input_dma(k, y.extent, x.extent, g)
+                            <= self.input_dma(k, y.extent, x.extent, fetch)
+                    })
+                })
+            })
+        })
     }
 
     fn output_full(&self) -> [i64; 3] {
@@ -833,12 +851,17 @@ impl<'a> Problem<'a> {
 
     /// Scratch bytes of the unit on the largest tile.
     pub fn scratch(&self, k: i64, oy: i64, ox: i64) -> Result<u64, String> {
+        if let Some(&b) = self.scratch_cache.borrow().get(&[k, oy, ox]) {
+            return Ok(b);
+        }
         let t = self.tile_layer(k, oy, ox, [true; 4]);
         let s = self
             .hw
             .scratch_bytes(self.unit, &t)
             .map_err(|e| format!("scratch of `{}`: {e}", self.unit.name))?;
-        Ok(s.iter().map(|(_, b)| b.max(0.0).ceil() as u64).sum())
+        let b = s.iter().map(|(_, b)| b.max(0.0).ceil() as u64).sum();
+        self.scratch_cache.borrow_mut().insert([k, oy, ox], b);
+        Ok(b)
     }
 
     /// Footprint of a (K, OY, OX) tile under `buf`.
@@ -899,8 +922,13 @@ impl<'a> Problem<'a> {
 
     fn input_dma(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
-        self.n_inputs as f64
-            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, oy, ox, fetch), self.in_bytes())
+        if let Some(&c) = self.in_cache.borrow().get(&([k, oy, ox], fetch)) {
+            return c;
+        }
+        let c = self.n_inputs as f64
+            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, oy, ox, fetch), self.in_bytes());
+        self.in_cache.borrow_mut().insert(([k, oy, ox], fetch), c);
+        c
     }
     fn weight_dma(&self, k: i64) -> f64 {
         let Some(dma) = self.w_dma.or(self.act_dma) else { return 0.0 };
@@ -1288,6 +1316,12 @@ mod tests {
         match_dsl::check(&src, "t.hwm").unwrap_or_else(|d| panic!("{d}"))
     }
 
+    fn wide_hwc() -> Layer {
+        let mut l = Layer::conv(4, 2, 2, 4, 1, 1, 1, 0);
+        (l.iy, l.ix) = (4, 4);
+        l
+    }
+
     #[test]
     fn over_fetch_of_a_strided_window_on_a_1d_dma() {
         // conv K4 C2, 1x1, stride 2, 4x4 -> 2x2, one tile: it reads input
@@ -1328,13 +1362,22 @@ mod tests {
         assert_eq!(dma, [124.5, 46.0, 28.0]);
         let s = crate::schedule::search(&p, crate::schedule::Objective::Latency).unwrap();
         assert_eq!((s.fetch, s.cycles.total), (Fetch::Planes, rest + 28.0));
-        // A window already as wide as the input gains nothing from whole rows.
-        assert!(!p.fetch_adds_nothing([4, 2, 2], Fetch::Window));
+        // Nothing dominates the window; neither mode is dominated here.
+        assert_eq!(p.fetch_dominated([4, 2, 2], Fetch::Window), None);
+        assert_eq!(p.fetch_dominated([4, 2, 2], Fetch::Rows), None);
+        assert_eq!(p.fetch_dominated([4, 2, 2], Fetch::Planes), None);
+        // A window already as wide as the input gains nothing from whole
+        // rows; whole planes (2, 4, 4) make one run of the two channels'
+        // 8 B runs: 20 + 8 = 28 < 2 * 20 + 16 / 4 = 44.
         let mut wide = Layer::conv(4, 2, 2, 4, 1, 1, 1, 0);
         (wide.iy, wide.ix) = (4, 4);
         let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide).unwrap();
-        assert!(p.fetch_adds_nothing([4, 2, 4], Fetch::Rows));
-        assert!(!p.fetch_adds_nothing([4, 2, 4], Fetch::Planes));
+        assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Rows), Some(Fetch::Window));
+        assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), None);
+        // On HWC, whole planes after whole rows only add bytes.
+        let hw = one_d(false);
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide_hwc()).unwrap();
+        assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), Some(Fetch::Window));
     }
 
     #[test]
