@@ -398,6 +398,10 @@ pub struct Problem<'a> {
     in_cache: RefCell<HashMap<([i64; 3], Fetch), f64>>,
     /// Scratch bytes per (K, OY, OX) tile (the target's expressions).
     scratch_cache: RefCell<HashMap<[i64; 3], u64>>,
+    /// Output transfer cycles per (K, OY, OX) tile; weight tile bytes and
+    /// transfer cycles per K tile (the search asks again per fetch mode).
+    out_cache: RefCell<HashMap<[i64; 3], f64>>,
+    w_cache: RefCell<HashMap<i64, (u64, f64)>>,
 }
 
 /// Which box of the input a tile moves ([`Problem::input_tile`]): the
@@ -603,6 +607,8 @@ impl<'a> Problem<'a> {
             cache: RefCell::new(HashMap::new()),
             in_cache: RefCell::new(HashMap::new()),
             scratch_cache: RefCell::new(HashMap::new()),
+            out_cache: RefCell::new(HashMap::new()),
+            w_cache: RefCell::new(HashMap::new()),
         })
     }
 
@@ -844,7 +850,7 @@ impl<'a> Problem<'a> {
         let i: i64 = self.input_tile(k, oy, ox, fetch).iter().product();
         let o: i64 = self.output_tile(k, oy, ox).iter().product();
         let input = (i as f64 * self.in_bytes()).ceil() as u64 * self.n_inputs as u64;
-        let weights = self.weight_tile_bytes(k);
+        let weights = self.weight_tile(k).0;
         let output = (o as f64 * self.out_bytes()).ceil() as u64;
         (input, weights, output)
     }
@@ -930,18 +936,32 @@ impl<'a> Problem<'a> {
         self.in_cache.borrow_mut().insert(([k, oy, ox], fetch), c);
         c
     }
-    fn weight_dma(&self, k: i64) -> f64 {
-        let Some(dma) = self.w_dma.or(self.act_dma) else { return 0.0 };
-        if !self.has_weights() {
-            return 0.0;
+    /// The bytes of a weight tile of `k` channels and the cycles of its
+    /// transfer (cached per `k`).
+    fn weight_tile(&self, k: i64) -> (u64, f64) {
+        if let Some(&w) = self.w_cache.borrow().get(&k) {
+            return w;
         }
-        // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
-        let b = self.weight_tile_bytes(k) as i64;
-        dma_cycles(dma, &[b], &[b], 1.0)
+        let b = self.weight_tile_bytes(k);
+        let t = match self.w_dma.or(self.act_dma) {
+            // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
+            Some(dma) if self.has_weights() => dma_cycles(dma, &[b as i64], &[b as i64], 1.0),
+            _ => 0.0,
+        };
+        self.w_cache.borrow_mut().insert(k, (b, t));
+        (b, t)
+    }
+    fn weight_dma(&self, k: i64) -> f64 {
+        self.weight_tile(k).1
     }
     fn output_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
-        dma_cycles(dma, &self.output_full(), &self.output_tile(k, oy, ox), self.out_bytes())
+        if let Some(&c) = self.out_cache.borrow().get(&[k, oy, ox]) {
+            return c;
+        }
+        let c = dma_cycles(dma, &self.output_full(), &self.output_tile(k, oy, ox), self.out_bytes());
+        self.out_cache.borrow_mut().insert([k, oy, ox], c);
+        c
     }
 
     fn energy_per_byte(&self, dma: Option<&Dma>, to: &str) -> f64 {

@@ -211,12 +211,13 @@ pub fn search_in(
                 // once per tile, when a floor first needs them.
                 let mut calls: Option<(f64, f64)> = None;
                 for &fetch in p.fetches() {
-                    if prune && p.fetch_dominated(tile, fetch).is_some() {
-                        continue;
-                    }
                     // Per buffering; bufs[0] is all single, the smallest.
                     let fps = p.footprints_in(tile, fetch, &bufs)?;
                     if !p.fits(fps[0]) {
+                        // The larger modes move larger boxes: they fit no better.
+                        break;
+                    }
+                    if prune && p.fetch_dominated(tile, fetch).is_some() {
                         continue;
                     }
                     // The transfers alone first: when they already lose in
