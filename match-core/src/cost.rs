@@ -404,7 +404,7 @@ pub struct Problem<'a> {
     w_cache: RefCell<HashMap<i64, (u64, f64)>>,
 }
 
-/// Which box of the input a tile moves ([`Problem::input_tile`]): the
+/// Which box of the input a tile moves (`Problem::input_tile`): the
 /// window its outputs read, or that window widened to whole rows (the
 /// input's full width), or to whole planes (full width and height). The
 /// order is the order of growth (and of the search's enumeration).

@@ -37,7 +37,10 @@
 //! weights are then stored pre-encoded per K tile in the rule's weight
 //! layout (else the unit's; [`crate::layout`]), so each weight tile is one
 //! contiguous DMA of the encoded bytes (cost.rs `weight_tile_bytes` sees the
-//! same bytes).
+//! same bytes). A unit whose weights live in another memory (`weights_in`,
+//! DIANA's WD / WA) gets its weight buffers in that memory's arena, loaded
+//! through the DMA to it. Layers without a declared kernel keep the
+//! portable path.
 //!
 //! Over-fetch: when the schedule moves a convolution's input as whole rows
 //! (or whole planes, [`crate::cost::Fetch`]), each tile's input box spans
@@ -45,10 +48,7 @@
 //! window its outputs read inside that box: a pointer to the window's first
 //! pixel and the box's row pitch (`mk_conv2d_pitch`, `mk_job_t.x_pitch`);
 //! the window's geometry (h, w, padding) is the one it has without
-//! over-fetch, so the kernels see the same tile either way. A unit whose weights live in another memory (`weights_in`,
-//! DIANA's WD / WA) gets its weight buffers in that memory's arena, loaded
-//! through the DMA to it. Layers without a declared kernel keep the
-//! portable path.
+//! over-fetch, so the kernels see the same tile either way.
 
 use super::ops::{self, per_channel_i32, per_channel_i32x, per_channel_x};
 use super::{c_i64, comment, mk_dt, Cx};
