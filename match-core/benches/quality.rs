@@ -86,7 +86,7 @@ fn free_cycles(free: &match_dsl::HwModel, layer: &MappedLayer, l: &match_dsl::la
     });
     let p = Problem::new(free, unit, offload, l.clone()).ok()?;
     let order: [Loop; 3] = s.order.clone().try_into().ok()?;
-    Some(p.evaluate([s.tile.k, s.tile.oy, s.tile.ox], order, s.buffering).ok()?.cycles.total)
+    Some(p.evaluate_in([s.tile.k, s.tile.oy, s.tile.ox], order, s.buffering, s.fetch).ok()?.cycles.total)
 }
 
 fn mean(xs: &[f64]) -> f64 {

@@ -25,6 +25,17 @@
 //!   rows or row pieces, exactly as the generated code issues them
 //!   ([`box_commands`], the mirror of `mt_box` / `mt_cmd`); each command
 //!   pays the overhead of its own dimensionality.
+//! - **Over-fetch** ([`Fetch`]): a convolution's input tile may move a
+//!   larger box than the window its outputs read: whole rows (the full
+//!   input width) or whole planes (full width and height). On a DMA with
+//!   few dimensions a window narrower than the row costs one command per
+//!   row (per channel and row in CHW); the wider box merges into fewer,
+//!   longer runs, at the price of extra bytes and a larger input buffer.
+//!   The schedule chooses one mode per layer (the search evaluates each);
+//!   every term that counts the input tile (its DMA, its bytes, the
+//!   memory check, the floors) counts the box actually moved, and the
+//!   emitter moves the same box and hands the kernel the window inside it
+//!   (emit/tiled.rs).
 //! - **Counters** ([`predict_counters`]): per layer, the DMA commands and
 //!   bytes and the kernel calls of the emitted tiled code, from the same
 //!   walk the generated driver follows; the targets' emulations count the
@@ -382,6 +393,41 @@ pub struct Problem<'a> {
     /// Inputs read (1, or 2 for an addition).
     pub n_inputs: u32,
     cache: RefCell<HashMap<TileKey, f64>>,
+    /// Input transfer cycles per (K, OY, OX) tile and fetch mode (a 1-D
+    /// DMA walks one command per row: worth keeping).
+    in_cache: RefCell<HashMap<([i64; 3], Fetch), f64>>,
+    /// Scratch bytes per (K, OY, OX) tile (the target's expressions).
+    scratch_cache: RefCell<HashMap<[i64; 3], u64>>,
+    /// Output transfer cycles per (K, OY, OX) tile; weight tile bytes and
+    /// transfer cycles per K tile (the search asks again per fetch mode).
+    out_cache: RefCell<HashMap<[i64; 3], f64>>,
+    w_cache: RefCell<HashMap<i64, (u64, f64)>>,
+}
+
+/// Which box of the input a tile moves (`Problem::input_tile`): the
+/// window its outputs read, or that window widened to whole rows (the
+/// input's full width), or to whole planes (full width and height). The
+/// order is the order of growth (and of the search's enumeration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Fetch {
+    #[default]
+    Window,
+    Rows,
+    Planes,
+}
+
+impl Fetch {
+    pub const ALL: [Fetch; 3] = [Fetch::Window, Fetch::Rows, Fetch::Planes];
+    pub fn is_window(&self) -> bool {
+        *self == Fetch::Window
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Fetch::Window => "window",
+            Fetch::Rows => "whole rows",
+            Fetch::Planes => "whole planes",
+        }
+    }
 }
 
 /// A tile shape with its padding flags (border tiles keep the layer's padding).
@@ -559,6 +605,10 @@ impl<'a> Problem<'a> {
             n_inputs,
             layer,
             cache: RefCell::new(HashMap::new()),
+            in_cache: RefCell::new(HashMap::new()),
+            scratch_cache: RefCell::new(HashMap::new()),
+            out_cache: RefCell::new(HashMap::new()),
+            w_cache: RefCell::new(HashMap::new()),
         })
     }
 
@@ -711,18 +761,67 @@ impl<'a> Problem<'a> {
         self.act_box(l.c, l.iy.max(1), l.ix.max(1))
     }
 
-    fn input_tile(&self, k: i64, oy: i64, ox: i64) -> [i64; 3] {
+    /// The input box a (K, OY, OX) tile moves under `fetch`: its window
+    /// (with halo), widened to the full width (rows) and height (planes).
+    fn input_tile(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> [i64; 3] {
         let l = &self.layer;
         if l.op == OpKind::Dense {
             return [1, l.n.max(1), l.c];
         }
         let c = if self.channelwise { k } else { l.c };
-        let (iy, ix) = if l.op == OpKind::Add {
+        let (mut iy, mut ix) = if l.op == OpKind::Add {
             (oy, ox)
         } else {
             (self.halo(oy, l.sy, l.fy, l.dy, l.iy), self.halo(ox, l.sx, l.fx, l.dx, l.ix))
         };
+        if self.fetches().contains(&fetch) {
+            if fetch >= Fetch::Rows {
+                ix = l.ix.max(1);
+            }
+            if fetch == Fetch::Planes {
+                iy = l.iy.max(1);
+            }
+        }
         self.act_box(c, iy, ix)
+    }
+
+    /// The input fetch modes the search tries: the window, and for a tiled
+    /// convolution whole rows and whole planes (the emitted kernels take
+    /// the window inside the box through a row pitch, emit/tiled.rs).
+    pub fn fetches(&self) -> &'static [Fetch] {
+        if !self.untiled() && self.layer.op == OpKind::Conv {
+            &Fetch::ALL
+        } else {
+            &Fetch::ALL[..1]
+        }
+    }
+
+    /// A smaller fetch mode that `fetch` cannot beat with this tile: one
+    /// whose input transfer is at most `fetch`'s on every distinct input
+    /// tile. Everything else of the two is equal but the input bytes and
+    /// buffer, which only grow with the mode, and [`Problem::evaluate`]
+    /// grows with each transfer term, so `fetch` costs at least as much in
+    /// cycles and energy, and needs at least the memory; the smaller mode
+    /// comes first in the search and wins ties, so the search skips
+    /// `fetch` (e.g. whole rows when every window already spans the width).
+    pub fn fetch_dominated(&self, tile: [i64; 3], fetch: Fetch) -> Option<Fetch> {
+        let ext = self.extents();
+        let ks: Vec<i64> = if self.channelwise {
+            classes(ext[0], tile[0]).iter().map(|c| c.extent).collect()
+        } else {
+            vec![tile[0].min(ext[0])]
+        };
+        let (ys, xs) = (classes(ext[1], tile[1]), classes(ext[2], tile[2]));
+        self.fetches().iter().copied().take_while(|&g| g < fetch).find(|&g| {
+            ks.iter().all(|&k| {
+                ys.iter().all(|y| {
+                    xs.iter().all(|x| {
+                        self.input_dma(k, y.extent, x.extent, g)
+                            <= self.input_dma(k, y.extent, x.extent, fetch)
+                    })
+                })
+            })
+        })
     }
 
     fn output_full(&self) -> [i64; 3] {
@@ -741,24 +840,34 @@ impl<'a> Problem<'a> {
         self.act_box(k, oy, ox)
     }
 
-    /// Bytes of the input, weight and output tiles of a (K, OY, OX) tile.
+    /// Bytes of the input (its window), weight and output tiles of a (K, OY, OX) tile.
     pub fn tile_bytes(&self, k: i64, oy: i64, ox: i64) -> (u64, u64, u64) {
-        let i: i64 = self.input_tile(k, oy, ox).iter().product();
+        self.tile_bytes_in(k, oy, ox, Fetch::Window)
+    }
+
+    /// [`Problem::tile_bytes`] with the input box moved under `fetch`.
+    pub fn tile_bytes_in(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> (u64, u64, u64) {
+        let i: i64 = self.input_tile(k, oy, ox, fetch).iter().product();
         let o: i64 = self.output_tile(k, oy, ox).iter().product();
         let input = (i as f64 * self.in_bytes()).ceil() as u64 * self.n_inputs as u64;
-        let weights = self.weight_tile_bytes(k);
+        let weights = self.weight_tile(k).0;
         let output = (o as f64 * self.out_bytes()).ceil() as u64;
         (input, weights, output)
     }
 
     /// Scratch bytes of the unit on the largest tile.
     pub fn scratch(&self, k: i64, oy: i64, ox: i64) -> Result<u64, String> {
+        if let Some(&b) = self.scratch_cache.borrow().get(&[k, oy, ox]) {
+            return Ok(b);
+        }
         let t = self.tile_layer(k, oy, ox, [true; 4]);
         let s = self
             .hw
             .scratch_bytes(self.unit, &t)
             .map_err(|e| format!("scratch of `{}`: {e}", self.unit.name))?;
-        Ok(s.iter().map(|(_, b)| b.max(0.0).ceil() as u64).sum())
+        let b = s.iter().map(|(_, b)| b.max(0.0).ceil() as u64).sum();
+        self.scratch_cache.borrow_mut().insert([k, oy, ox], b);
+        Ok(b)
     }
 
     /// Footprint of a (K, OY, OX) tile under `buf`.
@@ -766,11 +875,22 @@ impl<'a> Problem<'a> {
         Ok(self.footprints(tile, &[buf])?[0])
     }
 
-    /// The footprints of a tile under each of `bufs` (the tile's bytes and
-    /// scratch, an evaluation of the target's expressions, computed once).
+    /// [`Problem::footprints`] of the window.
     pub fn footprints(&self, tile: [i64; 3], bufs: &[Buffering]) -> Result<Vec<Footprint>, String> {
+        self.footprints_in(tile, Fetch::Window, bufs)
+    }
+
+    /// The footprints of a tile under each of `bufs` (the tile's bytes with
+    /// the input box `fetch` moves, and scratch, an evaluation of the
+    /// target's expressions, computed once).
+    pub fn footprints_in(
+        &self,
+        tile: [i64; 3],
+        fetch: Fetch,
+        bufs: &[Buffering],
+    ) -> Result<Vec<Footprint>, String> {
         let [k, oy, ox] = tile;
-        let (i, w, o) = self.tile_bytes(k, oy, ox);
+        let (i, w, o) = self.tile_bytes_in(k, oy, ox, fetch);
         let scratch = self.scratch(k, oy, ox)?;
         Ok(bufs
             .iter()
@@ -806,23 +926,42 @@ impl<'a> Problem<'a> {
         v
     }
 
-    fn input_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
+    fn input_dma(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
-        self.n_inputs as f64
-            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, oy, ox), self.in_bytes())
+        if let Some(&c) = self.in_cache.borrow().get(&([k, oy, ox], fetch)) {
+            return c;
+        }
+        let c = self.n_inputs as f64
+            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, oy, ox, fetch), self.in_bytes());
+        self.in_cache.borrow_mut().insert(([k, oy, ox], fetch), c);
+        c
+    }
+    /// The bytes of a weight tile of `k` channels and the cycles of its
+    /// transfer (cached per `k`).
+    fn weight_tile(&self, k: i64) -> (u64, f64) {
+        if let Some(&w) = self.w_cache.borrow().get(&k) {
+            return w;
+        }
+        let b = self.weight_tile_bytes(k);
+        let t = match self.w_dma.or(self.act_dma) {
+            // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
+            Some(dma) if self.has_weights() => dma_cycles(dma, &[b as i64], &[b as i64], 1.0),
+            _ => 0.0,
+        };
+        self.w_cache.borrow_mut().insert(k, (b, t));
+        (b, t)
     }
     fn weight_dma(&self, k: i64) -> f64 {
-        let Some(dma) = self.w_dma.or(self.act_dma) else { return 0.0 };
-        if !self.has_weights() {
-            return 0.0;
-        }
-        // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
-        let b = self.weight_tile_bytes(k) as i64;
-        dma_cycles(dma, &[b], &[b], 1.0)
+        self.weight_tile(k).1
     }
     fn output_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
-        dma_cycles(dma, &self.output_full(), &self.output_tile(k, oy, ox), self.out_bytes())
+        if let Some(&c) = self.out_cache.borrow().get(&[k, oy, ox]) {
+            return c;
+        }
+        let c = dma_cycles(dma, &self.output_full(), &self.output_tile(k, oy, ox), self.out_bytes());
+        self.out_cache.borrow_mut().insert([k, oy, ox], c);
+        c
     }
 
     fn energy_per_byte(&self, dma: Option<&Dma>, to: &str) -> f64 {
@@ -837,18 +976,23 @@ impl<'a> Problem<'a> {
     /// its order ([`Floor`]; [`Floor::cycles`] per buffering). Each term
     /// is computed with the same functions [`Problem::evaluate`] charges.
     pub fn floor(&self, tile: [i64; 3]) -> Result<Floor, String> {
-        self.floor_with(tile, true)
+        self.floor_with(tile, Fetch::Window, true)
+    }
+
+    /// [`Problem::floor`] with the input boxes moved under `fetch`.
+    pub fn floor_in(&self, tile: [i64; 3], fetch: Fetch) -> Result<Floor, String> {
+        self.floor_with(tile, fetch, true)
     }
 
     /// [`Problem::floor`] without the calls (`compute` and `first_call`
     /// zero): its [`Floor::cycles`] are lower bounds of the full floor's
     /// (they grow with the calls), and cost no evaluation of the target's
     /// cycle expression, so the search tries them first.
-    pub fn transfer_floor(&self, tile: [i64; 3]) -> Result<Floor, String> {
-        self.floor_with(tile, false)
+    pub fn transfer_floor(&self, tile: [i64; 3], fetch: Fetch) -> Result<Floor, String> {
+        self.floor_with(tile, fetch, false)
     }
 
-    fn floor_with(&self, tile: [i64; 3], calls: bool) -> Result<Floor, String> {
+    fn floor_with(&self, tile: [i64; 3], fetch: Fetch, calls: bool) -> Result<Floor, String> {
         let ext = self.extents();
         let [d_k, d_oy, d_ox] = ext;
         let ovh = self.unit.call_overhead as f64;
@@ -893,7 +1037,7 @@ impl<'a> Problem<'a> {
         for ck in &k_in {
             for cy in &ys {
                 for cx in &xs {
-                    let t = self.input_dma(ck.extent, cy.extent, cx.extent);
+                    let t = self.input_dma(ck.extent, cy.extent, cx.extent, fetch);
                     f.input += (ck.count * cy.count * cx.count) as f64 * t;
                     if ck.first && cy.first && cx.first {
                         f.first_input = t;
@@ -914,6 +1058,17 @@ impl<'a> Problem<'a> {
     /// The cost of tiling with `tile` (K, OY, OX), loops in `order` (outer
     /// to inner) and buffering `buf`.
     pub fn evaluate(&self, tile: [i64; 3], order: [Loop; 3], buf: Buffering) -> Result<Estimate, String> {
+        self.evaluate_in(tile, order, buf, Fetch::Window)
+    }
+
+    /// [`Problem::evaluate`] with the input boxes moved under `fetch`.
+    pub fn evaluate_in(
+        &self,
+        tile: [i64; 3],
+        order: [Loop; 3],
+        buf: Buffering,
+        fetch: Fetch,
+    ) -> Result<Estimate, String> {
         let ext = self.extents();
         let ovh = self.unit.call_overhead as f64;
         let per_loop: Vec<Vec<Class>> = (0..3).map(|i| classes(ext[i], tile[i])).collect();
@@ -960,8 +1115,8 @@ impl<'a> Problem<'a> {
                         None => true,
                         Some(j) => (j..3).any(|p| dep(order[p]) && trips[order[p].index()] > 1),
                     };
-                    let (ib, wb, ob) = self.tile_bytes(k, oy, ox);
-                    let in_t = if changed(&in_dep) { self.input_dma(k, oy, ox) } else { 0.0 };
+                    let (ib, wb, ob) = self.tile_bytes_in(k, oy, ox, fetch);
+                    let in_t = if changed(&in_dep) { self.input_dma(k, oy, ox, fetch) } else { 0.0 };
                     let in_b = if changed(&in_dep) { ib as f64 } else { 0.0 };
                     let w_t = if changed(&w_dep) { self.weight_dma(k) } else { 0.0 };
                     let w_b =
@@ -1168,6 +1323,81 @@ mod tests {
         assert!(cmds(3, 0, 1, [4, 4, 4], [0, 4, 4]).is_empty());
         assert_eq!(Command { run: 8, rows: 1, planes: 1 }.dims(), 1);
         assert_eq!(Command { run: 8, rows: 3, planes: 2 }.dims(), 3);
+    }
+
+    /// A target with a 1-D DMA (4 B/cycle, 20 cycles per command, no
+    /// limit) and an accelerator of 8 MAC/cycle, 30 cycles per call, its
+    /// activations HWC or CHW.
+    fn one_d(chw: bool) -> HwModel {
+        let layout = if chw { " activation_layout order(C, H, W);" } else { "" };
+        let src = format!(
+            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n memory L1 {{ size 100000 B }}\n dma L2 <-> L1 {{ bandwidth 4 B/cycle; setup 20 cycles; dims 1; start \"s\"; wait \"w\" }}\n unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ macs 8/cycle; compute_in L1; call_overhead 30 cycles;{layout} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n"
+        );
+        match_dsl::check(&src, "t.hwm").unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn wide_hwc() -> Layer {
+        let mut l = Layer::conv(4, 2, 2, 4, 1, 1, 1, 0);
+        (l.iy, l.ix) = (4, 4);
+        l
+    }
+
+    #[test]
+    fn over_fetch_of_a_strided_window_on_a_1d_dma() {
+        // conv K4 C2, 1x1, stride 2, 4x4 -> 2x2, one tile: it reads input
+        // rows and columns 0..=2 (window 3 x 3 of 4 x 4).
+        let mut l = Layer::conv(4, 2, 2, 2, 1, 1, 2, 0);
+        (l.iy, l.ix) = (4, 4);
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        // HWC. Window (3, 3, 2) of (4, 4, 2): one 6 B run per row, 3
+        // commands: 3 * 20 + 18 / 4 = 64.5. Whole rows (3, 4, 2): one
+        // contiguous 24 B command: 20 + 6 = 26. Whole planes (4, 4, 2):
+        // 32 B: 20 + 8 = 28.
+        let hw = one_d(false);
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), l.clone()).unwrap();
+        assert_eq!(p.fetches(), &Fetch::ALL);
+        let dma = [Fetch::Window, Fetch::Rows, Fetch::Planes].map(|f| p.input_dma(4, 2, 2, f));
+        assert_eq!(dma, [64.5, 26.0, 28.0]);
+        // The rest of the single step: compute 32 MACs / 8 = 4, overhead
+        // 30, weights 8 B (20 + 2), output 16 B (20 + 4), all serial.
+        let rest = 4.0 + 30.0 + 22.0 + 24.0;
+        let total = |f| p.evaluate_in([4, 2, 2], order, buf, f).unwrap().cycles.total;
+        assert_eq!(total(Fetch::Window), rest + 64.5);
+        assert_eq!(total(Fetch::Rows), rest + 26.0);
+        assert_eq!(total(Fetch::Planes), rest + 28.0);
+        // The memory check counts the box moved: input 18, 24, 32 B (+ weights 8 + output 16).
+        let fp = |f| p.footprints_in([4, 2, 2], f, &[buf]).unwrap()[0].act;
+        assert_eq!([fp(Fetch::Window), fp(Fetch::Rows), fp(Fetch::Planes)], [42, 48, 56]);
+        // The floor counts the same boxes (one tile: it is exact).
+        assert_eq!(p.floor_in([4, 2, 2], Fetch::Rows).unwrap().cycles(buf), rest + 26.0);
+        let s = crate::schedule::search(&p, crate::schedule::Objective::Latency).unwrap();
+        assert_eq!((s.fetch, s.cycles.total, s.footprint), (Fetch::Rows, rest + 26.0, 48));
+        // CHW. Window (2, 3, 3) of (2, 4, 4): a 3 B run per channel and row,
+        // 6 commands: 6 * 20 + 18 / 4 = 124.5. Whole rows (2, 3, 4): one
+        // 12 B run per channel: 2 * 20 + 24 / 4 = 46. Whole planes: 28.
+        let hw = one_d(true);
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), l).unwrap();
+        let dma = [Fetch::Window, Fetch::Rows, Fetch::Planes].map(|f| p.input_dma(4, 2, 2, f));
+        assert_eq!(dma, [124.5, 46.0, 28.0]);
+        let s = crate::schedule::search(&p, crate::schedule::Objective::Latency).unwrap();
+        assert_eq!((s.fetch, s.cycles.total), (Fetch::Planes, rest + 28.0));
+        // Nothing dominates the window; neither mode is dominated here.
+        assert_eq!(p.fetch_dominated([4, 2, 2], Fetch::Window), None);
+        assert_eq!(p.fetch_dominated([4, 2, 2], Fetch::Rows), None);
+        assert_eq!(p.fetch_dominated([4, 2, 2], Fetch::Planes), None);
+        // A window already as wide as the input gains nothing from whole
+        // rows; whole planes (2, 4, 4) make one run of the two channels'
+        // 8 B runs: 20 + 8 = 28 < 2 * 20 + 16 / 4 = 44.
+        let mut wide = Layer::conv(4, 2, 2, 4, 1, 1, 1, 0);
+        (wide.iy, wide.ix) = (4, 4);
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide).unwrap();
+        assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Rows), Some(Fetch::Window));
+        assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), None);
+        // On HWC, whole planes after whole rows only add bytes.
+        let hw = one_d(false);
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide_hwc()).unwrap();
+        assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), Some(Fetch::Window));
     }
 
     #[test]

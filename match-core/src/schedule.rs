@@ -11,26 +11,30 @@
 //! - the order of the three tile loops (all 6); the resident operand follows
 //!   from it (the one whose loops are all outside the innermost loop);
 //! - single or double buffering of inputs, weights and outputs, where the
-//!   memory holding the operand has `double_buffer`.
+//!   memory holding the operand has `double_buffer`;
+//! - for a convolution, the input box each tile moves ([`Fetch`]): its
+//!   window, or the window widened to whole rows or whole planes (fewer,
+//!   longer DMA commands for more bytes and a larger input buffer).
 //!
 //! A unit computing where the tensors live (the host) runs the layer in one
 //! call: no tiling level. Tensors are assumed to live in that memory (the
 //! planner requires it, `compile::check_fits`), so no L3 level is searched.
 //!
-//! Memory: a tile is rejected when its input (with halo, times the inputs
-//! read), output and weight tiles, each doubled when double-buffered, plus
+//! Memory: a tile is rejected when its input (with halo, or the larger box
+//! its fetch mode moves, times the inputs read), output and weight tiles, each doubled when double-buffered, plus
 //! the unit's scratch buffers evaluated on the tile, exceed the usable bytes
 //! (size - reserve) of `compute_in` (weights: of `weights_in` when set).
 //!
 //! Optimality. The search enumerates every candidate tile (largest first)
-//! and, for each, every order and buffering, skipping only what provably
-//! cannot be chosen:
-//! - a (tile, buffering) whose floor ([`crate::cost::Floor::cycles`]) is
+//! and, for each, every fetch mode, order and buffering, skipping only what
+//! provably cannot be chosen:
+//! - a (tile, fetch, buffering) whose floor ([`crate::cost::Floor::cycles`]) is
 //!   strictly above the best cost found (with a margin of 1e-9 for
 //!   rounding). The floor bounds every order's cost from below: every
 //!   call's compute and overhead, the compulsory transfers of the tile
-//!   (each distinct input and weight tile loaded once, every output tile
-//!   written back once, under the model's own DMA formula), which of them
+//!   (each distinct input and weight tile loaded once, as the box the fetch
+//!   mode moves, every output tile written back once, under the model's
+//!   own DMA formula), which of them
 //!   are serial under that buffering, and what double buffering can hide
 //!   (at most the calls after the first). On compute-bound layers the
 //!   compute term prunes; on transfer-bound ones the transfer terms do;
@@ -38,7 +42,12 @@
 //!   only in loops of one trip), and a buffering that double-buffers an
 //!   operand moved at one step only: both cost exactly what the earlier
 //!   candidate costs, and a later candidate replaces the best only when
-//!   strictly cheaper.
+//!   strictly cheaper;
+//! - a fetch mode whose input transfer is, on every distinct input tile, at
+//!   least a smaller mode's (e.g. whole rows when every window already
+//!   spans the full width): it moves more bytes into a larger buffer for no
+//!   fewer cycles, so it costs at least as much in cycles and energy
+//!   ([`Problem::fetch_dominated`]), and the smaller mode comes first.
 //!
 //! So the result is the first optimum in a fixed enumeration order,
 //! identical to the exhaustive enumeration's (tests compare them on random
@@ -46,7 +55,7 @@
 //! objective is (energy, cycles) and the floor is not used (energy has no
 //! such floor here).
 
-use crate::cost::{Buffering, Cycles, Loop, Problem, Tile, ORDERS};
+use crate::cost::{Buffering, Cycles, Fetch, Loop, Problem, Tile, ORDERS};
 use match_dsl::model::Dim;
 use serde::Serialize;
 
@@ -71,6 +80,10 @@ pub struct Schedule {
     /// Tile loops, outer to inner.
     pub order: Vec<Loop>,
     pub buffering: Buffering,
+    /// The input box each tile moves (window, whole rows, whole planes);
+    /// omitted from the report when it is the window.
+    #[serde(skip_serializing_if = "Fetch::is_window")]
+    pub fetch: Fetch,
     /// The operand kept in place across the innermost loop, if any.
     pub resident: Option<String>,
     /// Kernel calls.
@@ -193,84 +206,107 @@ pub fn search_in(
         for &toy in &cands[1] {
             for &tox in &cands[2] {
                 let tile = [tk, toy, tox];
-                // Per buffering; bufs[0] is all single, the smallest.
-                let fps = p.footprints(tile, &bufs)?;
-                if !p.fits(fps[0]) {
-                    continue;
-                }
                 let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
-                // The transfers alone first: when they already lose in
-                // every buffering, the calls' cycles need no evaluation.
-                if floors && best.is_some() {
-                    let t = p.transfer_floor(tile)?;
-                    if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+                // The calls' cycles do not depend on the fetch mode: computed
+                // once per tile, when a floor first needs them.
+                let mut calls: Option<(f64, f64)> = None;
+                for &fetch in p.fetches() {
+                    // Per buffering; bufs[0] is all single, the smallest.
+                    let fps = p.footprints_in(tile, fetch, &bufs)?;
+                    if !p.fits(fps[0]) {
+                        // The larger modes move larger boxes: they fit no better.
+                        break;
+                    }
+                    if prune && p.fetch_dominated(tile, fetch).is_some() {
                         continue;
                     }
-                }
-                // The floor of every buffering ([`crate::cost::Floor`]).
-                let floor: Vec<f64> = if floors {
-                    let f = p.floor(tile)?;
-                    bufs.iter().map(|&b| f.cycles(b)).collect()
-                } else {
-                    Vec::new()
-                };
-                if floors && floor.iter().all(|&f| beaten(f, &best)) {
-                    continue;
-                }
-                for (oi, order) in ORDERS.iter().enumerate() {
-                    // Orders that differ only in loops of one trip walk the
-                    // same steps at the same cost: the first of them stands
-                    // for the rest (a later one could only tie it).
-                    if prune && ORDERS[..oi].iter().any(|o| same_walk(o, order, trips)) {
+                    // The transfers alone first: when they already lose in
+                    // every buffering, the calls' cycles need no evaluation.
+                    let mut tf = None;
+                    if floors && best.is_some() {
+                        let t = p.transfer_floor(tile, fetch)?;
+                        if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+                            continue;
+                        }
+                        tf = Some(t);
+                    }
+                    // The floor of every buffering ([`crate::cost::Floor`]).
+                    let floor: Vec<f64> = if floors {
+                        let mut f = match tf {
+                            Some(t) => t,
+                            None => p.transfer_floor(tile, fetch)?,
+                        };
+                        let (compute, first_call) = match calls {
+                            Some(c) => c,
+                            None => {
+                                let full = p.floor_in(tile, fetch)?;
+                                *calls.insert((full.compute, full.first_call))
+                            }
+                        };
+                        (f.compute, f.first_call) = (compute, first_call);
+                        bufs.iter().map(|&b| f.cycles(b)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    if floors && floor.iter().all(|&f| beaten(f, &best)) {
                         continue;
                     }
-                    let order = *order;
-                    for (bi, &buf) in bufs.iter().enumerate() {
-                        if prune && redundant(buf, trips, p.channelwise) {
+                    for (oi, order) in ORDERS.iter().enumerate() {
+                        // Orders that differ only in loops of one trip walk the
+                        // same steps at the same cost: the first of them stands
+                        // for the rest (a later one could only tie it).
+                        if prune && ORDERS[..oi].iter().any(|o| same_walk(o, order, trips)) {
                             continue;
                         }
-                        if floors && beaten(floor[bi], &best) {
-                            continue;
+                        let order = *order;
+                        for (bi, &buf) in bufs.iter().enumerate() {
+                            if prune && redundant(buf, trips, p.channelwise) {
+                                continue;
+                            }
+                            if floors && beaten(floor[bi], &best) {
+                                continue;
+                            }
+                            let f = fps[bi];
+                            if !p.fits(f) {
+                                continue;
+                            }
+                            let e = p.evaluate_in(tile, order, buf, fetch)?;
+                            let key = match objective {
+                                Objective::Latency => (e.cycles.total, e.energy_pj),
+                                Objective::Energy => (e.energy_pj, e.cycles.total),
+                            };
+                            if best.as_ref().is_some_and(|(_, b)| key >= *b) {
+                                continue;
+                            }
+                            let l = &p.layer;
+                            let s = Schedule {
+                                unit: p.unit.name.clone(),
+                                from: p.home.to_string(),
+                                to: p.unit.compute_in.clone(),
+                                tile: Tile {
+                                    k: tk,
+                                    c: if p.channelwise { tk } else { l.c },
+                                    oy: toy,
+                                    ox: tox,
+                                    fy: l.fy,
+                                    fx: l.fx,
+                                },
+                                order: order.to_vec(),
+                                buffering: buf,
+                                fetch,
+                                resident: resident(&order, trips, p.channelwise, p.has_weights()),
+                                calls: e.calls,
+                                cycles: e.cycles,
+                                energy_pj: e.energy_pj,
+                                macs: l.macs().max(0) as u64,
+                                bound_cycles: 0.0,
+                                roofline_cycles: 0.0,
+                                footprint: f.act,
+                                weights_footprint: f.weights,
+                                conversion_cycles: 0.0,
+                            };
+                            best = Some((s, key));
                         }
-                        let f = fps[bi];
-                        if !p.fits(f) {
-                            continue;
-                        }
-                        let e = p.evaluate(tile, order, buf)?;
-                        let key = match objective {
-                            Objective::Latency => (e.cycles.total, e.energy_pj),
-                            Objective::Energy => (e.energy_pj, e.cycles.total),
-                        };
-                        if best.as_ref().is_some_and(|(_, b)| key >= *b) {
-                            continue;
-                        }
-                        let l = &p.layer;
-                        let s = Schedule {
-                            unit: p.unit.name.clone(),
-                            from: p.home.to_string(),
-                            to: p.unit.compute_in.clone(),
-                            tile: Tile {
-                                k: tk,
-                                c: if p.channelwise { tk } else { l.c },
-                                oy: toy,
-                                ox: tox,
-                                fy: l.fy,
-                                fx: l.fx,
-                            },
-                            order: order.to_vec(),
-                            buffering: buf,
-                            resident: resident(&order, trips, p.channelwise, p.has_weights()),
-                            calls: e.calls,
-                            cycles: e.cycles,
-                            energy_pj: e.energy_pj,
-                            macs: l.macs().max(0) as u64,
-                            bound_cycles: 0.0,
-                            roofline_cycles: 0.0,
-                            footprint: f.act,
-                            weights_footprint: f.weights,
-                            conversion_cycles: 0.0,
-                        };
-                        best = Some((s, key));
                     }
                 }
             }
@@ -283,6 +319,7 @@ pub fn search_in(
         )
     })?;
     if p.untiled() {
+        s.fetch = Fetch::Window;
         s.order.clear();
         s.buffering = Buffering::default();
         s.resident = None;
@@ -328,12 +365,13 @@ pub fn describe(s: &Schedule) -> Vec<String> {
         let order: Vec<&str> = s.order.iter().map(|l| l.name()).collect();
         let b = |x: bool| if x { "double" } else { "single" };
         out.push(format!(
-            "order {} (outer to inner); resident {}; buffering input {}, weights {}, output {}",
+            "order {} (outer to inner); resident {}; buffering input {}, weights {}, output {}{}",
             order.join(", "),
             s.resident.as_deref().unwrap_or("none"),
             b(s.buffering.input),
             b(s.buffering.weights),
-            b(s.buffering.output)
+            b(s.buffering.output),
+            if s.fetch.is_window() { String::new() } else { format!("; input moved as {}", s.fetch.name()) }
         ));
     }
     let c = &s.cycles;
@@ -450,7 +488,10 @@ mod tests {
         } else if l.op == match_dsl::layer::OpKind::Add {
             (t.oy, t.ox)
         } else {
-            (((t.oy - 1) * l.sy + l.fy).min(l.iy), ((t.ox - 1) * l.sx + l.fx).min(l.ix))
+            // Whole rows take the full width; whole planes the height too.
+            let iy = if s.fetch == Fetch::Planes { l.iy } else { ((t.oy - 1) * l.sy + l.fy).min(l.iy) };
+            let ix = if s.fetch >= Fetch::Rows { l.ix } else { ((t.ox - 1) * l.sx + l.fx).min(l.ix) };
+            (iy, ix)
         };
         let cin = if l.op == match_dsl::layer::OpKind::Dense { l.c * l.n } else { t.c };
         let n_in = if l.op == match_dsl::layer::OpKind::Add { 2 } else { 1 };
@@ -598,10 +639,10 @@ mod tests {
                         // Every floor is a bound: at most the cost of every
                         // order of its tile and buffering.
                         let t = [f.tile.k, f.tile.oy, f.tile.ox];
-                        let fl = p.floor(t).unwrap();
+                        let fl = p.floor_in(t, f.fetch).unwrap();
                         for buf in p.bufferings() {
                             for order in ORDERS {
-                                let e = p.evaluate(t, order, buf).unwrap();
+                                let e = p.evaluate_in(t, order, buf, f.fetch).unwrap();
                                 assert!(
                                     fl.cycles(buf) <= e.cycles.total + 1e-6,
                                     "{layer:?} {buf:?} {order:?}"
@@ -636,15 +677,46 @@ mod tests {
                 for toy in 1..=ext[1] {
                     for tox in 1..=ext[2] {
                         let t = [tk, toy, tox];
-                        let fl = p.floor(t).unwrap();
-                        for buf in p.bufferings() {
-                            for order in ORDERS {
-                                let e = p.evaluate(t, order, buf).unwrap();
-                                let c = &e.cycles;
-                                assert!(fl.cycles(buf) <= c.total * (1.0 + 1e-12), "{layer:?} {t:?} {buf:?}");
-                                assert!(
-                                    (fl.compute - c.compute - c.overhead).abs() <= 1e-6 * c.total.max(1.0)
-                                );
+                        for &fetch in p.fetches() {
+                            let fl = p.floor_in(t, fetch).unwrap();
+                            // The transfer floor is below the full one.
+                            let tf = p.transfer_floor(t, fetch).unwrap();
+                            for buf in p.bufferings() {
+                                assert!(tf.cycles(buf) <= fl.cycles(buf) + 1e-9);
+                                for order in ORDERS {
+                                    let e = p.evaluate_in(t, order, buf, fetch).unwrap();
+                                    let c = &e.cycles;
+                                    assert!(
+                                        fl.cycles(buf) <= c.total * (1.0 + 1e-12),
+                                        "{layer:?} {t:?} {buf:?} {fetch:?}"
+                                    );
+                                    assert!(
+                                        (fl.compute - c.compute - c.overhead).abs()
+                                            <= 1e-6 * c.total.max(1.0)
+                                    );
+                                }
+                            }
+                            // A mode the search skips costs at least what the
+                            // smaller one that dominates it does, in cycles,
+                            // energy and memory.
+                            if let Some(g) = p.fetch_dominated(t, fetch) {
+                                assert!(g < fetch);
+                                let bufs = p.bufferings();
+                                let (fa, fb) =
+                                    (p.footprints_in(t, fetch, &bufs), p.footprints_in(t, g, &bufs));
+                                for (a, b) in fa.unwrap().iter().zip(fb.unwrap()) {
+                                    assert!(a.act >= b.act && a.weights >= b.weights);
+                                }
+                                for buf in bufs {
+                                    for order in ORDERS {
+                                        let a = p.evaluate_in(t, order, buf, fetch).unwrap();
+                                        let b = p.evaluate_in(t, order, buf, g).unwrap();
+                                        assert!(
+                                            a.cycles.total >= b.cycles.total && a.energy_pj >= b.energy_pj,
+                                            "{layer:?} {t:?} {fetch:?} {g:?}"
+                                        );
+                                    }
+                                }
                             }
                         }
                     }

@@ -37,6 +37,12 @@ static int64_t dn_asr(int64_t v, int32_t s)
     return v >= 0 ? v >> s : -1 - ((-1 - v) >> s);
 }
 
+/* Pixels per input row in x (the window may sit inside whole rows). */
+static int32_t dn_pitch(const mk_job_t *j, int dense)
+{
+    return dense ? j->rows : (j->x_pitch > 0 ? j->x_pitch : j->w);
+}
+
 static int32_t dn_pad16(int32_t n)
 {
     return (n + 15) / 16 * 16;
@@ -100,7 +106,7 @@ static void dn_digital(const char *kernel, const mk_job_t *j, int kind)
     const int8_t *x = (const int8_t *)j->x;
     const int dense = kind == DG_DENSE;
     const int32_t oh = dense ? 1 : j->oh, ow = dense ? j->rows : j->ow;
-    const int32_t iw = dense ? j->rows : j->w, ih = dense ? 1 : j->h;
+    const int32_t iw = dense ? j->rows : j->w, ih = dense ? 1 : j->h, ip = dn_pitch(j, dense);
     const int32_t fy = dense ? 1 : j->fy, fx = dense ? 1 : j->fx;
     int32_t blocks = (j->k + 15) / 16, oy, ox, k, ky, kx, i, q;
     int64_t lo, hi;
@@ -148,7 +154,7 @@ static void dn_digital(const char *kernel, const mk_job_t *j, int kind)
                         if (ix < 0 || ix >= iw) {
                             continue;
                         }
-                        px = x + (iy * iw + ix) * j->c;
+                        px = x + (iy * ip + ix) * j->c;
                         if (kind == DG_DW) {
                             acc += (uint32_t)((int32_t)px[k] * dn_weight(j, kind, k, 0, ky, kx));
                         } else {
@@ -208,7 +214,7 @@ static void dn_analog(const char *kernel, const mk_job_t *j, int dense)
     const int8_t *x = (const int8_t *)j->x;
     const uint8_t *w = (const uint8_t *)j->wt;
     const int32_t oh = dense ? 1 : j->oh, ow = dense ? j->rows : j->ow;
-    const int32_t iw = dense ? j->rows : j->w, ih = dense ? 1 : j->h;
+    const int32_t iw = dense ? j->rows : j->w, ih = dense ? 1 : j->h, ip = dn_pitch(j, dense);
     const int32_t fy = dense ? 1 : j->fy, fx = dense ? 1 : j->fx;
     const int32_t rows = (j->c * fy * fx + 287) / 288 * 288;
     const int32_t cols = (j->k + 127) / 128 * 128;
@@ -236,12 +242,14 @@ static void dn_analog(const char *kernel, const mk_job_t *j, int dense)
     if (!j->has_rq || j->rq.kind != MK_RQ_ADC || j->rq.adc_bits != 6 || j->rq.adc_gain < 1 || j->rq.sshift > 63) {
         dn_fail(j, kernel, "the analog core's output goes through its 6-bit ADC chain");
     }
-    /* 7-bit inputs (HARDWARE.md's pinned choice). */
+    /* 7-bit inputs (HARDWARE.md's pinned choice): the window's pixels, row
+     * by row (rows ip pixels apart). */
     for (i = 0; i < nx; i++) {
-        if (x[i] < -64 || x[i] > 63) {
+        const int32_t e = (i / (iw * j->c)) * ip * j->c + i % (iw * j->c);
+        if (x[e] < -64 || x[e] > 63) {
             char why[96];
-            snprintf(why, sizeof why, "input %d at element %ld is outside the 7-bit range [-64, 63]", x[i],
-                     (long)i);
+            snprintf(why, sizeof why, "input %d at element %ld is outside the 7-bit range [-64, 63]", x[e],
+                     (long)e);
             dn_fail(j, kernel, why);
         }
     }
@@ -273,7 +281,7 @@ static void dn_analog(const char *kernel, const mk_job_t *j, int dense)
                             if (code == 3u) {
                                 dn_fail(j, kernel, "a (w+, w-) pair with both bits set");
                             }
-                            acc += (int64_t)x[(iy * iw + ix) * j->c + i] * wv;
+                            acc += (int64_t)x[(iy * ip + ix) * j->c + i] * wv;
                         }
                     }
                 }

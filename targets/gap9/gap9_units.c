@@ -18,6 +18,12 @@ static uint32_t g9_in_bytes(const mk_job_t *j)
     return j->x_bytes;
 }
 
+/* Pixels per input row in x (the window may sit inside whole rows). */
+static int32_t g9_pitch(const mk_job_t *j)
+{
+    return j->x_pitch > 0 ? j->x_pitch : j->w;
+}
+
 /* ------------------------------------------------------------ the cluster */
 
 /* The chain after the main operator, in place in the accumulator `cur`
@@ -71,7 +77,7 @@ static void g9_cluster(const char *kernel, const mk_job_t *j, int op_ok)
         p.n = 1; p.h = j->h; p.w = j->w; p.c = j->c; p.k = j->k; p.fy = j->fy; p.fx = j->fx;
         p.oh = j->oh; p.ow = j->ow; p.sy = j->sy; p.sx = j->sx; p.dy = j->dy; p.dx = j->dx;
         p.pt = j->pt; p.pl = j->pl; p.groups = j->groups; p.x_zp = j->x_zp; p.w_zp = j->w_zp;
-        mk_conv2d(j->x, j->xdt, j->wt, j->wdt, (int32_t *)main_out, &p);
+        mk_conv2d_pitch(j->x, j->xdt, j->wt, j->wdt, (int32_t *)main_out, &p, g9_pitch(j));
         break;
     }
     case MK_JOB_DENSE:
@@ -255,7 +261,7 @@ static void ne16_run(const char *kernel, const mk_job_t *j, int dw)
                         if (ix < 0 || ix >= j->w) {
                             continue;
                         }
-                        px = x + (iy * j->w + ix) * j->c;
+                        px = x + (iy * g9_pitch(j) + ix) * j->c;
                         if (dw) {
                             acc += (uint32_t)px[k] * ne16_w(j, 1, k, 0, tap);
                             sum += px[k];

@@ -96,7 +96,8 @@ static void cluster_job(const mk_job_t *job, const char *kernel, int op_ok)
         p.groups = job->groups;
         p.x_zp = job->x_zp;
         p.w_zp = job->w_zp;
-        mk_conv2d(job->x, job->xdt, job->wt, job->wdt, (int32_t *)out, &p);
+        mk_conv2d_pitch(job->x, job->xdt, job->wt, job->wdt, (int32_t *)out, &p,
+                        job->x_pitch > 0 ? job->x_pitch : job->w);
         break;
     }
     case MK_JOB_DENSE:
@@ -327,7 +328,12 @@ static void neureka_run(const mk_job_t *job, const char *kernel, int mode)
         job->w != job->ow + job->fx - 1 - job->pl - job->pr) {
         fail(job, kernel, "the input tile does not match the output tile");
     }
-    if ((uint32_t)job->h * (uint32_t)job->w * (uint32_t)cin > job->x_bytes ||
+    /* The window's rows are x_pitch pixels apart when the tile moved whole rows. */
+    if (job->x_pitch != 0 && job->x_pitch < job->w) {
+        fail(job, kernel, "an input row pitch below the tile's width");
+    }
+    if (((uint32_t)(job->h - 1) * (uint32_t)(job->x_pitch > 0 ? job->x_pitch : job->w) + (uint32_t)job->w) *
+            (uint32_t)cin > job->x_bytes ||
         (uint32_t)job->oh * (uint32_t)job->ow * (uint32_t)kout > job->y_bytes) {
         fail(job, kernel, "tile larger than its buffer");
     }
@@ -392,7 +398,7 @@ static void neureka_run(const mk_job_t *job, const char *kernel, int mode)
                             /* padding: the driver programs the input zero
                              * point as the padding value */
                             const int64_t xv =
-                                inside ? mk_ld(job->x, job->xdt, (iy * job->w + ix) * cin + ch) : job->x_zp;
+                                inside ? mk_ld(job->x, job->xdt, (iy * (job->x_pitch > 0 ? job->x_pitch : job->w) + ix) * cin + ch) : job->x_zp;
                             const uint32_t u = wu[((size_t)ko * (size_t)nc + (size_t)ci) * (size_t)taps +
                                                   (size_t)(fy * job->fx + fx)];
                             acc += (uint32_t)xv * u;

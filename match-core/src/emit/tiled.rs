@@ -41,10 +41,18 @@
 //! DIANA's WD / WA) gets its weight buffers in that memory's arena, loaded
 //! through the DMA to it. Layers without a declared kernel keep the
 //! portable path.
+//!
+//! Over-fetch: when the schedule moves a convolution's input as whole rows
+//! (or whole planes, [`crate::cost::Fetch`]), each tile's input box spans
+//! the full width (and height) of the input, and the kernel gets the
+//! window its outputs read inside that box: a pointer to the window's first
+//! pixel and the box's row pitch (`mk_conv2d_pitch`, `mk_job_t.x_pitch`);
+//! the window's geometry (h, w, padding) is the one it has without
+//! over-fetch, so the kernels see the same tile either way.
 
 use super::ops::{self, per_channel_i32, per_channel_i32x, per_channel_x};
 use super::{c_i64, comment, mk_dt, Cx};
-use crate::cost::Loop;
+use crate::cost::{Fetch, Loop};
 use crate::ir::{DType, Graph, NodeId, Op, Requant};
 use crate::layout::{self, Weights};
 use crate::mapping::MappedLayer;
@@ -216,6 +224,8 @@ pub struct TiledLayer {
     /// Whether the input tile follows K (channel-wise layers).
     pub input_follows_k: bool,
     pub double: [bool; 3],
+    /// The input box each tile moves (a convolution's only; else the window).
+    pub fetch: Fetch,
     main: Main,
     in_es: i64,
     out_es: i64,
@@ -249,8 +259,9 @@ impl Encoding {
 }
 
 impl TiledLayer {
-    /// The input box of a tile: (start, extent) of (rows, columns, channels)
-    /// in the input tensor, and the padding the tile's kernel call applies
+    /// The input box a tile moves: (start, extent) of (rows, columns,
+    /// channels) in the input tensor (its window, or whole rows or planes
+    /// under over-fetch), and the padding the tile's kernel call applies
     /// (top, left). Dense: the whole (1, rows, C).
     fn input_box(&self, k: (i64, i64), oy: (i64, i64), ox: (i64, i64)) -> ([(i64, i64); 3], [i64; 2]) {
         let win = |o: (i64, i64), s: i64, f: i64, d: i64, p: i64, full: i64| {
@@ -262,9 +273,17 @@ impl TiledLayer {
         };
         match &self.main {
             Main::Conv { h, w, c, fy, fx, sy, sx, dy, dx, pt, pl, dw } => {
-                let (ry, py) = win(oy, *sy, *fy, *dy, *pt, *h);
-                let (rx, px) = win(ox, *sx, *fx, *dx, *pl, *w);
+                let (mut ry, py) = win(oy, *sy, *fy, *dy, *pt, *h);
+                let (mut rx, px) = win(ox, *sx, *fx, *dx, *pl, *w);
                 let ch = if *dw { k } else { (0, *c) };
+                // Over-fetch: the box the DMA moves (the kernel finds the
+                // window inside it).
+                if self.fetch >= Fetch::Rows {
+                    rx = (0, *w);
+                }
+                if self.fetch == Fetch::Planes {
+                    ry = (0, *h);
+                }
                 ([ry, rx, ch], [py, px])
             }
             Main::Pool { h, w, ky, kx, sy, sx, pt, pl, global } => {
@@ -588,6 +607,7 @@ pub fn plan_layer_as(
         dma,
         input_follows_k: !matches!(main, Main::Dense { .. }) && !matches!(main, Main::Conv { dw: false, .. }),
         double: [s.buffering.input, s.buffering.weights, s.buffering.output],
+        fetch: if matches!(main, Main::Conv { .. }) { s.fetch } else { Fetch::Window },
         main,
         in_es: es(x.dtype),
         out_es: es(fin.dtype),
@@ -927,7 +947,7 @@ pub(crate) fn layer(
 
     let first = &graph.nodes[nodes[0]];
     let x_ptr = cx.ptr(first.inputs[0])?;
-    let [_, f1, f2] = t.input_full();
+    let [f0, f1, f2] = t.input_full();
     // Input box in C (matching TiledLayer::input_box).
     let box_c = |main: &Main| -> String {
         let win = |o: &str, e: &str, s: i64, fk: i64, d: i64, p: i64, full: i64, v: &str| {
@@ -960,9 +980,29 @@ pub(crate) fn layer(
             Main::Add => "    ry0 = t->y0;\n    ryn = t->ty;\n    ryp = 0;\n    rx0 = t->x0;\n    rxn = t->tx;\n    rxp = 0;\n    c0 = t->k0;\n    cn = t->tk;\n".into(),
         }
     };
-    let decl = "    int32_t ry0, ryn, ryp, rx0, rxn, rxp, c0, cn;\n";
-    let bx = box_c(&t.main);
-    let silence = "    (void)t;\n    (void)ry0;\n    (void)ryn;\n    (void)ryp;\n    (void)rx0;\n    (void)rxn;\n    (void)rxp;\n    (void)c0;\n    (void)cn;\n";
+    let mut decl = "    int32_t ry0, ryn, ryp, rx0, rxn, rxp, c0, cn;\n".to_string();
+    let mut bx = box_c(&t.main);
+    let mut silence = "    (void)t;\n    (void)ry0;\n    (void)ryn;\n    (void)ryp;\n    (void)rx0;\n    (void)rxn;\n    (void)rxp;\n    (void)c0;\n    (void)cn;\n".to_string();
+    // Over-fetch: the box the DMA moves (rows by0.., columns bx0..), the
+    // window (ry0, rx0, ...) inside it (TiledLayer::input_box).
+    let fetched = t.fetch != Fetch::Window;
+    if fetched {
+        let (by, bxs) = match t.fetch {
+            Fetch::Planes => (format!("0;\n    byn = {f0}"), format!("0;\n    bxn = {f1}")),
+            _ => ("ry0;\n    byn = ryn".to_string(), format!("0;\n    bxn = {f1}")),
+        };
+        decl += "    int32_t by0, byn, bx0, bxn;\n";
+        bx += &format!("    by0 = {by};\n    bx0 = {bxs};\n");
+        silence += "    (void)by0;\n    (void)byn;\n    (void)bx0;\n    (void)bxn;\n";
+    }
+    let (decl, bx, silence) = (decl.as_str(), bx.as_str(), silence.as_str());
+    // The window's first byte in the input buffer, and the buffer's row
+    // pitch in pixels.
+    let (in_at, pitch) = if fetched {
+        (format!("in + ((ry0 - by0) * bxn + (rx0 - bx0)) * cn * {}", t.in_es), "bxn")
+    } else {
+        ("in".to_string(), "rxn")
+    };
     // load_in
     let _ =
         writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
@@ -983,6 +1023,12 @@ pub(crate) fn layer(
             let _ = writeln!(
                 f,
                 "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {b_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+            );
+        }
+        _ if fetched => {
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, by0, bx0, c0, byn, bxn, cn, MT_CH_IN);"
             );
         }
         _ => {
@@ -1014,7 +1060,7 @@ pub(crate) fn layer(
     }
     // compute: the unit kernel's job, or the portable kernels.
     if let Some(call) = &t.call {
-        f.push_str(&job_compute(cx, graph, nodes, t, fname, l1, call, decl, &bx)?);
+        f.push_str(&job_compute(cx, graph, nodes, t, fname, l1, call, decl, bx, silence, &in_at, pitch)?);
     } else {
         // compute
         let _ = writeln!(
@@ -1034,11 +1080,18 @@ pub(crate) fn layer(
                 let k = wt.shape[0];
                 let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
                 let groups = if *dw { "t->tk" } else { "1" };
+                let call = if fetched {
+                    format!(
+                        "mk_conv2d_pitch({in_at}, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p, {pitch})",
+                        mk_dt(wt.dtype)
+                    )
+                } else {
+                    format!("mk_conv2d(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p)", mk_dt(wt.dtype))
+                };
                 let _ = writeln!(
                     f,
-                    "    {{\n        mk_conv_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.k = t->tk; p.fy = {fy}; p.fx = {fx};\n        p.oh = t->ty; p.ow = t->tx; p.sy = {sy}; p.sx = {sx}; p.dy = {dy}; p.dx = {dx};\n        p.pt = ryp; p.pl = rxp; p.groups = {groups}; p.x_zp = {}; p.w_zp = {wzp} + t->k0;\n        mk_conv2d(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p);\n    }}",
+                    "    {{\n        mk_conv_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.k = t->tk; p.fy = {fy}; p.fx = {fx};\n        p.oh = t->ty; p.ow = t->tx; p.sy = {sy}; p.sx = {sx}; p.dy = {dy}; p.dx = {dx};\n        p.pt = ryp; p.pl = rxp; p.groups = {groups}; p.x_zp = {}; p.w_zp = {wzp} + t->k0;\n        {call};\n    }}",
                     ops::i32c(*x_zp)?,
-                    mk_dt(wt.dtype)
                 );
             }
             (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
@@ -1471,6 +1524,9 @@ fn job_compute(
     call: &str,
     decl: &str,
     bx: &str,
+    silence: &str,
+    in_at: &str,
+    pitch: &str,
 ) -> anyhow::Result<String> {
     let mut f = String::new();
     let first = &graph.nodes[nodes[0]];
@@ -1480,12 +1536,13 @@ fn job_compute(
     let in_es = t.in_es;
     let _ = writeln!(
         f,
-        "static void {fname}_compute(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out)\n{{\n{decl}    static const mk_job_t zero;\n    mk_job_t j = zero;\n    const int32_t elems = {} * t->tk * t->ty * t->tx;\n{bx}    (void)w;\n    (void)ry0;\n    (void)ryn;\n    (void)ryp;\n    (void)rx0;\n    (void)rxn;\n    (void)rxp;\n    (void)c0;\n    (void)cn;",
-        t.rows()
+        "static void {fname}_compute(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out)\n{{\n{decl}    static const mk_job_t zero;\n    mk_job_t j = zero;\n    const int32_t elems = {} * t->tk * t->ty * t->tx;\n{bx}    (void)w;\n{}",
+        t.rows(),
+        silence.trim_start_matches("    (void)t;\n").trim_end_matches('\n')
     );
     let _ = writeln!(
         f,
-        "    j.layer = \"{}\";\n    j.x = in;\n    j.xdt = {};\n    j.y = out;\n    j.ydt = {};\n    j.y_bytes = (uint32_t)(elems * {});\n    j.k = t->tk;\n    j.k0 = t->k0;\n    j.rows = 1;\n    j.sy = 1; j.sx = 1; j.dy = 1; j.dx = 1; j.fy = 1; j.fx = 1; j.groups = 1;\n    j.main_ydt = {};\n    j.bias_ydt = {};",
+        "    j.layer = \"{}\";\n    j.x = {in_at};\n    j.xdt = {};\n    j.y = out;\n    j.ydt = {};\n    j.y_bytes = (uint32_t)(elems * {});\n    j.k = t->tk;\n    j.k0 = t->k0;\n    j.rows = 1;\n    j.sy = 1; j.sx = 1; j.dy = 1; j.dx = 1; j.fy = 1; j.fx = 1; j.groups = 1;\n    j.main_ydt = {};\n    j.bias_ydt = {};",
         c_string(&cx.layer),
         mk_dt(x.dtype),
         mk_dt(fin.dtype),
@@ -1520,12 +1577,18 @@ fn job_compute(
             let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
             let _ = writeln!(
                 f,
-                "    j.op = MK_JOB_CONV;\n    j.h = ryn; j.w = rxn; j.c = cn; j.oh = t->ty; j.ow = t->tx;\n    j.fy = {fy}; j.fx = {fx}; j.sy = {sy}; j.sx = {sx}; j.dy = {dy}; j.dx = {dx};\n    j.pt = ryp; j.pl = rxp;\n    j.pb = (t->ty - 1) * {sy} + {} + 1 - ryp - ryn;\n    j.pr = (t->tx - 1) * {sx} + {} + 1 - rxp - rxn;\n    j.groups = {};\n    j.depthwise = {};\n    j.x_zp = {};\n    j.w_zp = {wzp} + t->k0;\n    j.x_bytes = (uint32_t)(ryn * rxn * cn * {in_es});",
+                "    j.op = MK_JOB_CONV;\n    j.h = ryn; j.w = rxn; j.c = cn; j.oh = t->ty; j.ow = t->tx;\n    j.fy = {fy}; j.fx = {fx}; j.sy = {sy}; j.sx = {sx}; j.dy = {dy}; j.dx = {dx};\n    j.pt = ryp; j.pl = rxp;\n    j.pb = (t->ty - 1) * {sy} + {} + 1 - ryp - ryn;\n    j.pr = (t->tx - 1) * {sx} + {} + 1 - rxp - rxn;\n    j.groups = {};\n    j.depthwise = {};\n    j.x_zp = {};\n    j.w_zp = {wzp} + t->k0;\n{}",
                 (fy - 1) * dy,
                 (fx - 1) * dx,
                 if *dw { "t->tk" } else { "1" },
                 i32::from(*dw),
-                ops::i32c(*x_zp)?
+                ops::i32c(*x_zp)?,
+                if pitch == "rxn" {
+                    format!("    j.x_bytes = (uint32_t)(ryn * rxn * cn * {in_es});")
+                } else {
+                    // From the window's first byte to its last, rows `pitch` pixels apart.
+                    format!("    j.x_pitch = {pitch};\n    j.x_bytes = ryn > 0 && rxn > 0 ? (uint32_t)(((ryn - 1) * {pitch} + rxn) * cn * {in_es}) : 0u;")
+                }
             );
         }
         (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {

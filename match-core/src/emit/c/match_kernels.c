@@ -435,7 +435,7 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
                                 if (ix < 0 || ix >= wd) {                                      \
                                     continue;                                                  \
                                 }                                                              \
-                                xb = ((b * h + iy) * wd + ix) * c + c0;                        \
+                                xb = ((b * h + iy) * xp + ix) * c + c0;                        \
                                 wb = wk + (ky * fx + kx) * cg;                                 \
                                 for (ci = 0; ci + 16 <= cg; ci += 16) {                        \
                                     int32_t j;                                                 \
@@ -482,7 +482,7 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
                             if (ix < 0 || ix >= wd) {                                          \
                                 continue;                                                      \
                             }                                                                  \
-                            xb = ((b * h + iy) * wd + ix) * c;                                 \
+                            xb = ((b * h + iy) * xp + ix) * c;                                 \
                             wb = ky * fx + kx;                                                 \
                             for (kk = 0; kk < k; kk++) {                                       \
                                 uint32_t xv = (uint32_t)(LDX(xb + kk)) - zx;                   \
@@ -510,7 +510,13 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
 
 void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p)
 {
-    const int32_t n = p->n, h = p->h, wd = p->w, c = p->c, k = p->k;
+    mk_conv2d_pitch(x, xdt, w, wdt, y, p, p->w);
+}
+
+void mk_conv2d_pitch(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p,
+                     int32_t x_pitch)
+{
+    const int32_t n = p->n, h = p->h, wd = p->w, c = p->c, k = p->k, xp = x_pitch;
     const int32_t fy = p->fy, fx = p->fx, oh = p->oh, ow = p->ow;
     const int32_t sy = p->sy, sx = p->sx, dy = p->dy, dx = p->dx, pt = p->pt, pl = p->pl;
     const int32_t *const w_zp = p->w_zp;

@@ -52,6 +52,10 @@ typedef struct {
     const int32_t *w_zp;
 } mk_conv_t;
 void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p);
+/* conv2d reading x with rows of x_pitch pixels (x_pitch >= p->w): the
+ * (h, w) input inside a wider box, e.g. a tile moved as whole rows. */
+void mk_conv2d_pitch(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p,
+                     int32_t x_pitch);
 
 /* dense: x (rows, c), w (k, c); y int32 (rows, k). w_zp has k entries. */
 void mk_dense(const void *x, int xdt, const void *w, int wdt, int32_t *y, int32_t rows, int32_t c,
@@ -161,8 +165,12 @@ typedef struct {
     const char *layer; /* the layer's name, for diagnostics */
     int op;            /* MK_JOB_* */
     /* Geometry of the tile: input (h, w, c) as held in x, output (oh, ow, k);
-     * kernel, strides, dilation, and the padding on each side of this tile. */
+     * kernel, strides, dilation, and the padding on each side of this tile.
+     * x_pitch (conv only): pixels per input row in x, 0 for w (packed); a
+     * tile whose DMA moved whole rows (or planes) has its window at x inside
+     * a wider box, pixel (iy, ix) at (iy * x_pitch + ix) * c. */
     int32_t h, w, c, k, oh, ow;
+    int32_t x_pitch;
     int32_t fy, fx, sy, sx, dy, dx;
     int32_t pt, pb, pl, pr;
     int32_t groups; /* 1, or the tile's channels when depthwise */
@@ -176,7 +184,7 @@ typedef struct {
     int x2dt;
     void *y;
     int ydt;
-    uint32_t x_bytes, y_bytes; /* bytes of x (and x2 right after it) and of y */
+    uint32_t x_bytes, y_bytes; /* bytes of x (and x2 right after it; from x to the last byte read) and of y */
     int32_t x_zp;
     const int32_t *w_zp; /* one per tile channel */
     /* Encoded weights of the tile's output channels (one contiguous DMA). */

@@ -1,0 +1,107 @@
+//! Over-fetch end to end: the tiled convolutions of ResNet-8 (MLPerf Tiny)
+//! forced to move their input tiles as whole rows (with the output columns
+//! split, so that windows start inside the row) or as whole planes, on
+//! gap9 (cluster and NE16 jobs), diana (digital array jobs) and host-tiled
+//! (portable kernels). The generated code must stay bit-exact with the
+//! interpreter on the lowered graph, and on gap9 and diana the emulation's
+//! DMA counters must equal [`match_core::cost::predict_counters`], which
+//! counts the boxes the cost model charges.
+
+use match_core::compile;
+use match_core::cost::Fetch;
+use match_core::emit::{self, tiled, EmitOptions};
+use match_core::frontend::ImportOptions;
+use match_core::ir::Op;
+use match_core::schedule::Objective;
+use match_tests::golden::{diff, manifest};
+use std::path::{Path, PathBuf};
+
+fn tmp(parts: &[&str]) -> PathBuf {
+    let mut d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("over_fetch");
+    for p in parts {
+        d = d.join(p.replace(['/', '\\'], "__"));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create the work folder");
+    d
+}
+
+/// Compiles ResNet-8 for `target` with every tiled convolution's fetch
+/// forced to `fetch` (and, with `split`, its output columns in two tiles),
+/// where the tile buffers still fit; runs it on the golden case and checks
+/// outputs and counters. Returns how many layers were forced.
+fn forced(target: &str, fetch: Fetch, split: bool) -> usize {
+    let root = match_tests::repo_root();
+    let e = manifest()
+        .models
+        .into_iter()
+        .find(|e| e.id == "mlperf-tiny/pretrainedResnet_quant")
+        .expect("ResNet-8 in the manifest");
+    let (hw, platform) = match_targets::resolve(target).expect("shipped target");
+    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
+    let graph = match_core::frontend::load(&root.join(&e.model), &import).expect("ResNet-8 loads");
+    let lowered =
+        match_core::lower::lower_for_target(&graph, &hw, Objective::Latency, false).expect("lowers");
+    let g = &lowered.graph;
+    let mut mapping = lowered.mapping.clone();
+    let mut n = 0;
+    for i in 0..mapping.layers.len() {
+        let layer = &mapping.layers[i];
+        let Some(s) = layer.schedule.clone() else { continue };
+        if s.from == s.to || !matches!(g.nodes[layer.nodes[0]].op, Op::Conv2d { .. }) {
+            continue;
+        }
+        let mut f = s.clone();
+        f.fetch = fetch;
+        if split && f.tile.ox > 1 {
+            f.tile.ox = (f.tile.ox + 1) / 2;
+        }
+        mapping.layers[i].schedule = Some(f);
+        if tiled::plan_layer(g, &hw, &mapping.layers[i]).is_ok() {
+            n += 1;
+        } else {
+            mapping.layers[i].schedule = Some(s);
+        }
+    }
+    let dir = tmp(&[target, &format!("{fetch:?}-{split}")]);
+    let name = "resnet_fetch".to_string();
+    let plan = match_core::plan::plan(g, &mapping.node_order()).expect("plans");
+    let options =
+        EmitOptions { model_name: name.clone(), out_dir: dir.join("project"), platform_dir: platform };
+    let report = emit::emit(g, &hw, &mapping, &plan, &options).expect("emits");
+    let flags =
+        "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
+    let bin =
+        compile::build(&options.out_dir, &name, &[("CC", "gcc"), ("CFLAGS", flags), ("BUILD", "build-asan")])
+            .unwrap_or_else(|err| panic!("{target}: {err:#}"));
+    let inputs = vec![e.case_inputs(0)];
+    let want = match_core::interp::run(g, &inputs[0]).expect("interpreter");
+    let outs = if compile::platform_counts(&hw) {
+        let (outs, table) =
+            compile::run_binary_counters(&bin, g, &inputs, &dir.join("io")).expect("runs with counters");
+        let bad = compile::counters_mismatches(&report.counters, &table);
+        assert!(bad.is_empty(), "{target} {fetch:?}: counters differ:\n{}", bad.join("\n"));
+        outs
+    } else {
+        compile::run_binary(&bin, g, &inputs, &dir.join("io")).expect("runs")
+    };
+    for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
+        if let Some(d) = diff(got, w) {
+            panic!("{target} {fetch:?} split {split}: output {j}: {d}");
+        }
+    }
+    eprintln!("{target}: {n} convolutions forced to {fetch:?} (split {split}), bit-exact");
+    n
+}
+
+#[test]
+fn forced_over_fetch_is_bit_exact_and_counted() {
+    if match_tests::shared_models().is_none() {
+        return;
+    }
+    for target in ["gap9", "diana", "host-tiled"] {
+        let rows = forced(target, Fetch::Rows, true);
+        let planes = forced(target, Fetch::Planes, false);
+        assert!(rows > 0 && planes > 0, "{target}: {rows} and {planes} layers forced");
+    }
+}
