@@ -5,7 +5,8 @@
 //! (portable kernels). The generated code must stay bit-exact with the
 //! interpreter on the lowered graph, and on gap9 and diana the emulation's
 //! DMA counters must equal [`match_core::cost::predict_counters`], which
-//! counts the boxes the cost model charges.
+//! counts the boxes the cost model charges. On gap9 the device adapter's
+//! unit kernels (under the PMSIS and pulp-nnx doubles) run it too.
 
 use match_core::compile;
 use match_core::cost::Fetch;
@@ -88,6 +89,49 @@ fn forced(target: &str, fetch: Fetch, split: bool) -> usize {
     for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
         if let Some(d) = diff(got, w) {
             panic!("{target} {fetch:?} split {split}: output {j}: {d}");
+        }
+    }
+    if target == "gap9" {
+        // The device adapter's unit kernels (cluster jobs, NE16 programmed
+        // through the pulp-nnx double, whose strided mode steps subtiles by
+        // the programmed byte strides) must read the window inside its box
+        // too.
+        let project = &options.out_dir;
+        std::fs::write(project.join("dev_units.c"), "#include \"gap9_device_units.c\"\n").expect("write");
+        std::fs::write(
+            project.join("dev_mock.c"),
+            "#include \"gap9_cluster_mock.c\"\n#include \"gap9_ne16_double.c\"\n",
+        )
+        .expect("write");
+        let srcs =
+            format!("{name}.c {name}_weights.c match_kernels.c gap9_platform.c dev_units.c dev_mock.c");
+        let cppflags = format!(
+            "-I{} -I{} -I{} -I{}",
+            root.join("targets/gap9/device").display(),
+            root.join("tests/sdk-stubs/gap9").display(),
+            root.join("tests/sdk-stubs/gap9/pulp-nnx").display(),
+            root.join("tests/device-mock").display()
+        );
+        let san = "-fsanitize=address,undefined -fno-sanitize-recover=all";
+        let dev = compile::build(
+            project,
+            &name,
+            &[
+                ("CC", "gcc"),
+                ("SRCS", srcs.as_str()),
+                ("CPPFLAGS", cppflags.as_str()),
+                ("CFLAGS", flags),
+                ("LDFLAGS", san),
+                ("BUILD", "build-device"),
+            ],
+        )
+        .unwrap_or_else(|err| panic!("{target} device units: {err:#}"));
+        let dev_outs =
+            compile::run_binary(&dev, g, &inputs, &dir.join("io-device")).expect("device units run");
+        for (j, (got, w)) in dev_outs[0].iter().zip(&want).enumerate() {
+            if let Some(d) = diff(got, w) {
+                panic!("{target} {fetch:?} split {split}: device unit kernels, output {j}: {d}");
+            }
         }
     }
     eprintln!("{target}: {n} convolutions forced to {fetch:?} (split {split}), bit-exact");

@@ -69,14 +69,21 @@ static int dnu_relu(const char *kernel, const mk_job_t *j)
 }
 
 /* HWC tile (h, w, c) -> CHW, width padded to w16, words byte-reversed. */
-static void dnu_to_chw(uint8_t *dst, const int8_t *src, int32_t h, int32_t w, int32_t c, uint32_t w16)
+/* Pixels per input row as the tile holds them (mk_job_t.x_pitch). */
+static int32_t dnu_pitch(const mk_job_t *j)
+{
+    return j->x_pitch > 0 ? j->x_pitch : j->w;
+}
+
+static void dnu_to_chw(uint8_t *dst, const int8_t *src, int32_t h, int32_t w, int32_t pitch, int32_t c,
+                       uint32_t w16)
 {
     int32_t y, x, ci;
     for (ci = 0; ci < c; ci++) {
         for (y = 0; y < h; y++) {
             for (x = 0; x < w; x++) {
                 const uint32_t p = ((uint32_t)(ci * h + y)) * w16 + (uint32_t)x;
-                dst[dnu_rev(p)] = (uint8_t)src[(y * w + x) * c + ci];
+                dst[dnu_rev(p)] = (uint8_t)src[(y * pitch + x) * c + ci];
             }
         }
     }
@@ -232,7 +239,7 @@ static void dnu_digital(const char *kernel, const mk_job_t *j, int kind)
         }
         in = (uint8_t *)diana_device_alloc(in_bytes);
         out = (uint8_t *)diana_device_alloc(out_bytes);
-        dnu_to_chw(in, (const int8_t *)j->x, j->h, j->w, j->c, w16);
+        dnu_to_chw(in, (const int8_t *)j->x, j->h, j->w, dnu_pitch(j), j->c, w16);
         diana_device_copy(0, in, 0u, in_bytes, 0);
         /* MATCH's wrapper: depthwise layers give c = k (the channels). */
         layer.c = (uint32_t)(dw ? j->k : j->c);
@@ -408,8 +415,11 @@ static void dnu_analog(const char *kernel, const mk_job_t *j, int dense)
     out = (uint8_t *)diana_device_alloc(out_bytes);
     /* 7-bit inputs (HARDWARE.md's pinned choice), channels padded to 64. */
     for (p = 0; p < ih * iw; p++) {
+        /* A dense job's rows are packed; a convolution's window may lie in
+         * wider rows (a tile moved as whole rows or planes). */
+        const int32_t at = dense ? p : (p / iw) * dnu_pitch(j) + p % iw;
         for (i = 0; i < j->c; i++) {
-            const int8_t v = ((const int8_t *)j->x)[p * j->c + i];
+            const int8_t v = ((const int8_t *)j->x)[at * j->c + i];
             if (v < -64 || v > 63) {
                 diana_device_fail(kernel, j->layer, "an input outside the 7-bit range [-64, 63]");
             }

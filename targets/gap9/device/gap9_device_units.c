@@ -145,7 +145,7 @@ static int32_t g9u_acc(const mk_job_t *j, int32_t pix, int32_t kk)
             if (!dense && (ix < 0 || ix >= j->w)) {
                 continue;
             }
-            xb = dense ? pix * j->c : (iy * j->w + ix) * j->c + c0;
+            xb = dense ? pix * j->c : (iy * (j->x_pitch > 0 ? j->x_pitch : j->w) + ix) * j->c + c0;
             wb = kk * fy * fx * cg + (ky * fx + kx) * cg;
             if (fast) {
                 const int8_t *w = (const int8_t *)j->wt + wb;
@@ -494,18 +494,23 @@ static void g9u_ne16(const char *kernel, const mk_job_t *j, int dw)
         /* Strides in bytes (ne16_task.h); channels contiguous (HWC). */
         const uint32_t out_b = j->has_rq ? 1u : 4u;
         const uint32_t w_in = (uint32_t)j->w, k_in = (uint32_t)j->c;
+        /* Pixels per input row as held: wider than the window when the tile
+         * moved whole rows or planes (mk_job_t.x_pitch). */
+        const uint32_t pitch = j->x_pitch > 0 ? (uint32_t)j->x_pitch : w_in;
         const uint32_t h_out = (uint32_t)j->oh, w_out = (uint32_t)j->ow, k_out = (uint32_t)j->k;
         if (j->sy == 1) {
-            ne16_task_set_dims(task, w_in, k_in, w_in * k_in, k_in, h_out, w_out, k_out, w_out * k_out * out_b,
+            ne16_task_set_dims(task, w_in, k_in, pitch * k_in, k_in, h_out, w_out, k_out, w_out * k_out * out_b,
                                k_out * out_b, (uint8_t)j->pt, (uint8_t)j->pb, (uint8_t)j->pl, (uint8_t)j->pr);
         } else {
-            ne16_task_set_dims_stride2x2(task, (uint32_t)j->h, w_in, k_in, w_in * k_in, k_in, h_out, w_out, k_out,
+            /* The 2x2-strided dispatch steps its subtiles by these byte
+             * strides (pulp-nnx _get_tile_addr over cfg.input_stride). */
+            ne16_task_set_dims_stride2x2(task, (uint32_t)j->h, w_in, k_in, pitch * k_in, k_in, h_out, w_out, k_out,
                                          w_out * k_out * out_b, k_out * out_b, (uint8_t)j->fy, (uint8_t)j->fx,
                                          (uint8_t)j->pt, (uint8_t)j->pb, (uint8_t)j->pl, (uint8_t)j->pr);
         }
         /* The driver moves the input pointer back over the top and left
          * padding (ne16_pad_addr); the tile holds the unpadded rows. */
-        ne16_task_set_addr_conv(task, (uint32_t)(uintptr_t)j->x, w_in, k_in, (uint8_t)j->pt, (uint8_t)j->pl,
+        ne16_task_set_addr_conv(task, (uint32_t)(uintptr_t)j->x, pitch, k_in, (uint8_t)j->pt, (uint8_t)j->pl,
                                 (uint32_t)(uintptr_t)j->y, (uint32_t)(uintptr_t)j->wt);
 
         /* Dispatch and wait: the queue is 2 deep, one tile at a time here
