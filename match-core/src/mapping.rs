@@ -138,7 +138,10 @@ fn act_layout(hw: &HwModel, offload: Option<&Offload>, unit: &str) -> Vec<Layout
 /// The activation layout a layer on `unit` works in: the unit's own
 /// ([`act_layout`]), or, on a unit with `activation_layout any`, the layout
 /// its main input arrives in, unless one of its operators depends on the
-/// element order (a reshape is free only in the model's own order).
+/// element order (a reshape is free only in the model's own order). Such a
+/// layer also writes its output in the layout its first fixed-layout
+/// consumer wants (its kernels index the output as freely as the input), so
+/// that consumer pays no conversion either (see `map_inner`).
 fn layer_layout(
     hw: &HwModel,
     offload: Option<&Offload>,
@@ -147,11 +150,18 @@ fn layer_layout(
     nodes: &[NodeId],
     input_layout: Option<&Vec<LayoutStep>>,
 ) -> Vec<LayoutStep> {
-    let flexible = hw.unit(unit).is_some_and(|u| u.any_layout);
     match input_layout {
-        Some(l) if flexible && !nodes.iter().any(|&n| matches!(graph.nodes[n].op, Op::Reshape)) => l.clone(),
+        Some(l) if layout_flexible(hw, unit, graph, nodes) => l.clone(),
         _ => act_layout(hw, offload, unit),
     }
+}
+
+/// Whether a layer of `nodes` on `unit` reads and writes any activation
+/// layout: the unit states `activation_layout any` and no operator of the
+/// layer depends on the element order (a reshape runs no code).
+fn layout_flexible(hw: &HwModel, unit: &str, graph: &Graph, nodes: &[NodeId]) -> bool {
+    hw.unit(unit).is_some_and(|u| u.any_layout)
+        && !nodes.iter().any(|&n| matches!(graph.nodes[n].op, Op::Reshape))
 }
 
 /// Cycles of converting an activation of `bytes` between two layouts: the
@@ -256,6 +266,10 @@ fn map_inner(
     }
     let mut group_of_node: HashMap<NodeId, usize> = HashMap::new();
     let mut layouts: Vec<Vec<LayoutStep>> = Vec::new();
+    // Per group: its kernels can write any layout (`activation_layout any`,
+    // no reshape), and whether a fixed-layout consumer has fixed it.
+    let mut flexible: Vec<bool> = Vec::new();
+    let mut claimed: Vec<bool> = Vec::new();
 
     // Grouping, in the graph's topological order of first nodes.
     let mut covered: HashSet<NodeId> = HashSet::new();
@@ -293,16 +307,21 @@ fn map_inner(
                 }
             }
         }
-        // The layout the main input arrives in.
-        let input_layout = graph.nodes[n]
+        // The layout the main input arrives in, and the layer producing it.
+        let producer_group = graph.nodes[n]
             .inputs
             .first()
             .and_then(|t| producer.get(t))
             .and_then(|p| group_of_node.get(p))
-            .map(|&g| layouts[g].clone());
+            .copied();
+        let input_layout = producer_group.map(|g| layouts[g].clone());
+        // A producer whose kernels take any layout and whose output layout
+        // no fixed-layout consumer has claimed yet writes it in the layout
+        // this layer wants: no conversion.
+        let producer_adapts = producer_group.is_some_and(|g| flexible[g] && !claimed[g]);
         let input_bytes = graph.nodes[n].inputs.first().map(|&t| graph.tensor(t).bytes()).unwrap_or(0);
         let with_conversion = |mut s: Schedule, layout: &Vec<LayoutStep>| {
-            if input_layout.as_ref().is_some_and(|l| l != layout) {
+            if !producer_adapts && input_layout.as_ref().is_some_and(|l| l != layout) {
                 let c = conversion_cycles(input_bytes);
                 s.conversion_cycles = c;
                 s.cycles.overhead += c;
@@ -393,14 +412,17 @@ fn map_inner(
                 && o.unit == layer.unit
                 && Some(&o.kernel) == layer.kernel.as_ref()
         });
-        layouts.push(layer_layout(
-            hw,
-            chosen_offload,
-            &layer.unit,
-            graph,
-            &layer.nodes,
-            input_layout.as_ref(),
-        ));
+        let layout =
+            layer_layout(hw, chosen_offload, &layer.unit, graph, &layer.nodes, input_layout.as_ref());
+        let is_flexible = layout_flexible(hw, &layer.unit, graph, &layer.nodes);
+        if let Some(g) = producer_group.filter(|_| producer_adapts && !is_flexible) {
+            // A fixed-layout consumer claims the adaptable producer's output.
+            layouts[g] = layout.clone();
+            claimed[g] = true;
+        }
+        layouts.push(layout);
+        flexible.push(is_flexible);
+        claimed.push(false);
         for &m in &layer.nodes {
             group_of_node.insert(m, groups.len());
         }
@@ -1223,8 +1245,10 @@ mod tests {
 
     /// DIANA's CPU states `activation_layout any`: a layer it runs between
     /// two digital-array layers keeps the arrays' CHW layout, so neither it
-    /// nor the next array layer pays a conversion; a reshape still does.
-    /// Without the property, both pay 2 cycles per byte of their input.
+    /// nor the next array layer pays a conversion, and a CPU layer reading
+    /// the network's HWC input writes CHW for the array layer after it; a
+    /// reshape of CHW data still converts. Without the property, every
+    /// change of layout pays 2 cycles per byte of the input.
     #[test]
     fn a_unit_taking_any_layout_needs_no_conversion() {
         let shift = || Op::Requantize {
@@ -1232,7 +1256,9 @@ mod tests {
             out_zp: 0,
         };
         let mut b = Builder::default();
-        let x = b.input("x", &[1, 8, 8, 16], DType::I8, None);
+        let x0 = b.input("x", &[1, 16, 16, 16], DType::I8, None);
+        let pool0 = Op::MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4] };
+        let x = b.node("pool0", pool0, &[x0], &[1, 8, 8, 16], DType::I8);
         let w1 = b.konst("w1", &[16, 3, 3, 16], Data::I8(vec![1; 16 * 9 * 16]));
         let a1 = b.node("conv1", conv_op(1, 1), &[x, w1], &[1, 8, 8, 16], DType::I32);
         let q1 = b.node("requant1", shift(), &[a1], &[1, 8, 8, 16], DType::I8);
@@ -1254,17 +1280,18 @@ mod tests {
         assert!(diana.unit("cpu").unwrap().any_layout);
         let units = |v: &[(String, f64)]| v.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>();
         let with_any = conversions(&diana);
-        assert_eq!(units(&with_any), ["digital", "cpu", "digital", "cpu"]);
+        assert_eq!(units(&with_any), ["cpu", "digital", "cpu", "digital", "cpu"]);
         // Only the reshape converts: its 256 input bytes, 2 cycles each.
         let cycles: Vec<f64> = with_any.iter().map(|(_, c)| *c).collect();
-        assert_eq!(cycles, [0.0, 0.0, 0.0, 512.0]);
+        assert_eq!(cycles, [0.0, 0.0, 0.0, 0.0, 512.0]);
         let mut fixed = diana.clone();
         fixed.units.iter_mut().for_each(|u| u.any_layout = false);
         let without = conversions(&fixed);
         assert_eq!(units(&without), units(&with_any));
-        // The pool reads 1024 CHW bytes, the second conv 256 HWC bytes.
+        // The first conv reads 1024 HWC bytes, the pool 1024 CHW bytes, the
+        // second conv 256 HWC bytes, the reshape 256 CHW bytes.
         let cycles: Vec<f64> = without.iter().map(|(_, c)| *c).collect();
-        assert_eq!(cycles, [0.0, 2048.0, 512.0, 512.0]);
+        assert_eq!(cycles, [0.0, 2048.0, 2048.0, 512.0, 512.0]);
     }
 
     /// Coverage and order invariants of a mapping.
