@@ -268,7 +268,15 @@ pub fn generate(
             }
         }
         let cycles = layer.schedule.as_ref().map_or(0.0, |s| s.cycles.total);
-        pending.push(PendingLayer { name: layer.name.clone(), fname: fname.clone(), what, cycles, hooks, funcs, body });
+        pending.push(PendingLayer {
+            name: layer.name.clone(),
+            fname: fname.clone(),
+            what,
+            cycles,
+            hooks,
+            funcs,
+            body,
+        });
         let _ = writeln!(calls, "    {fname}();");
     }
 
@@ -451,11 +459,20 @@ pub fn generate(
     if let Some(st) = &staging {
         // The external memory's contents: copied from the constants at each
         // run, standing in for the device's loader (docs/l3-weights.md).
-        let _ = writeln!(get, "    /* The weights placed in {}: their image, as the device's loader would leave it. */", comment(&st.memory));
+        let _ = writeln!(
+            get,
+            "    /* The weights placed in {}: their image, as the device's loader would leave it. */",
+            comment(&st.memory)
+        );
         for s in &st.layers {
             for (name, off) in &s.arrays {
                 let bytes = cx.arrays.iter().find(|a| &a.name == name).map_or(0, |a| a.bytes);
-                let _ = writeln!(get, "    mk_copy({} + {}, {name}, {bytes});", external_image(&p, &st.memory), s.image_offset + off);
+                let _ = writeln!(
+                    get,
+                    "    mk_copy({} + {}, {name}, {bytes});",
+                    external_image(&p, &st.memory),
+                    s.image_offset + off
+                );
             }
         }
     }
@@ -572,7 +589,9 @@ pub fn external_weights_memory(hw: &HwModel) -> Option<(&match_dsl::model::Memor
     let home = &hw.host_unit().compute_in;
     hw.memories
         .iter()
-        .filter(|m| m.external && &m.name != home && m.holds.contains(&match_dsl::model::TensorClass::Weights))
+        .filter(|m| {
+            m.external && &m.name != home && m.holds.contains(&match_dsl::model::TensorClass::Weights)
+        })
         .find_map(|m| hw.dma(&m.name, home).map(|d| (m, d)))
 }
 
