@@ -712,7 +712,7 @@ fn place_weights(
         let r = refs.get(largest).cloned().unwrap_or_default();
         let big = r.iter().max_by_key(|&&i| arrays[i].bytes).map(|&i| &arrays[i]);
         bail!(
-            "the model does not fit target `{}` even with its weights in `{}`: the activation arena ({base} B) plus the weights left in `{}` ({resident} B) plus the staging buffer for layer `{}` ({stage} B; its largest constant is {} of {} B) = {need} B, but memory `{}` has {usable} B usable: {} B short",
+            "model `{prefix}` does not fit target `{}` even with its weights in `{}`: the activation arena ({base} B) plus the weights left in `{}` ({resident} B) plus the staging buffer for layer `{}` ({stage} B; its largest constant is {} of {} B) = {need} B, but memory `{}` has {usable} B usable: {} B short",
             hw.name,
             ext.name,
             home.name,
