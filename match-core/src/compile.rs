@@ -110,12 +110,13 @@ pub fn compile_graph_exact(
         },
     )?;
     // A staged layer's estimate gains its weights' transfer (not overlapped:
-    // the copy completes before the layer starts).
+    // the copy completes before the layer starts), and its energy.
     if let Some(st) = &report.staging {
         for (layer, s) in mapping.layers.iter_mut().zip(&st.layers) {
             if let Some(sch) = layer.schedule.as_mut().filter(|_| s.bytes > 0) {
                 sch.cycles.transfer += s.cycles;
                 sch.cycles.total += s.cycles;
+                sch.energy_pj += s.energy_pj;
             }
         }
     }
@@ -589,6 +590,7 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
                     "bytes": s.bytes,
                     "commands": s.commands,
                     "cycles": s.cycles,
+                    "energy_pj": s.energy_pj,
                 }),
             );
         }

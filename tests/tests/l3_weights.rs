@@ -96,8 +96,11 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>) -> (u64, usize, f64, Vec<S
         // The same mapping as on gap9 (L2's size does not change the L2->L1
         // schedules): the layer's estimate is the old one plus the transfer.
         assert_eq!(base.mapping.layers[li].unit, c.mapping.layers[li].unit);
-        let before = base.mapping.layers[li].schedule.as_ref().expect("scheduled").cycles;
-        let after = c.mapping.layers[li].schedule.as_ref().expect("scheduled").cycles;
+        let before = base.mapping.layers[li].schedule.as_ref().expect("scheduled");
+        let after = c.mapping.layers[li].schedule.as_ref().expect("scheduled");
+        let energy = s.bytes as f64 * (dma.energy_per_byte.unwrap_or(0.0) + 100.0 + 5.0);
+        assert!((after.energy_pj - before.energy_pj - energy).abs() < 1e-3, "{id} layer {li}: energy");
+        let (before, after) = (before.cycles, after.cycles);
         assert!((after.total - before.total - s.cycles).abs() < 1e-6, "{id} layer {li}: total");
         assert!((after.transfer - before.transfer - s.cycles).abs() < 1e-6, "{id} layer {li}: transfer");
         assert_eq!(c.report.counters[li].dma_l3, s.commands);

@@ -309,7 +309,9 @@ pub fn generate(
     let weight_bytes: usize = cx.arrays.iter().map(|a| a.bytes).sum();
     let staging = place_weights(hw, &p, &cx.arrays, &pending, &copy_out, plan.arena_bytes + stage_bytes)?;
     if let Some(st) = &staging {
-        let (_, dma) = external_weights_memory(hw).expect("placed in an external memory");
+        let Some((_, dma)) = external_weights_memory(hw) else {
+            bail!("weights placed in `{}`, which is not an external weight memory", st.memory)
+        };
         let headers: Vec<String> = platform_files
             .iter()
             .filter(|(n, _)| n.ends_with(".h"))
@@ -580,6 +582,9 @@ pub struct LayerStaging {
     pub bytes: u64,
     pub commands: u64,
     pub cycles: f64,
+    /// Per byte the DMA's energy plus both memories' (as the cost model
+    /// charges a tile transfer).
+    pub energy_pj: f64,
 }
 
 /// The target's memory for weights that do not fit the home memory: an
@@ -743,6 +748,11 @@ fn place_weights(
             crate::cost::split_command(max, bytes as u64, 1, 1, &mut |_| s.commands += 1);
             let len = bytes as i64;
             s.cycles = crate::cost::dma_cycles(dma, &[len], &[len], 1.0);
+            s.energy_pj = bytes as f64
+                * [dma.energy_per_byte, ext.energy_per_byte, home.energy_per_byte]
+                    .iter()
+                    .map(|e| e.unwrap_or(0.0))
+                    .sum::<f64>();
             out.image_bytes = (out.image_bytes + bytes).div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
         }
         out.layers.push(s);
