@@ -33,11 +33,16 @@ fn load(e: &Entry) -> match_core::ir::Graph {
     match_core::frontend::load(&root.join(&e.model), &import).expect("the model loads")
 }
 
-/// gap9 with `L2` of `bytes` usable.
-fn gap9_with_l2(bytes: u64) -> (HwModel, Option<PathBuf>) {
+/// gap9 with `L2` of `bytes` usable, and the L3 DMA's commands limited to
+/// `l3_max` bytes when given.
+fn gap9_with_l2(bytes: u64, l3_max: Option<u64>) -> (HwModel, Option<PathBuf>) {
     let (mut hw, platform) = match_targets::resolve("gap9").expect("gap9");
     let l2 = hw.memories.iter_mut().find(|m| m.name == "L2").expect("gap9 has L2");
     l2.size = bytes + l2.reserve;
+    if l3_max.is_some() {
+        let dma = hw.dmas.iter_mut().find(|d| d.from == "L3").expect("gap9 has an L3 DMA");
+        dma.max_bytes = l3_max;
+    }
     (hw, platform)
 }
 
@@ -59,7 +64,7 @@ fn compile(
 /// Compiles `id` for gap9 with L2 cut to the arena plus half the weights,
 /// runs it under the sanitizers and checks outputs, counters and the
 /// report. Returns (bytes staged per run, layers staged, cycles added).
-fn staged_run(id: &str, l2_past_arena: Option<usize>) -> (u64, usize, f64, Vec<String>) {
+fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> (u64, usize, f64, Vec<String>) {
     let e = entry(id);
     let g = load(&e);
     let name = "l3_model";
@@ -69,7 +74,7 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>) -> (u64, usize, f64, Vec<S
     let base = compile(&g, &hw, platform, &tmp(&[id, &tag, "base"]), name).expect("compiles for gap9");
     assert!(base.report.staging.is_none(), "{id}: gap9 stages nothing");
     let l2 = (base.report.ram_bytes + l2_past_arena.unwrap_or(base.report.weight_bytes / 2)) as u64;
-    let (small, platform) = gap9_with_l2(l2);
+    let (small, platform) = gap9_with_l2(l2, l3_max);
     let dir = tmp(&[id, &tag, "small"]);
     let c = compile(&g, &small, platform, &dir, name)
         .unwrap_or_else(|err| panic!("{id} with L2 = {l2} B: {err:#}"));
@@ -87,6 +92,7 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>) -> (u64, usize, f64, Vec<S
     // The estimate of each staged layer gained its transfer: setup plus
     // bytes over bandwidth per command (the DMA of gap9.hwm).
     let dma = small.dma("L3", "L2").expect("L3 DMA");
+    let mem_energy = |m: &str| small.memory(m).and_then(|m| m.energy_per_byte).unwrap_or(0.0);
     let mut added = 0.0;
     for &(li, s) in &staged {
         let want = s.commands as f64 * dma.setup as f64
@@ -98,11 +104,14 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>) -> (u64, usize, f64, Vec<S
         assert_eq!(base.mapping.layers[li].unit, c.mapping.layers[li].unit);
         let before = base.mapping.layers[li].schedule.as_ref().expect("scheduled");
         let after = c.mapping.layers[li].schedule.as_ref().expect("scheduled");
-        let energy = s.bytes as f64 * (dma.energy_per_byte.unwrap_or(0.0) + 100.0 + 5.0);
+        let energy =
+            s.bytes as f64 * (dma.energy_per_byte.unwrap_or(0.0) + mem_energy("L3") + mem_energy("L2"));
         assert!((after.energy_pj - before.energy_pj - energy).abs() < 1e-3, "{id} layer {li}: energy");
         let (before, after) = (before.cycles, after.cycles);
         assert!((after.total - before.total - s.cycles).abs() < 1e-6, "{id} layer {li}: total");
         assert!((after.transfer - before.transfer - s.cycles).abs() < 1e-6, "{id} layer {li}: transfer");
+        let max = dma.max_bytes.unwrap_or(u64::MAX);
+        assert_eq!(s.commands, s.bytes.div_ceil(max), "{id} layer {li}: commands split at max");
         assert_eq!(c.report.counters[li].dma_l3, s.commands);
         assert_eq!(c.report.counters[li].dma_l3_bytes, s.bytes);
         added += s.cycles;
@@ -154,13 +163,13 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>) -> (u64, usize, f64, Vec<S
 
 #[test]
 fn vww_weights_staged_from_l3() {
-    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/vww_96_int8", None);
+    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/vww_96_int8", None, None);
     assert!(bytes > 0 && layers > 0 && cycles > 0.0);
 }
 
 #[test]
 fn ad01_weights_staged_from_l3() {
-    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/ad01_int8", None);
+    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/ad01_int8", None, None);
     assert!(bytes > 0 && layers > 0 && cycles > 0.0);
 }
 
@@ -169,8 +178,10 @@ fn ad01_tight_l2_stages_host_layers() {
     // L2 just past the arena and the largest dense layer's weights: nearly
     // every array goes to L3, the FC's dense layer too, whose host kernel
     // reads its staged weights directly from the staging buffer.
-    let (_, _, _, units) = staged_run("mlperf-tiny/ad01_int8", Some(90_000));
+    // The L3 DMA limited to 5000 B per command: blocks split.
+    let (bytes, layers, _, units) = staged_run("mlperf-tiny/ad01_int8", Some(90_000), Some(5000));
     assert!(units.iter().any(|u| u == "fc"), "a host layer staged: {units:?}");
+    assert!(bytes > 5000 * layers as u64, "some block takes several commands");
 }
 
 #[test]
@@ -180,7 +191,7 @@ fn too_small_even_with_l3_names_the_layer() {
     let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
     let base = compile(&g, &hw, platform, &tmp(&["too-small", "base"]), "l3_model").expect("compiles");
     // Room for the arena and 16 bytes: no layer's weights fit.
-    let (small, platform) = gap9_with_l2(base.report.ram_bytes as u64 + 16);
+    let (small, platform) = gap9_with_l2(base.report.ram_bytes as u64 + 16, None);
     let err = match compile(&g, &small, platform, &tmp(&["too-small", "small"]), "l3_model") {
         Ok(_) => panic!("compiled with L2 too small"),
         Err(e) => e,
