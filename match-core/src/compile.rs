@@ -239,7 +239,10 @@ fn fusable_tensors(graph: &Graph, hw: &HwModel) -> HashSet<TensorId> {
 
 /// The activation arena goes to the host unit's `compute_in` memory, the
 /// weights to its `weights_in` memory (the same one when it has none):
-/// both must fit the memories' usable sizes.
+/// both must fit the memories' usable sizes. Weights that do not fit
+/// beside the arena are left to the emitter when the target has an
+/// external weight memory ([`emit::external_weights_memory`]; it stages
+/// them, docs/l3-weights.md).
 pub fn check_fits(graph: &Graph, hw: &HwModel, plan: &Plan, model: &str) -> anyhow::Result<()> {
     let unit = hw.host_unit();
     let arena_mem = hw
