@@ -224,3 +224,12 @@ fn shipped_targets_stage_nothing() {
         }
     }
 }
+
+#[test]
+fn resnet8_and_kws_weights_staged_from_l3() {
+    // Residual additions (ResNet-8) and depthwise layers (DS-CNN KWS).
+    for id in ["mlperf-tiny/pretrainedResnet_quant", "mlperf-tiny/kws_ref_model"] {
+        let (bytes, layers, cycles, _) = staged_run(id, None, None);
+        assert!(bytes > 0 && layers > 0 && cycles > 0.0, "{id}");
+    }
+}
