@@ -585,7 +585,9 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
             ),
         };
         let mut extra = serde_json::Map::new();
-        if let Some(s) = compiled.report.staging.as_ref().map(|st| &st.layers[i]).filter(|s| s.bytes > 0) {
+        if let Some(s) =
+            compiled.report.staging.as_ref().and_then(|st| st.layers.get(i)).filter(|s| s.bytes > 0)
+        {
             extra.insert(
                 "weights_staged".to_string(),
                 json!({
