@@ -92,7 +92,7 @@ pub fn compile_graph_exact(
 ) -> anyhow::Result<Compiled> {
     let name = emit::c_identifier(options.model_name.as_deref().unwrap_or("model"));
     check_fits_early(graph, hw, &name)?;
-    let Lowered { graph: lowered, mapping, exactness } =
+    let Lowered { graph: lowered, mut mapping, exactness } =
         lower::lower_for_target(graph, hw, objective, exact)?;
     let graph = &lowered;
     let order = mapping.node_order();
@@ -109,6 +109,17 @@ pub fn compile_graph_exact(
             platform_dir: options.platform_dir.clone(),
         },
     )?;
+    // A staged layer's estimate gains its weights' transfer (not overlapped:
+    // the copy completes before the layer starts), and its energy.
+    if let Some(st) = &report.staging {
+        for (layer, s) in mapping.layers.iter_mut().zip(&st.layers) {
+            if let Some(sch) = layer.schedule.as_mut().filter(|_| s.bytes > 0) {
+                sch.cycles.transfer += s.cycles;
+                sch.cycles.total += s.cycles;
+                sch.energy_pj += s.energy_pj;
+            }
+        }
+    }
     Ok(Compiled { model_name: name, graph: lowered.clone(), exactness, mapping, plan, report })
 }
 
@@ -228,7 +239,10 @@ fn fusable_tensors(graph: &Graph, hw: &HwModel) -> HashSet<TensorId> {
 
 /// The activation arena goes to the host unit's `compute_in` memory, the
 /// weights to its `weights_in` memory (the same one when it has none):
-/// both must fit the memories' usable sizes.
+/// both must fit the memories' usable sizes. Weights that do not fit
+/// beside the arena are left to the emitter when the target has an
+/// external weight memory ([`emit::external_weights_memory`]; it stages
+/// them, docs/l3-weights.md).
 pub fn check_fits(graph: &Graph, hw: &HwModel, plan: &Plan, model: &str) -> anyhow::Result<()> {
     let unit = hw.host_unit();
     let arena_mem = hw
@@ -256,7 +270,13 @@ pub fn check_fits(graph: &Graph, hw: &HwModel, plan: &Plan, model: &str) -> anyh
         }
         Ok(())
     };
-    if arena_mem.name == weights_mem.name {
+    // Weights that do not fit beside the arena go to the target's external
+    // weight memory when it has one: the emitter places them and checks
+    // the staging buffer (emit::WeightStaging).
+    let external = emit::external_weights_memory(hw).is_some();
+    if arena_mem.name == weights_mem.name && external && arena + weights > arena_mem.usable() {
+        short(arena, format!("the activation arena{largest}"), arena_mem)
+    } else if arena_mem.name == weights_mem.name {
         short(
             arena + weights,
             format!("the activation arena ({arena} B{largest}) plus the weights ({weights} B)"),
@@ -482,6 +502,8 @@ pub fn counters_mismatches(predicted: &[crate::cost::Counters], table: &Counters
             ("dma_out", l.dma_out, p.dma_out),
             ("out_bytes", l.dma_out_bytes, p.dma_out_bytes),
             ("calls", l.calls, p.calls),
+            ("dma_l3", l.dma_l3, p.dma_l3),
+            ("l3_bytes", l.dma_l3_bytes, p.dma_l3_bytes),
         ];
         for (what, got, want) in pairs {
             if got != want * runs {
@@ -512,7 +534,15 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
     let home = host.compute_in.clone();
     let home_weights = host.weights_in.clone().unwrap_or_else(|| home.clone());
     *memory.entry(home.clone()).or_default() += compiled.plan.arena_bytes as u64;
-    *memory.entry(home_weights).or_default() += weight_bytes(graph) as u64;
+    match &compiled.report.staging {
+        // Weights staged from the external memory: the home memory holds
+        // the rest and the staging buffer.
+        Some(st) => {
+            *memory.entry(home_weights).or_default() += (st.resident_bytes + st.buffer_bytes) as u64;
+            *memory.entry(st.memory.clone()).or_default() += st.image_bytes as u64;
+        }
+        None => *memory.entry(home_weights).or_default() += weight_bytes(graph) as u64,
+    }
     for (i, layer) in compiled.mapping.layers.iter().enumerate() {
         let macs = mapping::layer_macs(graph, &layer.nodes);
         total_macs += macs;
@@ -554,7 +584,22 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
                 Value::Null,
             ),
         };
-        layers.push(json!({
+        let mut extra = serde_json::Map::new();
+        if let Some(s) =
+            compiled.report.staging.as_ref().and_then(|st| st.layers.get(i)).filter(|s| s.bytes > 0)
+        {
+            extra.insert(
+                "weights_staged".to_string(),
+                json!({
+                    "memory": compiled.report.staging.as_ref().map(|st| st.memory.clone()),
+                    "bytes": s.bytes,
+                    "commands": s.commands,
+                    "cycles": s.cycles,
+                    "energy_pj": s.energy_pj,
+                }),
+            );
+        }
+        let mut entry = json!({
             "name": layer.name,
             "op": op,
             "unit": layer.unit,
@@ -568,7 +613,11 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
                 Some(e) => json!({"kind": e.kind.name(), "max_lsb": e.max_lsb, "reason": e.reason}),
                 None => json!({"kind": "exact", "max_lsb": 0, "reason": "no requantization"}),
             },
-        }));
+        });
+        if let Some(obj) = entry.as_object_mut() {
+            obj.extend(extra);
+        }
+        layers.push(entry);
     }
     json!({
         "version": 1,

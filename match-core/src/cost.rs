@@ -285,6 +285,10 @@ pub struct Counters {
     pub dma_out_bytes: u64,
     /// Kernel calls (one per tile).
     pub calls: u64,
+    /// Commands and bytes over the external memory's DMA (weights staged
+    /// by the emitter, emit::WeightStaging; zero here).
+    pub dma_l3: u64,
+    pub dma_l3_bytes: u64,
 }
 
 /// The counters of a layer the emitter tiles as `t`; an untiled layer

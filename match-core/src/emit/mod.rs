@@ -99,6 +99,9 @@ pub struct EmitReport {
     /// it runs this code, as the cost model predicts it
     /// ([`crate::cost::predict_counters`] on the layer's emitted tiling).
     pub counters: Vec<crate::cost::Counters>,
+    /// Where the weights went when they did not fit the home memory next to
+    /// the activation arena ([`place_weights`]); `None` when they all stay.
+    pub staging: Option<WeightStaging>,
 }
 
 /// The generated sources, before they are written.
@@ -178,8 +181,9 @@ pub fn generate(
     let mut tiled_c = String::new();
     let mut stage_bytes = 0usize;
 
-    // Layer functions.
-    let mut layers_c = String::new();
+    // Layer functions: generated first, assembled once the weights are
+    // placed (a layer whose weights go to the external memory stages them).
+    let mut pending: Vec<PendingLayer> = Vec::new();
     let mut calls = String::new();
     let mut seen_names = HashMap::new();
     for (li, layer) in mapping.layers.iter().enumerate() {
@@ -191,11 +195,12 @@ pub fn generate(
         }
         cx.layer = fname.clone();
         let mut body = String::new();
+        let mut funcs = String::new();
         let tiled_layer = tiled_plans.get(li).and_then(|t| t.as_ref());
         if let Some(t) = tiled_layer {
-            let (funcs, code, staged) = tiled::layer(&mut cx, graph, &layer.nodes, t, &fname, &l1_name)
+            let (f, code, staged) = tiled::layer(&mut cx, graph, &layer.nodes, t, &fname, &l1_name)
                 .with_context(|| format!("layer {}: tiled code", layer.name))?;
-            tiled_c.push_str(&funcs);
+            funcs = f;
             stage_bytes = stage_bytes.max(staged);
             body.push_str(&code);
         } else {
@@ -242,10 +247,6 @@ pub fn generate(
         // The platform's view of the layer: its name and modeled cycles,
         // then the tile buffers it may touch in the compute memories.
         let mut hooks = String::new();
-        if let Some(f) = &layer_fn {
-            let cycles = layer.schedule.as_ref().map_or(0.0, |s| s.cycles.total).max(0.0).round() as u64;
-            let _ = writeln!(hooks, "    {f}({li}, \"{fname}\", UINT64_C({cycles}));");
-        }
         if let (Some(f), Some(t)) = (&buffer_fn, tiled_layer) {
             let l = &t.layout;
             let mut seen = Vec::new();
@@ -266,8 +267,16 @@ pub fn generate(
                 }
             }
         }
-        let _ = writeln!(layers_c, "/* {}: {} */", comment(&layer.name), comment(&what));
-        let _ = writeln!(layers_c, "static void {fname}(void)\n{{\n{hooks}{body}}}\n");
+        let cycles = layer.schedule.as_ref().map_or(0.0, |s| s.cycles.total);
+        pending.push(PendingLayer {
+            name: layer.name.clone(),
+            fname: fname.clone(),
+            what,
+            cycles,
+            hooks,
+            funcs,
+            body,
+        });
         let _ = writeln!(calls, "    {fname}();");
     }
 
@@ -298,6 +307,53 @@ pub fn generate(
 
     // Weights (after every node registered its constants).
     let weight_bytes: usize = cx.arrays.iter().map(|a| a.bytes).sum();
+    let staging = place_weights(hw, &p, &cx.arrays, &pending, &copy_out, plan.arena_bytes + stage_bytes)?;
+    if let Some(st) = &staging {
+        let Some((_, dma)) = external_weights_memory(hw) else {
+            bail!("weights placed in `{}`, which is not an external weight memory", st.memory)
+        };
+        let headers: Vec<String> = platform_files
+            .iter()
+            .filter(|(n, _)| n.ends_with(".h"))
+            .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
+            .collect();
+        if api_header_name.is_none() || !tiled::platform_has_dma(&headers, &[(&dma.start, &dma.wait)]) {
+            bail!(
+                "the weights are placed in memory `{}`, but the target's platform folder does not declare its DMA functions `{}` / `{}` in the api header",
+                st.memory,
+                dma.start,
+                dma.wait
+            );
+        }
+    }
+    let st_memory = staging.as_ref().map_or(String::new(), |s| s.memory.clone());
+    let mut layers_c = String::new();
+    for (li, l) in pending.iter().enumerate() {
+        let staged = staging.as_ref().map(|st| &st.layers[li]).filter(|s| s.bytes > 0);
+        let subst: HashMap<&str, String> = staged.map_or_else(HashMap::new, |s| {
+            s.arrays
+                .iter()
+                .map(|(name, off)| {
+                    let ctype = cx.arrays.iter().find(|a| &a.name == name).map_or("uint8_t", |a| a.ctype);
+                    (name.as_str(), format!("((const {ctype} *)(const void *)({p}_wstage + {off}))"))
+                })
+                .collect()
+        });
+        let mut hooks = String::new();
+        if let Some(f) = &layer_fn {
+            let l3 = staged.map_or(0.0, |s| s.cycles);
+            let cycles = (l.cycles + l3).max(0.0).round() as u64;
+            let _ = writeln!(hooks, "    {f}({li}, \"{}\", UINT64_C({cycles}));", l.fname);
+        }
+        hooks.push_str(&l.hooks);
+        if let (Some(s), Some((_, dma))) = (staged, external_weights_memory(hw)) {
+            hooks.push_str(&staging_code(&p, &external_image(&p, &st_memory), dma, s));
+        }
+        tiled_c.push_str(&substitute(&l.funcs, &subst));
+        let body = substitute(&l.body, &subst);
+        let _ = writeln!(layers_c, "/* {}: {} */", comment(&l.name), comment(&l.what));
+        let _ = writeln!(layers_c, "static void {}(void)\n{{\n{hooks}{body}}}\n", l.fname);
+    }
     let upper = p.to_uppercase();
     let arena_bytes = plan.arena_bytes.max(1);
 
@@ -309,7 +365,7 @@ pub fn generate(
         hw.name,
         if l1_arena.is_some() || alloc.is_some() { "#include <stddef.h>\n" } else { "" },
         match &api_header_name {
-            Some(h) if l1_arena.is_some() || layer_fn.is_some() || alloc.is_some() => {
+            Some(h) if l1_arena.is_some() || layer_fn.is_some() || alloc.is_some() || staging.is_some() => {
                 format!("#include \"{h}\"\n")
             }
             _ => String::new(),
@@ -376,9 +432,13 @@ pub fn generate(
                 arena_decl(&format!("{p}_stage"), &home_mem, stage_bytes, &mut allocs)
             );
         }
+        weight_staging_decls(&mut model_c, &p, staging.as_ref(), &home_mem, &arena_decl, &mut allocs);
         let dma = tiled_plans.iter().flatten().map(|t| &t.dma).next().expect("a tiled layer");
         model_c.push_str(&tiled::helpers(dma));
         model_c.push_str(&tiled_c);
+    }
+    if l1_arena.is_none() {
+        weight_staging_decls(&mut model_c, &p, staging.as_ref(), &home_mem, &arena_decl, &mut allocs);
     }
     model_c.push_str(&layers_c);
     let (mut get, mut put) = (String::new(), String::new());
@@ -397,6 +457,26 @@ pub fn generate(
     if let Some(f) = &layer_fn {
         // The end of the run: the platform checks that nothing is pending.
         let _ = writeln!(calls, "    {f}(-1, \"\", UINT64_C(0));");
+    }
+    if let Some(st) = &staging {
+        // The external memory's contents: copied from the constants at each
+        // run, standing in for the device's loader (docs/l3-weights.md).
+        let _ = writeln!(
+            get,
+            "    /* The weights placed in {}: their image, as the device's loader would leave it. */",
+            comment(&st.memory)
+        );
+        for s in &st.layers {
+            for (name, off) in &s.arrays {
+                let bytes = cx.arrays.iter().find(|a| &a.name == name).map_or(0, |a| a.bytes);
+                let _ = writeln!(
+                    get,
+                    "    mk_copy({} + {}, {name}, {bytes});",
+                    external_image(&p, &st.memory),
+                    s.image_offset + off
+                );
+            }
+        }
     }
     let _ = writeln!(model_c, "{signature}\n{{\n{get}{copy_in}{calls}{copy_out}{put}    return 0;\n}}");
 
@@ -439,10 +519,305 @@ pub fn generate(
         report: EmitReport {
             code_bytes,
             weight_bytes,
-            ram_bytes: plan.arena_bytes + stage_bytes,
-            counters: tiled_plans.iter().map(|t| crate::cost::predict_counters(t.as_ref())).collect(),
+            ram_bytes: plan.arena_bytes + stage_bytes + staging.as_ref().map_or(0, |s| s.buffer_bytes),
+            counters: tiled_plans
+                .iter()
+                .enumerate()
+                .map(|(li, t)| {
+                    let mut c = crate::cost::predict_counters(t.as_ref());
+                    if let Some(s) = staging.as_ref().map(|st| &st.layers[li]) {
+                        c.dma_l3 = s.commands;
+                        c.dma_l3_bytes = s.bytes;
+                    }
+                    c
+                })
+                .collect(),
+            staging,
         },
     })
+}
+
+/// A layer's generated code, kept until the weights are placed.
+struct PendingLayer {
+    name: String,
+    fname: String,
+    /// The comment above its function.
+    what: String,
+    /// The schedule's estimate (cycles), before any weight staging.
+    cycles: f64,
+    /// The platform's buffer hooks.
+    hooks: String,
+    /// The tiled layer's helper functions, and the function's body.
+    funcs: String,
+    body: String,
+}
+
+/// The weights placed in the target's external memory because they did not
+/// fit the home memory beside the activation arena (docs/l3-weights.md).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeightStaging {
+    /// The external memory (`.hwm`: `external`, `holds weights`, with a DMA
+    /// to the host unit's compute memory).
+    pub memory: String,
+    /// Bytes of its image: one block per staged layer.
+    pub image_bytes: usize,
+    /// The home memory's staging buffer: the largest block.
+    pub buffer_bytes: usize,
+    /// Bytes of the constant arrays left in the home memory.
+    pub resident_bytes: usize,
+    /// Per layer of the mapping (zero bytes: nothing staged).
+    pub layers: Vec<LayerStaging>,
+}
+
+/// One layer's block of staged weights.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerStaging {
+    /// The staged constant arrays and their offsets in the block (and in
+    /// the staging buffer).
+    pub arrays: Vec<(String, usize)>,
+    /// Where the block starts in the external memory's image.
+    pub image_offset: usize,
+    /// Bytes moved, DMA commands (split at the DMA's `max`) and their cycles
+    /// (per command setup and overhead, plus bytes over bandwidth).
+    pub bytes: u64,
+    pub commands: u64,
+    pub cycles: f64,
+    /// Per byte the DMA's energy plus both memories' (as the cost model
+    /// charges a tile transfer).
+    pub energy_pj: f64,
+}
+
+/// The target's memory for weights that do not fit the home memory: an
+/// `external` memory that `holds weights`, other than the host unit's
+/// compute memory, with a DMA to it (the first in file order).
+pub fn external_weights_memory(hw: &HwModel) -> Option<(&match_dsl::model::Memory, &match_dsl::model::Dma)> {
+    let home = &hw.host_unit().compute_in;
+    hw.memories
+        .iter()
+        .filter(|m| {
+            m.external && &m.name != home && m.holds.contains(&match_dsl::model::TensorClass::Weights)
+        })
+        .find_map(|m| hw.dma(&m.name, home).map(|d| (m, d)))
+}
+
+/// The identifiers of C text outside string and character literals, as
+/// byte ranges.
+fn identifiers(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push((start, i));
+        } else if c.is_ascii_digit() {
+            // A number's suffix or hex digits are not identifiers.
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `text` with each identifier that `subst` names replaced.
+fn substitute(text: &str, subst: &HashMap<&str, String>) -> String {
+    if subst.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (a, b) in identifiers(text) {
+        if let Some(r) = subst.get(&text[a..b]) {
+            out.push_str(&text[last..a]);
+            out.push_str(r);
+            last = b;
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Chooses the constant arrays that go to the external weight memory when
+/// the home memory cannot hold `base` bytes (the activation arena and the
+/// tiled layers' output stage) plus every array: the largest arrays first,
+/// until the arrays left plus the staging buffer (the largest layer's block
+/// of staged arrays) fit. Arrays only the copy-out reads (`pinned_text`)
+/// stay. `None` when everything fits, or the target has no such memory (the
+/// compile's memory check reports it). Errors name the layer and the array
+/// that do not fit even so, and by how much.
+fn place_weights(
+    hw: &HwModel,
+    prefix: &str,
+    arrays: &[Array],
+    layers: &[PendingLayer],
+    pinned_text: &str,
+    base: usize,
+) -> anyhow::Result<Option<WeightStaging>> {
+    let Some(home) = hw.memory(&hw.host_unit().compute_in) else { return Ok(None) };
+    let total: usize = arrays.iter().map(|a| a.bytes).sum();
+    let usable = home.usable() as usize;
+    if base + total <= usable {
+        return Ok(None);
+    }
+    let Some((ext, dma)) = external_weights_memory(hw) else { return Ok(None) };
+    let index: HashMap<&str, usize> = arrays.iter().enumerate().map(|(i, a)| (a.name.as_str(), i)).collect();
+    let refs_of = |text: &str| -> std::collections::BTreeSet<usize> {
+        identifiers(text).into_iter().filter_map(|(a, b)| index.get(&text[a..b]).copied()).collect()
+    };
+    let refs: Vec<std::collections::BTreeSet<usize>> =
+        layers.iter().map(|l| refs_of(&format!("{}\n{}", l.funcs, l.body))).collect();
+    let pinned = refs_of(pinned_text);
+    let mut candidates: Vec<usize> =
+        (0..arrays.len()).filter(|i| !pinned.contains(i) && refs.iter().any(|r| r.contains(i))).collect();
+    candidates.sort_by_key(|&i| (std::cmp::Reverse(arrays[i].bytes), i));
+    // A layer's block: its staged arrays in index order, 16-byte aligned.
+    let block = |r: &std::collections::BTreeSet<usize>, staged: &[bool]| -> Vec<(usize, usize)> {
+        let mut off = 0usize;
+        let mut out = Vec::new();
+        for &i in r.iter().filter(|&&i| staged[i]) {
+            off = off.div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
+            out.push((i, off));
+            off += arrays[i].bytes;
+        }
+        out
+    };
+    let block_bytes = |b: &[(usize, usize)]| b.last().map_or(0, |&(i, off)| off + arrays[i].bytes);
+    let mut staged = vec![false; arrays.len()];
+    let mut resident = total;
+    let mut need = (base + total, 0usize, 0usize);
+    for &c in &candidates {
+        staged[c] = true;
+        resident -= arrays[c].bytes;
+        let (largest, stage) = refs
+            .iter()
+            .enumerate()
+            .map(|(li, r)| (li, block_bytes(&block(r, &staged))))
+            .max_by_key(|&(li, b)| (b, std::cmp::Reverse(li)))
+            .unwrap_or((0, 0));
+        need = (base + resident + stage, largest, stage);
+        if need.0 <= usable {
+            break;
+        }
+    }
+    let (need, largest, stage) = need;
+    if need > usable {
+        let r = refs.get(largest).cloned().unwrap_or_default();
+        let big = r.iter().max_by_key(|&&i| arrays[i].bytes).map(|&i| &arrays[i]);
+        bail!(
+            "model `{prefix}` does not fit target `{}` even with its weights in `{}`: the activation arena ({base} B) plus the weights left in `{}` ({resident} B) plus the staging buffer for layer `{}` ({stage} B; its largest constant is {} of {} B) = {need} B, but memory `{}` has {usable} B usable: {} B short",
+            hw.name,
+            ext.name,
+            home.name,
+            layers.get(largest).map_or("", |l| l.name.as_str()),
+            big.map_or(String::new(), |a| a.what.clone()),
+            big.map_or(0, |a| a.bytes),
+            home.name,
+            need - usable
+        );
+    }
+    let mut out = WeightStaging {
+        memory: ext.name.clone(),
+        buffer_bytes: stage,
+        resident_bytes: resident,
+        ..Default::default()
+    };
+    let max = crate::cost::dma_max(dma);
+    for r in &refs {
+        let b = block(r, &staged);
+        let bytes = block_bytes(&b);
+        let mut s = LayerStaging {
+            arrays: b.iter().map(|&(i, off)| (arrays[i].name.clone(), off)).collect(),
+            image_offset: out.image_bytes,
+            bytes: bytes as u64,
+            ..Default::default()
+        };
+        if bytes > 0 {
+            crate::cost::split_command(max, bytes as u64, 1, 1, &mut |_| s.commands += 1);
+            let len = bytes as i64;
+            s.cycles = crate::cost::dma_cycles(dma, &[len], &[len], 1.0);
+            s.energy_pj = bytes as f64
+                * [dma.energy_per_byte, ext.energy_per_byte, home.energy_per_byte]
+                    .iter()
+                    .map(|e| e.unwrap_or(0.0))
+                    .sum::<f64>();
+            out.image_bytes = (out.image_bytes + bytes).div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
+        }
+        out.layers.push(s);
+    }
+    if out.image_bytes as u64 > ext.usable() {
+        bail!(
+            "the weights of `{prefix}` placed in `{}` take {} B, but it has {} B usable: {} B short",
+            ext.name,
+            out.image_bytes,
+            ext.usable(),
+            out.image_bytes as u64 - ext.usable()
+        );
+    }
+    Ok(Some(out))
+}
+
+/// The C name of the external memory's image of staged weights.
+fn external_image(prefix: &str, memory: &str) -> String {
+    format!("{prefix}_{}", c_identifier(memory).to_lowercase())
+}
+
+/// A staged layer's copy of its block from the external memory into the
+/// staging buffer, before it runs: commands of at most the DMA's `max`
+/// bytes (the order of [`crate::cost::split_command`]), then the wait.
+fn staging_code(prefix: &str, image: &str, dma: &match_dsl::model::Dma, s: &LayerStaging) -> String {
+    let mut c = format!(
+        "    /* Its weights from {} into the staging buffer ({} B, {} command(s), ~{} cycles), before it runs. */\n",
+        comment(&dma.from),
+        s.bytes,
+        s.commands,
+        s.cycles.round()
+    );
+    let mut off = 0u64;
+    crate::cost::split_command(crate::cost::dma_max(dma), s.bytes, 1, 1, &mut |cmd| {
+        let run = cmd.bytes();
+        let _ = writeln!(
+            c,
+            "    {}({prefix}_wstage + {off}, {image} + {}, {run}u, 1u, {run}u, {run}u, 1u, 0u, 0u, 0);",
+            dma.start,
+            s.image_offset as u64 + off
+        );
+        off += run;
+    });
+    let _ = writeln!(c, "    {}(0);", dma.wait);
+    c
+}
+
+/// The declarations of the staging buffer (home memory) and of the
+/// external memory's image, when weights are staged.
+fn weight_staging_decls(
+    model_c: &mut String,
+    p: &str,
+    staging: Option<&WeightStaging>,
+    home_mem: &str,
+    arena_decl: &impl Fn(&str, &str, usize, &mut Vec<(String, String, usize)>) -> String,
+    allocs: &mut Vec<(String, String, usize)>,
+) {
+    let Some(st) = staging else { return };
+    let _ = writeln!(
+        model_c,
+        "/* The weights placed in {}: their image there, and the buffer each layer's block is copied into before it runs. */\n{}\n{}\n",
+        comment(&st.memory),
+        arena_decl(&external_image(p, &st.memory), &st.memory, st.image_bytes.max(1), allocs),
+        arena_decl(&format!("{p}_wstage"), home_mem, st.buffer_bytes.max(1), allocs)
+    );
 }
 
 /// The C and header files of a platform folder, sorted by name.

@@ -1,0 +1,235 @@
+//! Weights in the external memory (docs/l3-weights.md): gap9 with its L2
+//! shrunk so that a golden model's weights no longer fit beside the
+//! activation arena. The compiler must place the largest weights in L3,
+//! copy each layer's block into the L2 staging buffer with the target's L3
+//! DMA before the layer runs, and stay bit-exact with the interpreter (ASan
+//! and UBSan on); the emulation's L3 counters must equal the predicted
+//! ones. With L2 too small even for that, the error names the layer and by
+//! how much. The shipped targets' MLPerf Tiny models place nothing in L3
+//! (gap9, diana, and siracusa, which has an external L3 for weights too).
+
+use match_core::compile::{self, CompileOptions};
+use match_core::frontend::ImportOptions;
+use match_dsl::HwModel;
+use match_tests::golden::{diff, manifest, Entry};
+use std::path::{Path, PathBuf};
+
+fn tmp(parts: &[&str]) -> PathBuf {
+    let mut d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("l3_weights");
+    for p in parts {
+        d = d.join(p.replace(['/', '\\'], "__"));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create the work folder");
+    d
+}
+
+fn entry(id: &str) -> Entry {
+    manifest().models.into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("{id} in the manifest"))
+}
+
+fn load(e: &Entry) -> match_core::ir::Graph {
+    let root = match_tests::repo_root();
+    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
+    match_core::frontend::load(&root.join(&e.model), &import).expect("the model loads")
+}
+
+/// gap9 with `L2` of `bytes` usable, and the L3 DMA's commands limited to
+/// `l3_max` bytes when given.
+fn gap9_with_l2(bytes: u64, l3_max: Option<u64>) -> (HwModel, Option<PathBuf>) {
+    let (mut hw, platform) = match_targets::resolve("gap9").expect("gap9");
+    let l2 = hw.memories.iter_mut().find(|m| m.name == "L2").expect("gap9 has L2");
+    l2.size = bytes + l2.reserve;
+    if l3_max.is_some() {
+        let dma = hw.dmas.iter_mut().find(|d| d.from == "L3").expect("gap9 has an L3 DMA");
+        dma.max_bytes = l3_max;
+    }
+    (hw, platform)
+}
+
+fn compile(
+    g: &match_core::ir::Graph,
+    hw: &HwModel,
+    platform: Option<PathBuf>,
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<compile::Compiled> {
+    let options = CompileOptions {
+        out_dir: dir.join("project"),
+        model_name: Some(name.to_string()),
+        platform_dir: platform,
+    };
+    compile::compile_graph(g, hw, &options)
+}
+
+/// Compiles `id` for gap9 with L2 cut to the arena plus half the weights,
+/// runs it under the sanitizers and checks outputs, counters and the
+/// report. Returns (bytes staged per run, layers staged, cycles added).
+fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> (u64, usize, f64, Vec<String>) {
+    let e = entry(id);
+    let g = load(&e);
+    let name = "l3_model";
+    let tag = format!("{l2_past_arena:?}");
+    // The shipped target: everything in L2.
+    let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
+    let base = compile(&g, &hw, platform, &tmp(&[id, &tag, "base"]), name).expect("compiles for gap9");
+    assert!(base.report.staging.is_none(), "{id}: gap9 stages nothing");
+    let l2 = (base.report.ram_bytes + l2_past_arena.unwrap_or(base.report.weight_bytes / 2)) as u64;
+    let (small, platform) = gap9_with_l2(l2, l3_max);
+    let dir = tmp(&[id, &tag, "small"]);
+    let c = compile(&g, &small, platform, &dir, name)
+        .unwrap_or_else(|err| panic!("{id} with L2 = {l2} B: {err:#}"));
+    let st = c.report.staging.as_ref().expect("weights placed in L3");
+    assert_eq!(st.memory, "L3");
+    assert_eq!(st.layers.len(), c.mapping.layers.len());
+    assert!(
+        c.report.ram_bytes + st.resident_bytes <= l2 as usize,
+        "{id}: the arena, the staging buffer ({} B) and the resident weights ({} B) fit L2 ({l2} B)",
+        st.buffer_bytes,
+        st.resident_bytes
+    );
+    let staged: Vec<_> = st.layers.iter().enumerate().filter(|(_, s)| s.bytes > 0).collect();
+    assert!(!staged.is_empty());
+    // The estimate of each staged layer gained its transfer: setup plus
+    // bytes over bandwidth per command (the DMA of gap9.hwm).
+    let dma = small.dma("L3", "L2").expect("L3 DMA");
+    let mem_energy = |m: &str| small.memory(m).and_then(|m| m.energy_per_byte).unwrap_or(0.0);
+    let mut added = 0.0;
+    for &(li, s) in &staged {
+        let want = s.commands as f64 * dma.setup as f64
+            + s.commands as f64 * dma.overhead_for(1) as f64
+            + s.bytes as f64 / dma.bandwidth;
+        assert!((s.cycles - want).abs() < 1e-6, "{id} layer {li}: {} cycles, want {want}", s.cycles);
+        // The same mapping as on gap9 (L2's size does not change the L2->L1
+        // schedules): the layer's estimate is the old one plus the transfer.
+        assert_eq!(base.mapping.layers[li].unit, c.mapping.layers[li].unit);
+        let before = base.mapping.layers[li].schedule.as_ref().expect("scheduled");
+        let after = c.mapping.layers[li].schedule.as_ref().expect("scheduled");
+        let energy =
+            s.bytes as f64 * (dma.energy_per_byte.unwrap_or(0.0) + mem_energy("L3") + mem_energy("L2"));
+        assert!((after.energy_pj - before.energy_pj - energy).abs() < 1e-3, "{id} layer {li}: energy");
+        let (before, after) = (before.cycles, after.cycles);
+        assert!((after.total - before.total - s.cycles).abs() < 1e-6, "{id} layer {li}: total");
+        assert!((after.transfer - before.transfer - s.cycles).abs() < 1e-6, "{id} layer {li}: transfer");
+        let max = dma.max_bytes.unwrap_or(u64::MAX);
+        assert_eq!(s.commands, s.bytes.div_ceil(max), "{id} layer {li}: commands split at max");
+        assert_eq!(c.report.counters[li].dma_l3, s.commands);
+        assert_eq!(c.report.counters[li].dma_l3_bytes, s.bytes);
+        added += s.cycles;
+    }
+    // The report shows it.
+    let json = compile::report_json(&g, &small, &c, id);
+    let staged_json = json["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter(|l| l.get("weights_staged").is_some())
+        .count();
+    assert_eq!(staged_json, staged.len());
+    assert_eq!(json["memory"]["L3"].as_u64(), Some(st.image_bytes as u64));
+    // The code: built with the sanitizers, bit-exact, counters as predicted.
+    let flags =
+        "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
+    let project = dir.join("project");
+    let src = std::fs::read_to_string(project.join(format!("{name}.c"))).expect("model source");
+    assert!(src.contains("gap9_l3_dma_start(l3_model_wstage + 0, l3_model_l3 + "), "the L3 DMA in the code");
+    let bin = compile::build(&project, name, &[("CC", "gcc"), ("CFLAGS", flags), ("BUILD", "build-asan")])
+        .unwrap_or_else(|err| panic!("{id}: {err:#}"));
+    let inputs = vec![e.case_inputs(0)];
+    let want = match_core::interp::run(&c.graph, &inputs[0]).expect("interpreter");
+    let (outs, table) =
+        compile::run_binary_counters(&bin, &c.graph, &inputs, &dir.join("io")).expect("runs with counters");
+    let bad = compile::counters_mismatches(&c.report.counters, &table);
+    assert!(bad.is_empty(), "{id}: counters differ:\n{}", bad.join("\n"));
+    let l3_bytes: u64 = table.layers.iter().map(|l| l.dma_l3_bytes).sum();
+    let predicted: u64 = staged.iter().map(|(_, s)| s.bytes).sum();
+    assert_eq!(l3_bytes, predicted, "{id}: L3 bytes counted");
+    for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
+        if let Some(d) = diff(got, w) {
+            panic!("{id}: output {j}: {d}");
+        }
+    }
+    eprintln!(
+        "{id}: L2 {l2} B; {} of {} layers staged, {predicted} B over {} L3 command(s), +{added:.0} cycles; staging buffer {} B, L3 image {} B, {} B of weights left in L2; bit-exact, counters equal",
+        staged.len(),
+        st.layers.len(),
+        table.layers.iter().map(|l| l.dma_l3).sum::<u64>(),
+        st.buffer_bytes,
+        st.image_bytes,
+        st.resident_bytes
+    );
+    let units = staged.iter().map(|&(li, _)| c.mapping.layers[li].unit.clone()).collect();
+    (predicted, staged.len(), added, units)
+}
+
+#[test]
+fn vww_weights_staged_from_l3() {
+    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/vww_96_int8", None, None);
+    assert!(bytes > 0 && layers > 0 && cycles > 0.0);
+}
+
+#[test]
+fn ad01_weights_staged_from_l3() {
+    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/ad01_int8", None, None);
+    assert!(bytes > 0 && layers > 0 && cycles > 0.0);
+}
+
+#[test]
+fn ad01_tight_l2_stages_host_layers() {
+    // L2 just past the arena and the largest dense layer's weights: nearly
+    // every array goes to L3, the FC's dense layer too, whose host kernel
+    // reads its staged weights directly from the staging buffer.
+    // The L3 DMA limited to 5000 B per command: blocks split.
+    let (bytes, layers, _, units) = staged_run("mlperf-tiny/ad01_int8", Some(90_000), Some(5000));
+    assert!(units.iter().any(|u| u == "fc"), "a host layer staged: {units:?}");
+    assert!(bytes > 5000 * layers as u64, "some block takes several commands");
+}
+
+#[test]
+fn too_small_even_with_l3_names_the_layer() {
+    let e = entry("mlperf-tiny/vww_96_int8");
+    let g = load(&e);
+    let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
+    let base = compile(&g, &hw, platform, &tmp(&["too-small", "base"]), "l3_model").expect("compiles");
+    // Room for the arena and 16 bytes: no layer's weights fit.
+    let (small, platform) = gap9_with_l2(base.report.ram_bytes as u64 + 16, None);
+    let err = match compile(&g, &small, platform, &tmp(&["too-small", "small"]), "l3_model") {
+        Ok(_) => panic!("compiled with L2 too small"),
+        Err(e) => e,
+    };
+    let msg = format!("{err:#}");
+    assert!(msg.contains("even with its weights in `L3`"), "{msg}");
+    assert!(msg.contains("staging buffer for layer `"), "{msg}");
+    assert!(msg.contains("B short"), "{msg}");
+    eprintln!("{msg}");
+}
+
+#[test]
+fn shipped_targets_stage_nothing() {
+    for target in ["gap9", "diana", "siracusa"] {
+        let (hw, platform) = match_targets::resolve(target).expect("shipped target");
+        for id in [
+            "mlperf-tiny/vww_96_int8",
+            "mlperf-tiny/pretrainedResnet_quant",
+            "mlperf-tiny/ad01_int8",
+            "mlperf-tiny/kws_ref_model",
+        ] {
+            let g = load(&entry(id));
+            let dir = tmp(&["shipped", target, id]);
+            let c = compile(&g, &hw, platform.clone(), &dir, "m").expect("compiles");
+            assert!(c.report.staging.is_none(), "{target} {id}: nothing in L3");
+            assert!(c.report.counters.iter().all(|c| c.dma_l3 == 0 && c.dma_l3_bytes == 0));
+            let src = std::fs::read_to_string(dir.join("project/m.c")).expect("source");
+            assert!(!src.contains("_wstage"), "{target} {id}: no staging buffer");
+        }
+    }
+}
+
+#[test]
+fn resnet8_and_kws_weights_staged_from_l3() {
+    // Residual additions (ResNet-8) and depthwise layers (DS-CNN KWS).
+    for id in ["mlperf-tiny/pretrainedResnet_quant", "mlperf-tiny/kws_ref_model"] {
+        let (bytes, layers, cycles, _) = staged_run(id, None, None);
+        assert!(bytes > 0 && layers > 0 && cycles > 0.0, "{id}");
+    }
+}
