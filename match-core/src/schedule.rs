@@ -67,6 +67,10 @@ pub enum Objective {
     Energy,
 }
 
+fn is_zero(x: &u64) -> bool {
+    *x == 0
+}
+
 /// The chosen schedule of a layer on a unit and its estimated cost.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Schedule {
@@ -96,6 +100,10 @@ pub struct Schedule {
     /// Bytes of `to` (and of the weights' memory) the schedule uses.
     pub footprint: u64,
     pub weights_footprint: u64,
+    /// Bytes of the int32 accumulator kept across a split C's tiles (in
+    /// `footprint`); 0 when C is whole (then omitted from the report).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub acc_bytes: u64,
     /// Cycles added for a layout conversion before this layer (in `cycles.overhead`).
     pub conversion_cycles: f64,
 }
@@ -137,7 +145,17 @@ pub fn candidates(d: i64, u: i64) -> Vec<i64> {
     v
 }
 
-fn resident(order: &[Loop; 3], trips: [i64; 3], channelwise: bool, has_weights: bool) -> Option<String> {
+fn resident(
+    order: &[Loop; 3],
+    trips: [i64; 3],
+    channelwise: bool,
+    has_weights: bool,
+    c_split: bool,
+) -> Option<String> {
+    // A split C, innermost, reloads both operands at every step.
+    if c_split {
+        return None;
+    }
     // Loops that actually iterate, inner to outer.
     let inner = order.iter().rev().find(|l| trips[**l as usize] > 1)?;
     let w_dep = *inner == Loop::K;
@@ -162,11 +180,12 @@ fn same_walk(a: &[Loop; 3], b: &[Loop; 3], trips: [i64; 3]) -> bool {
 /// (loaded in the prologue, or a single write-back): the same cost as
 /// single-buffering it, which comes earlier in [`Problem::bufferings`]
 /// (fewer bits) and fits whenever this one does.
-fn redundant(buf: Buffering, trips: [i64; 3], channelwise: bool) -> bool {
+fn redundant(buf: Buffering, trips: [i64; 3], channelwise: bool, c_split: bool) -> bool {
     let [k, oy, ox] = trips.map(|t| t > 1);
-    // Inputs follow OY and OX, and K for channel-wise layers.
-    let input_moves = oy || ox || (channelwise && k);
-    (buf.input && !input_moves) || (buf.weights && !k) || (buf.output && !k && !oy && !ox)
+    // Inputs follow OY and OX, and K for channel-wise layers; a split C
+    // moves inputs and weights at every step.
+    let input_moves = c_split || oy || ox || (channelwise && k);
+    (buf.input && !input_moves) || (buf.weights && !k && !c_split) || (buf.output && !k && !oy && !ox)
 }
 
 /// The best schedule of `p` among the candidate tile sizes, or with
@@ -202,110 +221,132 @@ pub fn search_in(
         best.as_ref().is_some_and(|(_, (b, _))| floor > *b + 1e-9 * b.abs())
     };
     let floors = prune && objective == Objective::Latency;
-    for &tk in &cands[0] {
-        for &toy in &cands[1] {
-            for &tox in &cands[2] {
-                let tile = [tk, toy, tox];
-                let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
-                // The calls' cycles do not depend on the fetch mode: computed
-                // once per tile, when a floor first needs them.
-                let mut calls: Option<(f64, f64)> = None;
-                for &fetch in p.fetches() {
-                    // Per buffering; bufs[0] is all single, the smallest.
-                    let fps = p.footprints_in(tile, fetch, &bufs)?;
-                    if !p.fits(fps[0]) {
-                        // The larger modes move larger boxes: they fit no better.
-                        break;
-                    }
-                    if prune && p.fetch_dominated(tile, fetch).is_some() {
-                        continue;
-                    }
-                    // The transfers alone first: when they already lose in
-                    // every buffering, the calls' cycles need no evaluation.
-                    let mut tf = None;
-                    if floors && best.is_some() {
-                        let t = p.transfer_floor(tile, fetch)?;
-                        if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+    // The C tile, outermost in the enumeration: whole C first, so that it
+    // wins every tie (a later candidate replaces the best only when
+    // strictly cheaper); then the rest, largest first.
+    let c_cands: Vec<i64> = if p.c_splittable() {
+        let c = p.layer.c.max(1);
+        let mut v = if all_sizes { (1..=c).collect() } else { candidates(c, p.unroll(Dim::C)) };
+        v.reverse();
+        v
+    } else {
+        vec![0]
+    };
+    for &tc in &c_cands {
+        p.set_c_tile(tc);
+        let c_split = p.c_split();
+        for &tk in &cands[0] {
+            for &toy in &cands[1] {
+                for &tox in &cands[2] {
+                    let tile = [tk, toy, tox];
+                    let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
+                    // The calls' cycles do not depend on the fetch mode: computed
+                    // once per tile, when a floor first needs them.
+                    let mut calls: Option<(f64, f64)> = None;
+                    for &fetch in p.fetches() {
+                        // Per buffering; bufs[0] is all single, the smallest.
+                        let fps = p.footprints_in(tile, fetch, &bufs)?;
+                        if !p.fits(fps[0]) {
+                            // The larger modes move larger boxes: they fit no better.
+                            break;
+                        }
+                        if prune && p.fetch_dominated(tile, fetch).is_some() {
                             continue;
                         }
-                        tf = Some(t);
-                    }
-                    // The floor of every buffering ([`crate::cost::Floor`]).
-                    let floor: Vec<f64> = if floors {
-                        let mut f = match tf {
-                            Some(t) => t,
-                            None => p.transfer_floor(tile, fetch)?,
-                        };
-                        let (compute, first_call) = match calls {
-                            Some(c) => c,
-                            None => {
-                                let full = p.floor_in(tile, fetch)?;
-                                *calls.insert((full.compute, full.first_call))
+                        // The transfers alone first: when they already lose in
+                        // every buffering, the calls' cycles need no evaluation.
+                        let mut tf = None;
+                        if floors && best.is_some() {
+                            let t = p.transfer_floor(tile, fetch)?;
+                            if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+                                continue;
                             }
+                            tf = Some(t);
+                        }
+                        // The floor of every buffering ([`crate::cost::Floor`]).
+                        let floor: Vec<f64> = if floors {
+                            let mut f = match tf {
+                                Some(t) => t,
+                                None => p.transfer_floor(tile, fetch)?,
+                            };
+                            let (compute, first_call) = match calls {
+                                Some(c) => c,
+                                None => {
+                                    let full = p.floor_in(tile, fetch)?;
+                                    *calls.insert((full.compute, full.first_call))
+                                }
+                            };
+                            (f.compute, f.first_call) = (compute, first_call);
+                            bufs.iter().map(|&b| f.cycles(b)).collect()
+                        } else {
+                            Vec::new()
                         };
-                        (f.compute, f.first_call) = (compute, first_call);
-                        bufs.iter().map(|&b| f.cycles(b)).collect()
-                    } else {
-                        Vec::new()
-                    };
-                    if floors && floor.iter().all(|&f| beaten(f, &best)) {
-                        continue;
-                    }
-                    for (oi, order) in ORDERS.iter().enumerate() {
-                        // Orders that differ only in loops of one trip walk the
-                        // same steps at the same cost: the first of them stands
-                        // for the rest (a later one could only tie it).
-                        if prune && ORDERS[..oi].iter().any(|o| same_walk(o, order, trips)) {
+                        if floors && floor.iter().all(|&f| beaten(f, &best)) {
                             continue;
                         }
-                        let order = *order;
-                        for (bi, &buf) in bufs.iter().enumerate() {
-                            if prune && redundant(buf, trips, p.channelwise) {
+                        for (oi, order) in ORDERS.iter().enumerate() {
+                            // Orders that differ only in loops of one trip walk the
+                            // same steps at the same cost: the first of them stands
+                            // for the rest (a later one could only tie it).
+                            if prune && ORDERS[..oi].iter().any(|o| same_walk(o, order, trips)) {
                                 continue;
                             }
-                            if floors && beaten(floor[bi], &best) {
-                                continue;
+                            let order = *order;
+                            for (bi, &buf) in bufs.iter().enumerate() {
+                                if prune && redundant(buf, trips, p.channelwise, c_split) {
+                                    continue;
+                                }
+                                if floors && beaten(floor[bi], &best) {
+                                    continue;
+                                }
+                                let f = fps[bi];
+                                if !p.fits(f) {
+                                    continue;
+                                }
+                                let e = p.evaluate_in(tile, order, buf, fetch)?;
+                                let key = match objective {
+                                    Objective::Latency => (e.cycles.total, e.energy_pj),
+                                    Objective::Energy => (e.energy_pj, e.cycles.total),
+                                };
+                                if best.as_ref().is_some_and(|(_, b)| key >= *b) {
+                                    continue;
+                                }
+                                let l = &p.layer;
+                                let s = Schedule {
+                                    unit: p.unit.name.clone(),
+                                    from: p.home.to_string(),
+                                    to: p.unit.compute_in.clone(),
+                                    tile: Tile {
+                                        k: tk,
+                                        c: if p.channelwise { tk } else { p.c_tile() },
+                                        oy: toy,
+                                        ox: tox,
+                                        fy: l.fy,
+                                        fx: l.fx,
+                                    },
+                                    order: order.to_vec(),
+                                    buffering: buf,
+                                    fetch,
+                                    resident: resident(
+                                        &order,
+                                        trips,
+                                        p.channelwise,
+                                        p.has_weights(),
+                                        c_split,
+                                    ),
+                                    calls: e.calls,
+                                    cycles: e.cycles,
+                                    energy_pj: e.energy_pj,
+                                    macs: l.macs().max(0) as u64,
+                                    bound_cycles: 0.0,
+                                    roofline_cycles: 0.0,
+                                    footprint: f.act,
+                                    weights_footprint: f.weights,
+                                    acc_bytes: p.acc_bytes(tk.min(ext[0]), toy.min(ext[1]), tox.min(ext[2])),
+                                    conversion_cycles: 0.0,
+                                };
+                                best = Some((s, key));
                             }
-                            let f = fps[bi];
-                            if !p.fits(f) {
-                                continue;
-                            }
-                            let e = p.evaluate_in(tile, order, buf, fetch)?;
-                            let key = match objective {
-                                Objective::Latency => (e.cycles.total, e.energy_pj),
-                                Objective::Energy => (e.energy_pj, e.cycles.total),
-                            };
-                            if best.as_ref().is_some_and(|(_, b)| key >= *b) {
-                                continue;
-                            }
-                            let l = &p.layer;
-                            let s = Schedule {
-                                unit: p.unit.name.clone(),
-                                from: p.home.to_string(),
-                                to: p.unit.compute_in.clone(),
-                                tile: Tile {
-                                    k: tk,
-                                    c: if p.channelwise { tk } else { l.c },
-                                    oy: toy,
-                                    ox: tox,
-                                    fy: l.fy,
-                                    fx: l.fx,
-                                },
-                                order: order.to_vec(),
-                                buffering: buf,
-                                fetch,
-                                resident: resident(&order, trips, p.channelwise, p.has_weights()),
-                                calls: e.calls,
-                                cycles: e.cycles,
-                                energy_pj: e.energy_pj,
-                                macs: l.macs().max(0) as u64,
-                                bound_cycles: 0.0,
-                                roofline_cycles: 0.0,
-                                footprint: f.act,
-                                weights_footprint: f.weights,
-                                conversion_cycles: 0.0,
-                            };
-                            best = Some((s, key));
                         }
                     }
                 }
@@ -323,6 +364,10 @@ pub fn search_in(
         s.order.clear();
         s.buffering = Buffering::default();
         s.resident = None;
+    }
+    // Leave the problem at the chosen C tile (callers re-evaluate it).
+    if p.c_splittable() {
+        p.set_c_tile(s.tile.c);
     }
     let (roofline, bound) = p.bounds()?;
     s.roofline_cycles = roofline;
@@ -373,6 +418,12 @@ pub fn describe(s: &Schedule) -> Vec<String> {
             b(s.buffering.output),
             if s.fetch.is_window() { String::new() } else { format!("; input moved as {}", s.fetch.name()) }
         ));
+        if s.acc_bytes > 0 {
+            out.push(format!(
+                "C split into tiles of {} (innermost loop); int32 accumulator of {} B kept in {} across them",
+                t.c, s.acc_bytes, s.to
+            ));
+        }
     }
     let c = &s.cycles;
     out.push(format!(
