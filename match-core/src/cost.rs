@@ -1532,6 +1532,43 @@ mod tests {
         assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), Some(Fetch::Window));
     }
 
+    /// A dense layer of 8 inputs and 1 output with C split in two tiles of
+    /// 4, by hand: DMA setup 20 cycles, 4 B/cycle; 8 MACs/cycle, call
+    /// overhead 30; all single-buffered.
+    #[test]
+    fn split_c_costs_by_hand() {
+        let src = "target t {\n clock 100 MHz\n memory L2 { size 1000000 B }\n memory L1 { size 100 B; double_buffer }\n dma L2 <-> L1 { bandwidth 4 B/cycle; setup 20 cycles; dims 3; overhead 1d 0 cycles, 2d 0 cycles, 3d 0 cycles; start \"s\"; wait \"w\" }\n unit cpu { host; macs 1/cycle; compute_in L2 }\n unit acc { macs 8/cycle; compute_in L1; call_overhead 30 cycles; partial_sums }\n pattern fc = dense\n offload fc to acc call \"k\"\n}\n";
+        let hw = match_dsl::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), Layer::dense(1, 8)).unwrap();
+        assert!(p.c_splittable());
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        // Whole C: input and weights 8 B each (20 + 2), compute 8 / 8 = 1,
+        // overhead 30, output 1 B (20 + 0.25): 95.25.
+        let whole = p.evaluate([1, 1, 1], order, buf).unwrap();
+        assert_eq!(whole.cycles.total, 95.25);
+        assert_eq!(whole.calls, 1);
+        p.set_c_tile(4);
+        assert!(p.c_split());
+        // Two C tiles: each loads 4 B of input and of weights (20 + 1
+        // each, serial), computes 4 / 8 = 0.5 plus the overhead 30; the
+        // output is written once, after the second: 2 * 72.5 + 20.25.
+        let e = p.evaluate([1, 1, 1], order, buf).unwrap();
+        assert_eq!(e.calls, 2);
+        assert_eq!(e.cycles.compute, 1.0);
+        assert_eq!(e.cycles.overhead, 60.0);
+        assert_eq!(e.cycles.transfer, 4.0 * 21.0 + 20.25);
+        assert_eq!(e.cycles.total, 165.25);
+        assert_eq!(e.bytes_moved, 4.0 * 4.0 + 1.0);
+        // The floor is exact here (one order walks the steps).
+        assert_eq!(p.floor([1, 1, 1]).unwrap().cycles(buf), 165.25);
+        // Memory: input 4 + weights 4 + output 1 + the int32 accumulator 4.
+        assert_eq!(p.acc_bytes(1, 1, 1), 4);
+        assert_eq!(p.footprint([1, 1, 1], buf).unwrap().act, 13);
+        p.set_c_tile(0);
+        assert_eq!(p.footprint([1, 1, 1], buf).unwrap().act, 17);
+    }
+
     #[test]
     fn double_buffer_overlap() {
         // Call 100, overlapped transfer 60: hidden.

@@ -645,8 +645,10 @@ mod tests {
             r.pick(&["", "", " cycles = ceil(K / 4) * OY * OX * 3;", " cycles = K * OY * ceil(OX / 8) + 7;"]);
         let layout = r.pick(&["", " activation_layout order(C, H, W);"]);
         let scratch = r.pick(&["", " scratch s = 2 * K;", " scratch s = OX * 4;"]);
+        // Half the units accumulate partial sums: the search also splits C.
+        let partial = r.pick(&["", " partial_sums;"]);
         let src = format!(
-            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {}/cycle; compute_in L1;{weights_in} call_overhead {} cycles;{scratch}{cycles}{layout} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n",
+            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {}/cycle; compute_in L1;{weights_in} call_overhead {} cycles;{scratch}{cycles}{layout}{partial} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n",
             r.pick(&[1, 4, 8, 64]),
             r.range(0, 80),
         );
@@ -724,48 +726,54 @@ mod tests {
             let layer = random_layer(&mut r);
             let p = problem(&hw, "acc", layer.clone());
             let ext = p.extents();
-            for tk in 1..=ext[0] {
-                for toy in 1..=ext[1] {
-                    for tox in 1..=ext[2] {
-                        let t = [tk, toy, tox];
-                        for &fetch in p.fetches() {
-                            let fl = p.floor_in(t, fetch).unwrap();
-                            // The transfer floor is below the full one.
-                            let tf = p.transfer_floor(t, fetch).unwrap();
-                            for buf in p.bufferings() {
-                                assert!(tf.cycles(buf) <= fl.cycles(buf) + 1e-9);
-                                for order in ORDERS {
-                                    let e = p.evaluate_in(t, order, buf, fetch).unwrap();
-                                    let c = &e.cycles;
-                                    assert!(
-                                        fl.cycles(buf) <= c.total * (1.0 + 1e-12),
-                                        "{layer:?} {t:?} {buf:?} {fetch:?}"
-                                    );
-                                    assert!(
-                                        (fl.compute - c.compute - c.overhead).abs()
-                                            <= 1e-6 * c.total.max(1.0)
-                                    );
-                                }
-                            }
-                            // A mode the search skips costs at least what the
-                            // smaller one that dominates it does, in cycles,
-                            // energy and memory.
-                            if let Some(g) = p.fetch_dominated(t, fetch) {
-                                assert!(g < fetch);
-                                let bufs = p.bufferings();
-                                let (fa, fb) =
-                                    (p.footprints_in(t, fetch, &bufs), p.footprints_in(t, g, &bufs));
-                                for (a, b) in fa.unwrap().iter().zip(fb.unwrap()) {
-                                    assert!(a.act >= b.act && a.weights >= b.weights);
-                                }
-                                for buf in bufs {
+            // Every C tile too, where the unit accumulates partial sums.
+            let c_tiles: Vec<i64> = if p.c_splittable() { (1..=layer.c.max(1)).collect() } else { vec![0] };
+            for tc in c_tiles {
+                p.set_c_tile(tc);
+                for tk in 1..=ext[0] {
+                    for toy in 1..=ext[1] {
+                        for tox in 1..=ext[2] {
+                            let t = [tk, toy, tox];
+                            for &fetch in p.fetches() {
+                                let fl = p.floor_in(t, fetch).unwrap();
+                                // The transfer floor is below the full one.
+                                let tf = p.transfer_floor(t, fetch).unwrap();
+                                for buf in p.bufferings() {
+                                    assert!(tf.cycles(buf) <= fl.cycles(buf) + 1e-9);
                                     for order in ORDERS {
-                                        let a = p.evaluate_in(t, order, buf, fetch).unwrap();
-                                        let b = p.evaluate_in(t, order, buf, g).unwrap();
+                                        let e = p.evaluate_in(t, order, buf, fetch).unwrap();
+                                        let c = &e.cycles;
                                         assert!(
-                                            a.cycles.total >= b.cycles.total && a.energy_pj >= b.energy_pj,
-                                            "{layer:?} {t:?} {fetch:?} {g:?}"
+                                            fl.cycles(buf) <= c.total * (1.0 + 1e-12),
+                                            "{layer:?} {t:?} {buf:?} {fetch:?}"
                                         );
+                                        assert!(
+                                            (fl.compute - c.compute - c.overhead).abs()
+                                                <= 1e-6 * c.total.max(1.0)
+                                        );
+                                    }
+                                }
+                                // A mode the search skips costs at least what the
+                                // smaller one that dominates it does, in cycles,
+                                // energy and memory.
+                                if let Some(g) = p.fetch_dominated(t, fetch) {
+                                    assert!(g < fetch);
+                                    let bufs = p.bufferings();
+                                    let (fa, fb) =
+                                        (p.footprints_in(t, fetch, &bufs), p.footprints_in(t, g, &bufs));
+                                    for (a, b) in fa.unwrap().iter().zip(fb.unwrap()) {
+                                        assert!(a.act >= b.act && a.weights >= b.weights);
+                                    }
+                                    for buf in bufs {
+                                        for order in ORDERS {
+                                            let a = p.evaluate_in(t, order, buf, fetch).unwrap();
+                                            let b = p.evaluate_in(t, order, buf, g).unwrap();
+                                            assert!(
+                                                a.cycles.total >= b.cycles.total
+                                                    && a.energy_pj >= b.energy_pj,
+                                                "{layer:?} {t:?} {fetch:?} {g:?}"
+                                            );
+                                        }
                                     }
                                 }
                             }
