@@ -2,10 +2,11 @@
 //! layer on one unit, driven only by the hardware model.
 //!
 //! A schedule ([`crate::schedule::Schedule`]) tiles the output loops K, OY
-//! and OX (C follows K for channel-wise layers; it is never split for
-//! `groups == 1` layers, whose kernels requantize per call and so cannot
-//! accumulate partial sums across calls; FY/FX are never split, for the
-//! same reason) and moves tiles from the memory the tensors live in (the
+//! and OX (C follows K for channel-wise layers; FY/FX are never split) and,
+//! on a unit with `partial_sums` ([`Problem::c_splittable`]), the input
+//! channels C of a convolution (groups 1) or dense layer (see **Split C**
+//! below; elsewhere C is whole: kernels that requantize per call cannot
+//! accumulate across calls), and moves tiles from the memory the tensors live in (the
 //! host unit's `compute_in`, e.g. L2) to the unit's `compute_in` (and its
 //! `weights_in`) through the target's DMAs. The terms:
 //!
@@ -52,6 +53,19 @@
 //!   Under double buffering a step overlaps its call with the next step's
 //!   loads and the previous step's write-back; the model pairs a step with
 //!   its own shapes instead (exact when the tiles are uniform).
+//! - **Split C** ([`Problem::set_c_tile`]): the C loop is the innermost,
+//!   inside the K/OY/OX loops (output-stationary). Every call computes on
+//!   a C tile (the `cycles` expression and the default model see `C` = the
+//!   tile's channels; remainder tiles as for the other loops); since C
+//!   changes at every step, the input box (the tile's channels only) and
+//!   the weight tile (per output channel, FY * FX runs of its channels:
+//!   a strided box of the (K, FY, FX, C) weights) load at every step,
+//!   serial or overlapped per the buffering as above; the output tile is
+//!   written once, after the last C tile (requantization runs once, in the
+//!   kernel's chain). The footprint adds the int32 accumulator (4 B per
+//!   output element of the tile), kept in `compute_in` across the C tiles.
+//!   The floors ([`Floor`]) then count every step's loads, which every
+//!   order makes (exact terms).
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
 //!   `transfer` the transfer cycles not hidden behind a call and `stall`
 //!   the cycles a call waits for an overlapped transfer longer than itself.

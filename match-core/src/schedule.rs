@@ -6,8 +6,14 @@
 //! - tile sizes of the loops K, OY and OX; for each dimension D unrolled by
 //!   u, the candidates are every distinct `ceil(D / n)` for n = 1..D plus
 //!   every multiple of u up to D ([`candidates`]); tiles need not divide D.
-//!   C follows K for channel-wise layers and is whole otherwise; FY/FX are
-//!   whole (see [`crate::cost`]);
+//!   C follows K for channel-wise layers and is whole otherwise, except on
+//!   a unit with `partial_sums`: then a convolution's (groups 1) or dense
+//!   layer's C tile is searched too (the same candidates, with the unit's
+//!   C unrolling), as an innermost loop with an int32 accumulator
+//!   ([`crate::cost`], "Split C"); FY/FX are whole;
+//! - the C tile is the outermost choice of the enumeration, whole C first:
+//!   a split is chosen only when strictly cheaper than every whole-C
+//!   schedule, or when no whole-C tile fits;
 //! - the order of the three tile loops (all 6); the resident operand follows
 //!   from it (the one whose loops are all outside the innermost loop);
 //! - single or double buffering of inputs, weights and outputs, where the

@@ -42,6 +42,16 @@
 //! through the DMA to it. Layers without a declared kernel keep the
 //! portable path.
 //!
+//! Split C: when the schedule tiles the input channels of a convolution
+//! (groups 1) or dense layer (a unit with `partial_sums`, cost.rs), the C
+//! loop is the innermost: each step loads the C tile of the input and of
+//! the (K, FY, FX, C) weights, the portable kernels overwrite the int32
+//! accumulator on the first C tile and add into it on the later ones
+//! (`mk_conv2d_acc`, `mk_dense_acc`), and after the last the chain (bias,
+//! requantization, activation) runs on the accumulator and the output tile
+//! is stored, once. Such a layer always runs the portable kernels: a unit
+//! job (`mk_job_t`) carries no first / last C tile flags.
+//!
 //! Over-fetch: when the schedule moves a convolution's input as whole rows
 //! (or whole planes, [`crate::cost::Fetch`]), each tile's input box spans
 //! the full width (and height) of the input, and the kernel gets the
@@ -661,10 +671,14 @@ pub fn plan_layer_as(
         Main::Dense { c, .. } => (*c, 1),
         _ => (0, 1),
     };
+    let mut call = call;
     if c_all > 0 && s.tile.c < c_all {
-        if call.is_some() {
-            return Err("a split C with a unit kernel (no partial sums across its calls)".into());
+        if weights_memory.is_some() {
+            return Err("a split C with the weights in another memory".into());
         }
+        // The portable kernels accumulate across calls; a unit job carries
+        // no first / last C tile flags, so a split C runs the former.
+        call = None;
         if s.tile.c < 1 || graph.tensor(first.inputs[1]).dtype.size() != 1 {
             return Err("a split C of weights wider than a byte".into());
         }
