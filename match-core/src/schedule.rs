@@ -680,7 +680,7 @@ mod tests {
         // schedule (the first optimum), field for field, over the issue's
         // candidates and over every tile size.
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let (mut compared, mut pruned_any) = (0, 0);
+        let (mut compared, mut pruned_any, mut split_any) = (0, 0, 0);
         for _ in 0..80 {
             let hw = random_target(&mut r);
             for _ in 0..6 {
@@ -692,6 +692,7 @@ mod tests {
                 match (fast, slow) {
                     (Ok(f), Ok(s)) => {
                         assert_eq!(f, s, "{layer:?}");
+                        split_any += usize::from(f.acc_bytes > 0);
                         // No schedule beats the bounds (compulsory bytes and
                         // the whole layer's compute, no overheads).
                         assert!(f.cycles.total >= f.bound_cycles * (1.0 - 1e-9), "{layer:?} {f:?}");
@@ -720,6 +721,8 @@ mod tests {
         }
         assert!(compared > 300, "{compared}");
         assert!(pruned_any > 0);
+        // Some optima split C (the comparison covers the C candidates).
+        assert!(split_any > 0, "no schedule split C");
     }
 
     #[test]
