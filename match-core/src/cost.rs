@@ -2,10 +2,11 @@
 //! layer on one unit, driven only by the hardware model.
 //!
 //! A schedule ([`crate::schedule::Schedule`]) tiles the output loops K, OY
-//! and OX (C follows K for channel-wise layers; it is never split for
-//! `groups == 1` layers, whose kernels requantize per call and so cannot
-//! accumulate partial sums across calls; FY/FX are never split, for the
-//! same reason) and moves tiles from the memory the tensors live in (the
+//! and OX (C follows K for channel-wise layers; FY/FX are never split) and,
+//! on a unit with `partial_sums` ([`Problem::c_splittable`]), the input
+//! channels C of a convolution (groups 1) or dense layer (see **Split C**
+//! below; elsewhere C is whole: kernels that requantize per call cannot
+//! accumulate across calls), and moves tiles from the memory the tensors live in (the
 //! host unit's `compute_in`, e.g. L2) to the unit's `compute_in` (and its
 //! `weights_in`) through the target's DMAs. The terms:
 //!
@@ -52,6 +53,19 @@
 //!   Under double buffering a step overlaps its call with the next step's
 //!   loads and the previous step's write-back; the model pairs a step with
 //!   its own shapes instead (exact when the tiles are uniform).
+//! - **Split C** ([`Problem::set_c_tile`]): the C loop is the innermost,
+//!   inside the K/OY/OX loops (output-stationary). Every call computes on
+//!   a C tile (the `cycles` expression and the default model see `C` = the
+//!   tile's channels; remainder tiles as for the other loops); since C
+//!   changes at every step, the input box (the tile's channels only) and
+//!   the weight tile (per output channel, FY * FX runs of its channels:
+//!   a strided box of the (K, FY, FX, C) weights) load at every step,
+//!   serial or overlapped per the buffering as above; the output tile is
+//!   written once, after the last C tile (requantization runs once, in the
+//!   kernel's chain). The footprint adds the int32 accumulator (4 B per
+//!   output element of the tile), kept in `compute_in` across the C tiles.
+//!   The floors ([`Floor`]) then count every step's loads, which every
+//!   order makes (exact terms).
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
 //!   `transfer` the transfer cycles not hidden behind a call and `stall`
 //!   the cycles a call waits for an overlapped transfer longer than itself.
@@ -72,7 +86,7 @@ use match_dsl::layer::{Layer, OpKind};
 use match_dsl::model::{Dim, Dma, LayoutStep, Offload, Unit};
 use match_dsl::HwModel;
 use serde::Serialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 /// How many of the `full` input rows (columns) `o` outputs of stride `s`,
@@ -399,13 +413,15 @@ pub struct Problem<'a> {
     cache: RefCell<HashMap<TileKey, f64>>,
     /// Input transfer cycles per (K, OY, OX) tile and fetch mode (a 1-D
     /// DMA walks one command per row: worth keeping).
-    in_cache: RefCell<HashMap<([i64; 3], Fetch), f64>>,
+    in_cache: RefCell<HashMap<([i64; 4], Fetch), f64>>,
     /// Scratch bytes per (K, OY, OX) tile (the target's expressions).
-    scratch_cache: RefCell<HashMap<[i64; 3], u64>>,
+    scratch_cache: RefCell<HashMap<[i64; 4], u64>>,
     /// Output transfer cycles per (K, OY, OX) tile; weight tile bytes and
     /// transfer cycles per K tile (the search asks again per fetch mode).
     out_cache: RefCell<HashMap<[i64; 3], f64>>,
-    w_cache: RefCell<HashMap<i64, (u64, f64)>>,
+    w_cache: RefCell<HashMap<(i64, i64), (u64, f64)>>,
+    /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
+    c_tile: Cell<i64>,
 }
 
 /// Which box of the input a tile moves (`Problem::input_tile`): the
@@ -438,6 +454,7 @@ impl Fetch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct TileKey {
     k: i64,
+    c: i64,
     oy: i64,
     ox: i64,
     top: bool,
@@ -613,12 +630,64 @@ impl<'a> Problem<'a> {
             scratch_cache: RefCell::new(HashMap::new()),
             out_cache: RefCell::new(HashMap::new()),
             w_cache: RefCell::new(HashMap::new()),
+            c_tile: Cell::new(0),
         })
     }
 
     /// Whether the unit computes where the tensors live (no tiling level).
     pub fn untiled(&self) -> bool {
         self.act_dma.is_none()
+    }
+
+    /// Whether the search may split the input channels C: a tiled
+    /// convolution (groups 1) or dense layer on a unit with `partial_sums`
+    /// whose weights are the IR's own bytes (an encoded weight layout packs
+    /// whole C per output channel, layout.rs).
+    pub fn c_splittable(&self) -> bool {
+        self.unit.partial_sums
+            && !self.untiled()
+            && self.has_weights()
+            && !self.channelwise
+            && self.layer.groups.max(1) == 1
+            && self.layer.w_bits <= 8
+            && self.offload.is_none_or(|o| self.hw.offload_weight_layout(o).is_empty())
+    }
+
+    /// Selects the C tile that [`Problem::evaluate_in`], the floors and the
+    /// footprints see (0 or C: whole C; ignored unless
+    /// [`Problem::c_splittable`]).
+    pub fn set_c_tile(&self, c: i64) {
+        self.c_tile.set(c);
+    }
+
+    /// The C tile in effect: the whole C unless split.
+    pub fn c_tile(&self) -> i64 {
+        let c = self.layer.c.max(1);
+        let t = self.c_tile.get();
+        if t <= 0 || !self.c_splittable() {
+            c
+        } else {
+            t.min(c)
+        }
+    }
+
+    /// Whether the C tile in effect splits C (an innermost C loop).
+    pub fn c_split(&self) -> bool {
+        self.c_tile() < self.layer.c.max(1)
+    }
+
+    /// The iterations of the C loop (one whole class when unsplit).
+    fn c_classes(&self) -> Vec<Class> {
+        classes(self.layer.c.max(1), self.c_tile())
+    }
+
+    /// Bytes of the int32 accumulator a split C keeps in the compute
+    /// memory across the C tiles of a (K, OY, OX) tile (0 unsplit).
+    pub fn acc_bytes(&self, k: i64, oy: i64, ox: i64) -> u64 {
+        if !self.c_split() {
+            return 0;
+        }
+        4 * self.output_tile(k, oy, ox).iter().product::<i64>().max(0) as u64
     }
 
     fn shared_weights_mem(&self) -> bool {
@@ -681,6 +750,12 @@ impl<'a> Problem<'a> {
 
     /// The tile as a [`Layer`], for the target's expressions.
     pub fn tile_layer(&self, k: i64, oy: i64, ox: i64, pads: [bool; 4]) -> Layer {
+        self.tile_layer_c(k, self.layer.c, oy, ox, pads)
+    }
+
+    /// [`Problem::tile_layer`] of a C tile of `c` channels (one call of a
+    /// split C; `c` is ignored for channel-wise layers, whose C follows K).
+    fn tile_layer_c(&self, k: i64, c: i64, oy: i64, ox: i64, pads: [bool; 4]) -> Layer {
         let l = &self.layer;
         let mut t = l.clone();
         let [top, bottom, left, right] = pads;
@@ -688,6 +763,8 @@ impl<'a> Problem<'a> {
         if self.channelwise {
             t.c = k;
             t.groups = k;
+        } else {
+            t.c = c;
         }
         t.oy = oy;
         t.ox = ox;
@@ -709,7 +786,7 @@ impl<'a> Problem<'a> {
         if let Some(&c) = self.cache.borrow().get(&key) {
             return Ok(c);
         }
-        let t = self.tile_layer(key.k, key.oy, key.ox, [key.top, key.bottom, key.left, key.right]);
+        let t = self.tile_layer_c(key.k, key.c, key.oy, key.ox, [key.top, key.bottom, key.left, key.right]);
         let c = self.call_compute(&t)?;
         self.cache.borrow_mut().insert(key, c);
         Ok(c)
@@ -767,12 +844,12 @@ impl<'a> Problem<'a> {
 
     /// The input box a (K, OY, OX) tile moves under `fetch`: its window
     /// (with halo), widened to the full width (rows) and height (planes).
-    fn input_tile(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> [i64; 3] {
+    fn input_tile(&self, k: i64, c: i64, oy: i64, ox: i64, fetch: Fetch) -> [i64; 3] {
         let l = &self.layer;
         if l.op == OpKind::Dense {
-            return [1, l.n.max(1), l.c];
+            return [1, l.n.max(1), c];
         }
-        let c = if self.channelwise { k } else { l.c };
+        let c = if self.channelwise { k } else { c };
         let (mut iy, mut ix) = if l.op == OpKind::Add {
             (oy, ox)
         } else {
@@ -816,12 +893,15 @@ impl<'a> Problem<'a> {
             vec![tile[0].min(ext[0])]
         };
         let (ys, xs) = (classes(ext[1], tile[1]), classes(ext[2], tile[2]));
+        let cs = self.c_classes();
         self.fetches().iter().copied().take_while(|&g| g < fetch).find(|&g| {
             ks.iter().all(|&k| {
-                ys.iter().all(|y| {
-                    xs.iter().all(|x| {
-                        self.input_dma(k, y.extent, x.extent, g)
-                            <= self.input_dma(k, y.extent, x.extent, fetch)
+                cs.iter().all(|c| {
+                    ys.iter().all(|y| {
+                        xs.iter().all(|x| {
+                            self.input_dma(k, c.extent, y.extent, x.extent, g)
+                                <= self.input_dma(k, c.extent, y.extent, x.extent, fetch)
+                        })
                     })
                 })
             })
@@ -850,27 +930,34 @@ impl<'a> Problem<'a> {
     }
 
     /// [`Problem::tile_bytes`] with the input box moved under `fetch`.
+    /// The C tile is the one in effect ([`Problem::c_tile`]).
     pub fn tile_bytes_in(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> (u64, u64, u64) {
-        let i: i64 = self.input_tile(k, oy, ox, fetch).iter().product();
+        self.tile_bytes_c(k, self.c_tile(), oy, ox, fetch)
+    }
+
+    /// [`Problem::tile_bytes_in`] of a C tile of `c` channels.
+    fn tile_bytes_c(&self, k: i64, c: i64, oy: i64, ox: i64, fetch: Fetch) -> (u64, u64, u64) {
+        let i: i64 = self.input_tile(k, c, oy, ox, fetch).iter().product();
         let o: i64 = self.output_tile(k, oy, ox).iter().product();
         let input = (i as f64 * self.in_bytes()).ceil() as u64 * self.n_inputs as u64;
-        let weights = self.weight_tile(k).0;
+        let weights = self.weight_tile(k, c).0;
         let output = (o as f64 * self.out_bytes()).ceil() as u64;
         (input, weights, output)
     }
 
     /// Scratch bytes of the unit on the largest tile.
     pub fn scratch(&self, k: i64, oy: i64, ox: i64) -> Result<u64, String> {
-        if let Some(&b) = self.scratch_cache.borrow().get(&[k, oy, ox]) {
+        let c = self.c_tile();
+        if let Some(&b) = self.scratch_cache.borrow().get(&[k, oy, ox, c]) {
             return Ok(b);
         }
-        let t = self.tile_layer(k, oy, ox, [true; 4]);
+        let t = self.tile_layer_c(k, c, oy, ox, [true; 4]);
         let s = self
             .hw
             .scratch_bytes(self.unit, &t)
             .map_err(|e| format!("scratch of `{}`: {e}", self.unit.name))?;
         let b = s.iter().map(|(_, b)| b.max(0.0).ceil() as u64).sum();
-        self.scratch_cache.borrow_mut().insert([k, oy, ox], b);
+        self.scratch_cache.borrow_mut().insert([k, oy, ox, c], b);
         Ok(b)
     }
 
@@ -895,7 +982,8 @@ impl<'a> Problem<'a> {
     ) -> Result<Vec<Footprint>, String> {
         let [k, oy, ox] = tile;
         let (i, w, o) = self.tile_bytes_in(k, oy, ox, fetch);
-        let scratch = self.scratch(k, oy, ox)?;
+        // A split C keeps its int32 accumulator across the C tiles.
+        let scratch = self.scratch(k, oy, ox)? + self.acc_bytes(k, oy, ox);
         Ok(bufs
             .iter()
             .map(|buf| {
@@ -930,33 +1018,47 @@ impl<'a> Problem<'a> {
         v
     }
 
-    fn input_dma(&self, k: i64, oy: i64, ox: i64, fetch: Fetch) -> f64 {
+    fn input_dma(&self, k: i64, ch: i64, oy: i64, ox: i64, fetch: Fetch) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
-        if let Some(&c) = self.in_cache.borrow().get(&([k, oy, ox], fetch)) {
+        if let Some(&c) = self.in_cache.borrow().get(&([k, ch, oy, ox], fetch)) {
             return c;
         }
         let c = self.n_inputs as f64
-            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, oy, ox, fetch), self.in_bytes());
-        self.in_cache.borrow_mut().insert(([k, oy, ox], fetch), c);
+            * dma_cycles(dma, &self.input_full(), &self.input_tile(k, ch, oy, ox, fetch), self.in_bytes());
+        self.in_cache.borrow_mut().insert(([k, ch, oy, ox], fetch), c);
         c
     }
     /// The bytes of a weight tile of `k` channels and the cycles of its
     /// transfer (cached per `k`).
-    fn weight_tile(&self, k: i64) -> (u64, f64) {
-        if let Some(&w) = self.w_cache.borrow().get(&k) {
+    fn weight_tile(&self, k: i64, c: i64) -> (u64, f64) {
+        if let Some(&w) = self.w_cache.borrow().get(&(k, c)) {
             return w;
         }
-        let b = self.weight_tile_bytes(k);
-        let t = match self.w_dma.or(self.act_dma) {
-            // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
-            Some(dma) if self.has_weights() => dma_cycles(dma, &[b as i64], &[b as i64], 1.0),
-            _ => 0.0,
+        let l = &self.layer;
+        let w = if c < l.c && self.c_splittable() {
+            // A C tile of the raw (K, FY, FX, C) weights: per output
+            // channel, FY * FX runs of c bytes (emit/tiled.rs `_load_w`).
+            let f = (l.fy * l.fx).max(1);
+            let b = (k * f * c).max(0) as u64;
+            let t = match self.w_dma.or(self.act_dma) {
+                Some(dma) => dma_cycles(dma, &[l.k.max(1), f, l.c], &[k, f, c], 1.0),
+                None => 0.0,
+            };
+            (b, t)
+        } else {
+            let b = self.weight_tile_bytes(k);
+            let t = match self.w_dma.or(self.act_dma) {
+                // One contiguous run per tile (pre-encoded, or K rows of the raw weights).
+                Some(dma) if self.has_weights() => dma_cycles(dma, &[b as i64], &[b as i64], 1.0),
+                _ => 0.0,
+            };
+            (b, t)
         };
-        self.w_cache.borrow_mut().insert(k, (b, t));
-        (b, t)
+        self.w_cache.borrow_mut().insert((k, c), w);
+        w
     }
-    fn weight_dma(&self, k: i64) -> f64 {
-        self.weight_tile(k).1
+    fn weight_dma(&self, k: i64, c: i64) -> f64 {
+        self.weight_tile(k, c).1
     }
     fn output_dma(&self, k: i64, oy: i64, ox: i64) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
@@ -1001,28 +1103,33 @@ impl<'a> Problem<'a> {
         let [d_k, d_oy, d_ox] = ext;
         let ovh = self.unit.call_overhead as f64;
         let (ks, ys, xs) = (classes(d_k, tile[0]), classes(d_oy, tile[1]), classes(d_ox, tile[2]));
+        let cs = self.c_classes();
         let mut f = Floor::default();
         for ck in &ks {
             for cy in &ys {
                 for cx in &xs {
-                    let key = TileKey {
-                        k: ck.extent,
-                        oy: cy.extent,
-                        ox: cx.extent,
-                        top: cy.first,
-                        bottom: cy.last,
-                        left: cx.first,
-                        right: cx.last,
-                    };
                     let n = (ck.count * cy.count * cx.count) as f64;
-                    let call = if calls { self.kernel_cycles(key)? + ovh } else { 0.0 };
-                    f.compute += n * call;
+                    // Every call (one per C tile) is made in every order.
+                    for cc in &cs {
+                        let key = TileKey {
+                            k: ck.extent,
+                            c: cc.extent,
+                            oy: cy.extent,
+                            ox: cx.extent,
+                            top: cy.first,
+                            bottom: cy.last,
+                            left: cx.first,
+                            right: cx.last,
+                        };
+                        let call = if calls { self.kernel_cycles(key)? + ovh } else { 0.0 };
+                        f.compute += n * cc.count as f64 * call;
+                        if ck.first && cy.first && cx.first && cc.first {
+                            f.first_call = call;
+                        }
+                    }
                     // Every output tile is written back exactly once.
                     let out = self.output_dma(ck.extent, cy.extent, cx.extent);
                     f.output += n * out;
-                    if ck.first && cy.first && cx.first {
-                        f.first_call = call;
-                    }
                     if ck.last && cy.last && cx.last {
                         f.last_output = out;
                     }
@@ -1033,6 +1140,32 @@ impl<'a> Problem<'a> {
         // model loads it whenever its tile index changes (and at step 0),
         // so at least at its first appearance. Inputs are indexed by
         // (OY, OX), and by K for channel-wise layers; weights by K.
+        // A split C (the innermost loop, more than one tile) changes its
+        // tile at every step: both operands load at every step, in every
+        // order, so these terms are then exact.
+        if self.c_split() {
+            let n_yx = (d_oy + tile[1] - 1) / tile[1] * ((d_ox + tile[2] - 1) / tile[2]);
+            for ck in &ks {
+                for cc in &cs {
+                    let t = self.weight_dma(ck.extent, cc.extent);
+                    f.weights += (ck.count * n_yx * cc.count) as f64 * t;
+                    if ck.first && cc.first {
+                        f.first_weights = t;
+                    }
+                    for cy in &ys {
+                        for cx in &xs {
+                            let t = self.input_dma(ck.extent, cc.extent, cy.extent, cx.extent, fetch);
+                            f.input += (ck.count * cy.count * cx.count * cc.count) as f64 * t;
+                            if ck.first && cy.first && cx.first && cc.first {
+                                f.first_input = t;
+                            }
+                        }
+                    }
+                }
+            }
+            return Ok(f);
+        }
+        let c = self.layer.c;
         let k_in: Vec<Class> = if self.channelwise {
             ks.clone()
         } else {
@@ -1041,7 +1174,7 @@ impl<'a> Problem<'a> {
         for ck in &k_in {
             for cy in &ys {
                 for cx in &xs {
-                    let t = self.input_dma(ck.extent, cy.extent, cx.extent, fetch);
+                    let t = self.input_dma(ck.extent, c, cy.extent, cx.extent, fetch);
                     f.input += (ck.count * cy.count * cx.count) as f64 * t;
                     if ck.first && cy.first && cx.first {
                         f.first_input = t;
@@ -1050,7 +1183,7 @@ impl<'a> Problem<'a> {
             }
         }
         for ck in &ks {
-            let t = self.weight_dma(ck.extent);
+            let t = self.weight_dma(ck.extent, c);
             f.weights += ck.count as f64 * t;
             if ck.first {
                 f.first_weights = t;
@@ -1090,11 +1223,13 @@ impl<'a> Problem<'a> {
         let w_dep = |l: Loop| l == Loop::K;
         let in_dep = |l: Loop| l != Loop::K || self.channelwise;
         let mut last_write = 0.0;
+        // The C loop, innermost (one whole tile unless split).
+        let cs = self.c_classes();
+        let split = self.c_split();
         for a in &per_loop[order[0].index()] {
             for b in &per_loop[order[1].index()] {
                 for c in &per_loop[order[2].index()] {
                     let cls = [a, b, c];
-                    let count = (a.count * b.count * c.count) as f64;
                     let mut by = [0i64; 3];
                     let mut cl = [cls[0]; 3];
                     for (pos, l) in order.iter().enumerate() {
@@ -1102,59 +1237,70 @@ impl<'a> Problem<'a> {
                         cl[l.index()] = cls[pos];
                     }
                     let (k, oy, ox) = (by[0], by[1], by[2]);
-                    let key = TileKey {
-                        k,
-                        oy,
-                        ox,
-                        top: cl[1].first,
-                        bottom: cl[1].last,
-                        left: cl[2].first,
-                        right: cl[2].last,
-                    };
-                    let call = self.kernel_cycles(key)?;
                     // The change level: the innermost loop not at its first
-                    // iteration; None at the very first step.
+                    // iteration; None at the very first (K, OY, OX) tile.
                     let level = (0..3).rev().find(|&p| !cls[p].first);
                     let changed = |dep: &dyn Fn(Loop) -> bool| match level {
                         None => true,
                         Some(j) => (j..3).any(|p| dep(order[p]) && trips[order[p].index()] > 1),
                     };
-                    let (ib, wb, ob) = self.tile_bytes_in(k, oy, ox, fetch);
-                    let in_t = if changed(&in_dep) { self.input_dma(k, oy, ox, fetch) } else { 0.0 };
-                    let in_b = if changed(&in_dep) { ib as f64 } else { 0.0 };
-                    let w_t = if changed(&w_dep) { self.weight_dma(k) } else { 0.0 };
-                    let w_b =
-                        if changed(&w_dep) && self.has_weights() && self.w_dma.or(self.act_dma).is_some() {
+                    let out_t = self.output_dma(k, oy, ox);
+                    for cc in &cs {
+                        let count = (a.count * b.count * c.count * cc.count) as f64;
+                        let key = TileKey {
+                            k,
+                            c: cc.extent,
+                            oy,
+                            ox,
+                            top: cl[1].first,
+                            bottom: cl[1].last,
+                            left: cl[2].first,
+                            right: cl[2].last,
+                        };
+                        let call = self.kernel_cycles(key)?;
+                        // A split C changes its tile at every step: both
+                        // operands load at every step.
+                        let first = level.is_none() && cc.first;
+                        let load_in = split || changed(&in_dep);
+                        let load_w = split || changed(&w_dep);
+                        let (ib, wb, ob) = self.tile_bytes_c(k, cc.extent, oy, ox, fetch);
+                        let in_t = if load_in { self.input_dma(k, cc.extent, oy, ox, fetch) } else { 0.0 };
+                        let in_b = if load_in { ib as f64 } else { 0.0 };
+                        let w_t = if load_w { self.weight_dma(k, cc.extent) } else { 0.0 };
+                        let w_b = if load_w && self.has_weights() && self.w_dma.or(self.act_dma).is_some() {
                             wb as f64
                         } else {
                             0.0
                         };
-                    let out_t = self.output_dma(k, oy, ox);
-                    let o_b = if self.act_dma.is_some() { ob as f64 } else { 0.0 };
-                    let i_b = if self.act_dma.is_some() { in_b } else { 0.0 };
-                    bytes_moved += count * (i_b + w_b + o_b);
-                    energy += count * (i_b * e_in + w_b * e_w + o_b * e_out);
-                    let (mut serial, mut over) = (0.0, 0.0);
-                    if level.is_none() {
-                        serial += in_t + w_t; // prologue
-                    } else {
-                        let (s_i, o_i) = if buf.input { (0.0, in_t) } else { (in_t, 0.0) };
-                        let (s_w, o_w) = if buf.weights { (0.0, w_t) } else { (w_t, 0.0) };
-                        serial += s_i + s_w;
-                        over += o_i + o_w;
-                        if buf.output {
-                            over += self.previous_output_dma(level, order, by, tile, trips.as_slice());
+                        // The output is written once, after the last C tile.
+                        let o_b = if self.act_dma.is_some() && cc.last { ob as f64 } else { 0.0 };
+                        let i_b = if self.act_dma.is_some() { in_b } else { 0.0 };
+                        bytes_moved += count * (i_b + w_b + o_b);
+                        energy += count * (i_b * e_in + w_b * e_w + o_b * e_out);
+                        let (mut serial, mut over) = (0.0, 0.0);
+                        if first {
+                            serial += in_t + w_t; // prologue
+                        } else {
+                            let (s_i, o_i) = if buf.input { (0.0, in_t) } else { (in_t, 0.0) };
+                            let (s_w, o_w) = if buf.weights { (0.0, w_t) } else { (w_t, 0.0) };
+                            serial += s_i + s_w;
+                            over += o_i + o_w;
+                            // The previous write-back: at the first C tile
+                            // of every (K, OY, OX) tile but the first.
+                            if buf.output && cc.first {
+                                over += self.previous_output_dma(level, order, by, tile, trips.as_slice());
+                            }
                         }
+                        if !buf.output && cc.last {
+                            serial += out_t;
+                        }
+                        if a.last && b.last && c.last && cc.last {
+                            last_write = out_t;
+                        }
+                        let (_, exposed, stall) = step_cycles(call + ovh, serial, over);
+                        cycles.add_step(count, call, ovh, exposed, stall);
+                        calls += count as i64;
                     }
-                    if !buf.output {
-                        serial += out_t;
-                    }
-                    if a.last && b.last && c.last {
-                        last_write = out_t;
-                    }
-                    let (_, exposed, stall) = step_cycles(call + ovh, serial, over);
-                    cycles.add_step(count, call, ovh, exposed, stall);
-                    calls += count as i64;
                 }
             }
         }
@@ -1213,7 +1359,7 @@ impl<'a> Problem<'a> {
     /// different DMAs.
     fn compulsory(&self) -> (f64, f64) {
         let l = &self.layer;
-        let (i, w, o) = self.tile_bytes(l.k, l.oy, l.ox);
+        let (i, w, o) = self.tile_bytes_c(l.k, l.c, l.oy, l.ox, Fetch::Window);
         let input = if matches!(l.op, OpKind::Conv | OpKind::Pool) {
             let rows = read_extent(l.oy, l.sy, l.fy, l.dy, l.pad_top, l.iy);
             let cols = read_extent(l.ox, l.sx, l.fx, l.dx, l.pad_left, l.ix);
@@ -1361,7 +1507,7 @@ mod tests {
         let hw = one_d(false);
         let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), l.clone()).unwrap();
         assert_eq!(p.fetches(), &Fetch::ALL);
-        let dma = [Fetch::Window, Fetch::Rows, Fetch::Planes].map(|f| p.input_dma(4, 2, 2, f));
+        let dma = [Fetch::Window, Fetch::Rows, Fetch::Planes].map(|f| p.input_dma(4, p.layer.c, 2, 2, f));
         assert_eq!(dma, [64.5, 26.0, 28.0]);
         // The rest of the single step: compute 32 MACs / 8 = 4, overhead
         // 30, weights 8 B (20 + 2), output 16 B (20 + 4), all serial.
@@ -1382,7 +1528,7 @@ mod tests {
         // 12 B run per channel: 2 * 20 + 24 / 4 = 46. Whole planes: 28.
         let hw = one_d(true);
         let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), l).unwrap();
-        let dma = [Fetch::Window, Fetch::Rows, Fetch::Planes].map(|f| p.input_dma(4, 2, 2, f));
+        let dma = [Fetch::Window, Fetch::Rows, Fetch::Planes].map(|f| p.input_dma(4, p.layer.c, 2, 2, f));
         assert_eq!(dma, [124.5, 46.0, 28.0]);
         let s = crate::schedule::search(&p, crate::schedule::Objective::Latency).unwrap();
         assert_eq!((s.fetch, s.cycles.total), (Fetch::Planes, rest + 28.0));
@@ -1402,6 +1548,43 @@ mod tests {
         let hw = one_d(false);
         let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide_hwc()).unwrap();
         assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), Some(Fetch::Window));
+    }
+
+    /// A dense layer of 8 inputs and 1 output with C split in two tiles of
+    /// 4, by hand: DMA setup 20 cycles, 4 B/cycle; 8 MACs/cycle, call
+    /// overhead 30; all single-buffered.
+    #[test]
+    fn split_c_costs_by_hand() {
+        let src = "target t {\n clock 100 MHz\n memory L2 { size 1000000 B }\n memory L1 { size 100 B; double_buffer }\n dma L2 <-> L1 { bandwidth 4 B/cycle; setup 20 cycles; dims 3; overhead 1d 0 cycles, 2d 0 cycles, 3d 0 cycles; start \"s\"; wait \"w\" }\n unit cpu { host; macs 1/cycle; compute_in L2 }\n unit acc { macs 8/cycle; compute_in L1; call_overhead 30 cycles; partial_sums }\n pattern fc = dense\n offload fc to acc call \"k\"\n}\n";
+        let hw = match_dsl::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), Layer::dense(1, 8)).unwrap();
+        assert!(p.c_splittable());
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        // Whole C: input and weights 8 B each (20 + 2), compute 8 / 8 = 1,
+        // overhead 30, output 1 B (20 + 0.25): 95.25.
+        let whole = p.evaluate([1, 1, 1], order, buf).unwrap();
+        assert_eq!(whole.cycles.total, 95.25);
+        assert_eq!(whole.calls, 1);
+        p.set_c_tile(4);
+        assert!(p.c_split());
+        // Two C tiles: each loads 4 B of input and of weights (20 + 1
+        // each, serial), computes 4 / 8 = 0.5 plus the overhead 30; the
+        // output is written once, after the second: 2 * 72.5 + 20.25.
+        let e = p.evaluate([1, 1, 1], order, buf).unwrap();
+        assert_eq!(e.calls, 2);
+        assert_eq!(e.cycles.compute, 1.0);
+        assert_eq!(e.cycles.overhead, 60.0);
+        assert_eq!(e.cycles.transfer, 4.0 * 21.0 + 20.25);
+        assert_eq!(e.cycles.total, 165.25);
+        assert_eq!(e.bytes_moved, 4.0 * 4.0 + 1.0);
+        // The floor is exact here (one order walks the steps).
+        assert_eq!(p.floor([1, 1, 1]).unwrap().cycles(buf), 165.25);
+        // Memory: input 4 + weights 4 + output 1 + the int32 accumulator 4.
+        assert_eq!(p.acc_bytes(1, 1, 1), 4);
+        assert_eq!(p.footprint([1, 1, 1], buf).unwrap().act, 13);
+        p.set_c_tile(0);
+        assert_eq!(p.footprint([1, 1, 1], buf).unwrap().act, 17);
     }
 
     #[test]

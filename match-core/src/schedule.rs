@@ -6,8 +6,14 @@
 //! - tile sizes of the loops K, OY and OX; for each dimension D unrolled by
 //!   u, the candidates are every distinct `ceil(D / n)` for n = 1..D plus
 //!   every multiple of u up to D ([`candidates`]); tiles need not divide D.
-//!   C follows K for channel-wise layers and is whole otherwise; FY/FX are
-//!   whole (see [`crate::cost`]);
+//!   C follows K for channel-wise layers and is whole otherwise, except on
+//!   a unit with `partial_sums`: then a convolution's (groups 1) or dense
+//!   layer's C tile is searched too (the same candidates, with the unit's
+//!   C unrolling), as an innermost loop with an int32 accumulator
+//!   ([`crate::cost`], "Split C"); FY/FX are whole;
+//! - the C tile is the outermost choice of the enumeration, whole C first:
+//!   a split is chosen only when strictly cheaper than every whole-C
+//!   schedule, or when no whole-C tile fits;
 //! - the order of the three tile loops (all 6); the resident operand follows
 //!   from it (the one whose loops are all outside the innermost loop);
 //! - single or double buffering of inputs, weights and outputs, where the
@@ -67,6 +73,10 @@ pub enum Objective {
     Energy,
 }
 
+fn is_zero(x: &u64) -> bool {
+    *x == 0
+}
+
 /// The chosen schedule of a layer on a unit and its estimated cost.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Schedule {
@@ -96,6 +106,10 @@ pub struct Schedule {
     /// Bytes of `to` (and of the weights' memory) the schedule uses.
     pub footprint: u64,
     pub weights_footprint: u64,
+    /// Bytes of the int32 accumulator kept across a split C's tiles (in
+    /// `footprint`); 0 when C is whole (then omitted from the report).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub acc_bytes: u64,
     /// Cycles added for a layout conversion before this layer (in `cycles.overhead`).
     pub conversion_cycles: f64,
 }
@@ -137,7 +151,17 @@ pub fn candidates(d: i64, u: i64) -> Vec<i64> {
     v
 }
 
-fn resident(order: &[Loop; 3], trips: [i64; 3], channelwise: bool, has_weights: bool) -> Option<String> {
+fn resident(
+    order: &[Loop; 3],
+    trips: [i64; 3],
+    channelwise: bool,
+    has_weights: bool,
+    c_split: bool,
+) -> Option<String> {
+    // A split C, innermost, reloads both operands at every step.
+    if c_split {
+        return None;
+    }
     // Loops that actually iterate, inner to outer.
     let inner = order.iter().rev().find(|l| trips[**l as usize] > 1)?;
     let w_dep = *inner == Loop::K;
@@ -162,11 +186,12 @@ fn same_walk(a: &[Loop; 3], b: &[Loop; 3], trips: [i64; 3]) -> bool {
 /// (loaded in the prologue, or a single write-back): the same cost as
 /// single-buffering it, which comes earlier in [`Problem::bufferings`]
 /// (fewer bits) and fits whenever this one does.
-fn redundant(buf: Buffering, trips: [i64; 3], channelwise: bool) -> bool {
+fn redundant(buf: Buffering, trips: [i64; 3], channelwise: bool, c_split: bool) -> bool {
     let [k, oy, ox] = trips.map(|t| t > 1);
-    // Inputs follow OY and OX, and K for channel-wise layers.
-    let input_moves = oy || ox || (channelwise && k);
-    (buf.input && !input_moves) || (buf.weights && !k) || (buf.output && !k && !oy && !ox)
+    // Inputs follow OY and OX, and K for channel-wise layers; a split C
+    // moves inputs and weights at every step.
+    let input_moves = c_split || oy || ox || (channelwise && k);
+    (buf.input && !input_moves) || (buf.weights && !k && !c_split) || (buf.output && !k && !oy && !ox)
 }
 
 /// The best schedule of `p` among the candidate tile sizes, or with
@@ -202,110 +227,132 @@ pub fn search_in(
         best.as_ref().is_some_and(|(_, (b, _))| floor > *b + 1e-9 * b.abs())
     };
     let floors = prune && objective == Objective::Latency;
-    for &tk in &cands[0] {
-        for &toy in &cands[1] {
-            for &tox in &cands[2] {
-                let tile = [tk, toy, tox];
-                let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
-                // The calls' cycles do not depend on the fetch mode: computed
-                // once per tile, when a floor first needs them.
-                let mut calls: Option<(f64, f64)> = None;
-                for &fetch in p.fetches() {
-                    // Per buffering; bufs[0] is all single, the smallest.
-                    let fps = p.footprints_in(tile, fetch, &bufs)?;
-                    if !p.fits(fps[0]) {
-                        // The larger modes move larger boxes: they fit no better.
-                        break;
-                    }
-                    if prune && p.fetch_dominated(tile, fetch).is_some() {
-                        continue;
-                    }
-                    // The transfers alone first: when they already lose in
-                    // every buffering, the calls' cycles need no evaluation.
-                    let mut tf = None;
-                    if floors && best.is_some() {
-                        let t = p.transfer_floor(tile, fetch)?;
-                        if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+    // The C tile, outermost in the enumeration: whole C first, so that it
+    // wins every tie (a later candidate replaces the best only when
+    // strictly cheaper); then the rest, largest first.
+    let c_cands: Vec<i64> = if p.c_splittable() {
+        let c = p.layer.c.max(1);
+        let mut v = if all_sizes { (1..=c).collect() } else { candidates(c, p.unroll(Dim::C)) };
+        v.reverse();
+        v
+    } else {
+        vec![0]
+    };
+    for &tc in &c_cands {
+        p.set_c_tile(tc);
+        let c_split = p.c_split();
+        for &tk in &cands[0] {
+            for &toy in &cands[1] {
+                for &tox in &cands[2] {
+                    let tile = [tk, toy, tox];
+                    let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
+                    // The calls' cycles do not depend on the fetch mode: computed
+                    // once per tile, when a floor first needs them.
+                    let mut calls: Option<(f64, f64)> = None;
+                    for &fetch in p.fetches() {
+                        // Per buffering; bufs[0] is all single, the smallest.
+                        let fps = p.footprints_in(tile, fetch, &bufs)?;
+                        if !p.fits(fps[0]) {
+                            // The larger modes move larger boxes: they fit no better.
+                            break;
+                        }
+                        if prune && p.fetch_dominated(tile, fetch).is_some() {
                             continue;
                         }
-                        tf = Some(t);
-                    }
-                    // The floor of every buffering ([`crate::cost::Floor`]).
-                    let floor: Vec<f64> = if floors {
-                        let mut f = match tf {
-                            Some(t) => t,
-                            None => p.transfer_floor(tile, fetch)?,
-                        };
-                        let (compute, first_call) = match calls {
-                            Some(c) => c,
-                            None => {
-                                let full = p.floor_in(tile, fetch)?;
-                                *calls.insert((full.compute, full.first_call))
+                        // The transfers alone first: when they already lose in
+                        // every buffering, the calls' cycles need no evaluation.
+                        let mut tf = None;
+                        if floors && best.is_some() {
+                            let t = p.transfer_floor(tile, fetch)?;
+                            if bufs.iter().all(|&b| beaten(t.cycles(b), &best)) {
+                                continue;
                             }
+                            tf = Some(t);
+                        }
+                        // The floor of every buffering ([`crate::cost::Floor`]).
+                        let floor: Vec<f64> = if floors {
+                            let mut f = match tf {
+                                Some(t) => t,
+                                None => p.transfer_floor(tile, fetch)?,
+                            };
+                            let (compute, first_call) = match calls {
+                                Some(c) => c,
+                                None => {
+                                    let full = p.floor_in(tile, fetch)?;
+                                    *calls.insert((full.compute, full.first_call))
+                                }
+                            };
+                            (f.compute, f.first_call) = (compute, first_call);
+                            bufs.iter().map(|&b| f.cycles(b)).collect()
+                        } else {
+                            Vec::new()
                         };
-                        (f.compute, f.first_call) = (compute, first_call);
-                        bufs.iter().map(|&b| f.cycles(b)).collect()
-                    } else {
-                        Vec::new()
-                    };
-                    if floors && floor.iter().all(|&f| beaten(f, &best)) {
-                        continue;
-                    }
-                    for (oi, order) in ORDERS.iter().enumerate() {
-                        // Orders that differ only in loops of one trip walk the
-                        // same steps at the same cost: the first of them stands
-                        // for the rest (a later one could only tie it).
-                        if prune && ORDERS[..oi].iter().any(|o| same_walk(o, order, trips)) {
+                        if floors && floor.iter().all(|&f| beaten(f, &best)) {
                             continue;
                         }
-                        let order = *order;
-                        for (bi, &buf) in bufs.iter().enumerate() {
-                            if prune && redundant(buf, trips, p.channelwise) {
+                        for (oi, order) in ORDERS.iter().enumerate() {
+                            // Orders that differ only in loops of one trip walk the
+                            // same steps at the same cost: the first of them stands
+                            // for the rest (a later one could only tie it).
+                            if prune && ORDERS[..oi].iter().any(|o| same_walk(o, order, trips)) {
                                 continue;
                             }
-                            if floors && beaten(floor[bi], &best) {
-                                continue;
+                            let order = *order;
+                            for (bi, &buf) in bufs.iter().enumerate() {
+                                if prune && redundant(buf, trips, p.channelwise, c_split) {
+                                    continue;
+                                }
+                                if floors && beaten(floor[bi], &best) {
+                                    continue;
+                                }
+                                let f = fps[bi];
+                                if !p.fits(f) {
+                                    continue;
+                                }
+                                let e = p.evaluate_in(tile, order, buf, fetch)?;
+                                let key = match objective {
+                                    Objective::Latency => (e.cycles.total, e.energy_pj),
+                                    Objective::Energy => (e.energy_pj, e.cycles.total),
+                                };
+                                if best.as_ref().is_some_and(|(_, b)| key >= *b) {
+                                    continue;
+                                }
+                                let l = &p.layer;
+                                let s = Schedule {
+                                    unit: p.unit.name.clone(),
+                                    from: p.home.to_string(),
+                                    to: p.unit.compute_in.clone(),
+                                    tile: Tile {
+                                        k: tk,
+                                        c: if p.channelwise { tk } else { p.c_tile() },
+                                        oy: toy,
+                                        ox: tox,
+                                        fy: l.fy,
+                                        fx: l.fx,
+                                    },
+                                    order: order.to_vec(),
+                                    buffering: buf,
+                                    fetch,
+                                    resident: resident(
+                                        &order,
+                                        trips,
+                                        p.channelwise,
+                                        p.has_weights(),
+                                        c_split,
+                                    ),
+                                    calls: e.calls,
+                                    cycles: e.cycles,
+                                    energy_pj: e.energy_pj,
+                                    macs: l.macs().max(0) as u64,
+                                    bound_cycles: 0.0,
+                                    roofline_cycles: 0.0,
+                                    footprint: f.act,
+                                    weights_footprint: f.weights,
+                                    acc_bytes: p.acc_bytes(tk.min(ext[0]), toy.min(ext[1]), tox.min(ext[2])),
+                                    conversion_cycles: 0.0,
+                                };
+                                best = Some((s, key));
                             }
-                            let f = fps[bi];
-                            if !p.fits(f) {
-                                continue;
-                            }
-                            let e = p.evaluate_in(tile, order, buf, fetch)?;
-                            let key = match objective {
-                                Objective::Latency => (e.cycles.total, e.energy_pj),
-                                Objective::Energy => (e.energy_pj, e.cycles.total),
-                            };
-                            if best.as_ref().is_some_and(|(_, b)| key >= *b) {
-                                continue;
-                            }
-                            let l = &p.layer;
-                            let s = Schedule {
-                                unit: p.unit.name.clone(),
-                                from: p.home.to_string(),
-                                to: p.unit.compute_in.clone(),
-                                tile: Tile {
-                                    k: tk,
-                                    c: if p.channelwise { tk } else { l.c },
-                                    oy: toy,
-                                    ox: tox,
-                                    fy: l.fy,
-                                    fx: l.fx,
-                                },
-                                order: order.to_vec(),
-                                buffering: buf,
-                                fetch,
-                                resident: resident(&order, trips, p.channelwise, p.has_weights()),
-                                calls: e.calls,
-                                cycles: e.cycles,
-                                energy_pj: e.energy_pj,
-                                macs: l.macs().max(0) as u64,
-                                bound_cycles: 0.0,
-                                roofline_cycles: 0.0,
-                                footprint: f.act,
-                                weights_footprint: f.weights,
-                                conversion_cycles: 0.0,
-                            };
-                            best = Some((s, key));
                         }
                     }
                 }
@@ -323,6 +370,10 @@ pub fn search_in(
         s.order.clear();
         s.buffering = Buffering::default();
         s.resident = None;
+    }
+    // Leave the problem at the chosen C tile (callers re-evaluate it).
+    if p.c_splittable() {
+        p.set_c_tile(s.tile.c);
     }
     let (roofline, bound) = p.bounds()?;
     s.roofline_cycles = roofline;
@@ -373,6 +424,12 @@ pub fn describe(s: &Schedule) -> Vec<String> {
             b(s.buffering.output),
             if s.fetch.is_window() { String::new() } else { format!("; input moved as {}", s.fetch.name()) }
         ));
+        if s.acc_bytes > 0 {
+            out.push(format!(
+                "C split into tiles of {} (innermost loop); int32 accumulator of {} B kept in {} across them",
+                t.c, s.acc_bytes, s.to
+            ));
+        }
     }
     let c = &s.cycles;
     out.push(format!(
@@ -594,8 +651,10 @@ mod tests {
             r.pick(&["", "", " cycles = ceil(K / 4) * OY * OX * 3;", " cycles = K * OY * ceil(OX / 8) + 7;"]);
         let layout = r.pick(&["", " activation_layout order(C, H, W);"]);
         let scratch = r.pick(&["", " scratch s = 2 * K;", " scratch s = OX * 4;"]);
+        // Half the units accumulate partial sums: the search also splits C.
+        let partial = r.pick(&["", " partial_sums;"]);
         let src = format!(
-            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {}/cycle; compute_in L1;{weights_in} call_overhead {} cycles;{scratch}{cycles}{layout} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n",
+            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {}/cycle; compute_in L1;{weights_in} call_overhead {} cycles;{scratch}{cycles}{layout}{partial} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n",
             r.pick(&[1, 4, 8, 64]),
             r.range(0, 80),
         );
@@ -621,7 +680,7 @@ mod tests {
         // schedule (the first optimum), field for field, over the issue's
         // candidates and over every tile size.
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let (mut compared, mut pruned_any) = (0, 0);
+        let (mut compared, mut pruned_any, mut split_any) = (0, 0, 0);
         for _ in 0..80 {
             let hw = random_target(&mut r);
             for _ in 0..6 {
@@ -633,6 +692,7 @@ mod tests {
                 match (fast, slow) {
                     (Ok(f), Ok(s)) => {
                         assert_eq!(f, s, "{layer:?}");
+                        split_any += usize::from(f.acc_bytes > 0);
                         // No schedule beats the bounds (compulsory bytes and
                         // the whole layer's compute, no overheads).
                         assert!(f.cycles.total >= f.bound_cycles * (1.0 - 1e-9), "{layer:?} {f:?}");
@@ -661,6 +721,8 @@ mod tests {
         }
         assert!(compared > 300, "{compared}");
         assert!(pruned_any > 0);
+        // Some optima split C (the comparison covers the C candidates).
+        assert!(split_any > 0, "no schedule split C");
     }
 
     #[test]
@@ -673,48 +735,54 @@ mod tests {
             let layer = random_layer(&mut r);
             let p = problem(&hw, "acc", layer.clone());
             let ext = p.extents();
-            for tk in 1..=ext[0] {
-                for toy in 1..=ext[1] {
-                    for tox in 1..=ext[2] {
-                        let t = [tk, toy, tox];
-                        for &fetch in p.fetches() {
-                            let fl = p.floor_in(t, fetch).unwrap();
-                            // The transfer floor is below the full one.
-                            let tf = p.transfer_floor(t, fetch).unwrap();
-                            for buf in p.bufferings() {
-                                assert!(tf.cycles(buf) <= fl.cycles(buf) + 1e-9);
-                                for order in ORDERS {
-                                    let e = p.evaluate_in(t, order, buf, fetch).unwrap();
-                                    let c = &e.cycles;
-                                    assert!(
-                                        fl.cycles(buf) <= c.total * (1.0 + 1e-12),
-                                        "{layer:?} {t:?} {buf:?} {fetch:?}"
-                                    );
-                                    assert!(
-                                        (fl.compute - c.compute - c.overhead).abs()
-                                            <= 1e-6 * c.total.max(1.0)
-                                    );
-                                }
-                            }
-                            // A mode the search skips costs at least what the
-                            // smaller one that dominates it does, in cycles,
-                            // energy and memory.
-                            if let Some(g) = p.fetch_dominated(t, fetch) {
-                                assert!(g < fetch);
-                                let bufs = p.bufferings();
-                                let (fa, fb) =
-                                    (p.footprints_in(t, fetch, &bufs), p.footprints_in(t, g, &bufs));
-                                for (a, b) in fa.unwrap().iter().zip(fb.unwrap()) {
-                                    assert!(a.act >= b.act && a.weights >= b.weights);
-                                }
-                                for buf in bufs {
+            // Every C tile too, where the unit accumulates partial sums.
+            let c_tiles: Vec<i64> = if p.c_splittable() { (1..=layer.c.max(1)).collect() } else { vec![0] };
+            for tc in c_tiles {
+                p.set_c_tile(tc);
+                for tk in 1..=ext[0] {
+                    for toy in 1..=ext[1] {
+                        for tox in 1..=ext[2] {
+                            let t = [tk, toy, tox];
+                            for &fetch in p.fetches() {
+                                let fl = p.floor_in(t, fetch).unwrap();
+                                // The transfer floor is below the full one.
+                                let tf = p.transfer_floor(t, fetch).unwrap();
+                                for buf in p.bufferings() {
+                                    assert!(tf.cycles(buf) <= fl.cycles(buf) + 1e-9);
                                     for order in ORDERS {
-                                        let a = p.evaluate_in(t, order, buf, fetch).unwrap();
-                                        let b = p.evaluate_in(t, order, buf, g).unwrap();
+                                        let e = p.evaluate_in(t, order, buf, fetch).unwrap();
+                                        let c = &e.cycles;
                                         assert!(
-                                            a.cycles.total >= b.cycles.total && a.energy_pj >= b.energy_pj,
-                                            "{layer:?} {t:?} {fetch:?} {g:?}"
+                                            fl.cycles(buf) <= c.total * (1.0 + 1e-12),
+                                            "{layer:?} {t:?} {buf:?} {fetch:?}"
                                         );
+                                        assert!(
+                                            (fl.compute - c.compute - c.overhead).abs()
+                                                <= 1e-6 * c.total.max(1.0)
+                                        );
+                                    }
+                                }
+                                // A mode the search skips costs at least what the
+                                // smaller one that dominates it does, in cycles,
+                                // energy and memory.
+                                if let Some(g) = p.fetch_dominated(t, fetch) {
+                                    assert!(g < fetch);
+                                    let bufs = p.bufferings();
+                                    let (fa, fb) =
+                                        (p.footprints_in(t, fetch, &bufs), p.footprints_in(t, g, &bufs));
+                                    for (a, b) in fa.unwrap().iter().zip(fb.unwrap()) {
+                                        assert!(a.act >= b.act && a.weights >= b.weights);
+                                    }
+                                    for buf in bufs {
+                                        for order in ORDERS {
+                                            let a = p.evaluate_in(t, order, buf, fetch).unwrap();
+                                            let b = p.evaluate_in(t, order, buf, g).unwrap();
+                                            assert!(
+                                                a.cycles.total >= b.cycles.total
+                                                    && a.energy_pj >= b.energy_pj,
+                                                "{layer:?} {t:?} {fetch:?} {g:?}"
+                                            );
+                                        }
                                     }
                                 }
                             }

@@ -149,6 +149,13 @@ pub struct Unit {
     /// (then 8: see [`Unit::scale_widths`]).
     #[serde(default)]
     pub scale_bits: Vec<u32>,
+    /// `partial_sums`: the unit's kernels can accumulate int32 partial sums
+    /// across calls (initialize on the first input-channel tile, add on the
+    /// later ones, requantize once after the last), so the schedule may
+    /// split the input channels C of a convolution (groups 1) or dense
+    /// layer (match-core's cost.rs).
+    #[serde(default)]
+    pub partial_sums: bool,
 }
 
 impl Unit {

@@ -98,6 +98,7 @@ const UNIT_KEYS: &[&str] = &[
     "energy",
     "adc",
     "scale_bits",
+    "partial_sums",
 ];
 
 /// Layout steps and how they are written.
@@ -1242,6 +1243,7 @@ impl<'a> Checker<'a> {
             energy_per_mac: None,
             adc_bits: None,
             scale_bits: Vec::new(),
+            partial_sums: false,
         };
         let mut scratch_names: Vec<&'a Ident> = Vec::new();
         for p in &props {
@@ -1307,6 +1309,7 @@ impl<'a> Checker<'a> {
                 "energy" => u.energy_per_mac = self.real(p, Measure::EnergyPerMac, Bound::NonNegative),
                 "adc" => u.adc_bits = self.int_prop(p, 1, 16).map(|v| v as u32),
                 "scale_bits" => u.scale_bits = self.scale_bits(p),
+                "partial_sums" => u.partial_sums = self.flag(p),
                 _ => {}
             }
         }
@@ -1318,6 +1321,18 @@ impl<'a> Checker<'a> {
                     "`scale_bits` gives the scale widths of the `scale_shift` requantization, which this unit does not list",
                 )
                 .help("add `scale_shift` to the unit's `requant`, or remove `scale_bits`");
+                self.error(d);
+            }
+        }
+        // Partial sums matter only to a tiled unit: the host computes a
+        // layer in one call where the tensors live.
+        if let Some(p) = props.iter().find(|p| p.key.name == "partial_sums") {
+            if u.host {
+                let d = Diagnostic::new(
+                    p.key.span,
+                    "`partial_sums` lets the schedule split input channels across tiles, but the host unit runs each layer in one call",
+                )
+                .help("put `partial_sums` on a unit that computes from a tile memory, or remove it");
                 self.error(d);
             }
         }

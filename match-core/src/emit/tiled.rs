@@ -42,6 +42,16 @@
 //! through the DMA to it. Layers without a declared kernel keep the
 //! portable path.
 //!
+//! Split C: when the schedule tiles the input channels of a convolution
+//! (groups 1) or dense layer (a unit with `partial_sums`, cost.rs), the C
+//! loop is the innermost: each step loads the C tile of the input and of
+//! the (K, FY, FX, C) weights, the portable kernels overwrite the int32
+//! accumulator on the first C tile and add into it on the later ones
+//! (`mk_conv2d_acc`, `mk_dense_acc`), and after the last the chain (bias,
+//! requantization, activation) runs on the accumulator and the output tile
+//! is stored, once. Such a layer always runs the portable kernels: a unit
+//! job (`mk_job_t`) carries no first / last C tile flags.
+//!
 //! Over-fetch: when the schedule moves a convolution's input as whole rows
 //! (or whole planes, [`crate::cost::Fetch`]), each tile's input box spans
 //! the full width (and height) of the input, and the kernel gets the
@@ -76,6 +86,9 @@ pub struct Nest {
     pub ext: [i64; 3],
     pub tile: [i64; 3],
     pub order: [Loop; 3],
+    /// The input channels C and their tile: the innermost loop when the
+    /// schedule splits C (tile < extent); `[0, 0]` (one step) otherwise.
+    pub c: [i64; 2],
 }
 
 /// One step of a nest: (start, extent) of K, OY and OX, and which operands
@@ -85,8 +98,12 @@ pub struct Step {
     pub k: (i64, i64),
     pub oy: (i64, i64),
     pub ox: (i64, i64),
+    /// (start, extent) of the C tile ((0, 0) when C is whole).
+    pub c: (i64, i64),
     pub load_input: bool,
     pub load_weights: bool,
+    /// Whether the output tile is complete and written back (the last C tile).
+    pub store: bool,
 }
 
 fn loop_index(l: Loop) -> usize {
@@ -106,7 +123,18 @@ impl Nest {
             ext,
             tile: [0, 1, 2].map(|i| tile[i].min(ext[i]).max(1)),
             order: [s.order[0], s.order[1], s.order[2]],
+            c: [0, 0],
         })
+    }
+
+    /// Tiles of the C loop (1 when C is whole).
+    pub fn c_trips(&self) -> i64 {
+        let [e, t] = self.c;
+        if t <= 0 {
+            1
+        } else {
+            (e + t - 1) / t
+        }
     }
 
     /// Tiles per loop (K, OY, OX).
@@ -114,8 +142,9 @@ impl Nest {
         [0, 1, 2].map(|i| (self.ext[i] + self.tile[i] - 1) / self.tile[i])
     }
 
+    /// Kernel calls: the (K, OY, OX) tiles times the C tiles.
     pub fn steps(&self) -> i64 {
-        self.trips().iter().product()
+        self.trips().iter().product::<i64>() * self.c_trips()
     }
 
     /// The tile of step `s`, decoded as the generated `_tile` function does:
@@ -137,20 +166,28 @@ impl Nest {
     /// Every step, with the loads of the generated driver (`mt_run`): the
     /// input again when a coordinate it depends on changed (OY, OX, and K
     /// when `input_follows_k`), the weights when K changed.
+    ///
+    /// A split C is the innermost loop (`mt_c_tile`): both operands load at
+    /// every C step, and the output is stored after the last C tile.
     pub fn walk(&self, input_follows_k: bool) -> Vec<Step> {
         let mut out = Vec::new();
-        let mut prev: Option<[(i64, i64); 3]> = None;
+        let mut prev: Option<([(i64, i64); 3], i64)> = None;
+        let ct = self.c_trips();
+        let [c_ext, c_tile] = self.c;
         for s in 0..self.steps() {
-            let t = self.tile_at(s);
+            let t = self.tile_at(s / ct);
+            let c0 = (s % ct) * c_tile;
+            let c = (c0, (c_ext - c0).min(c_tile));
             let (load_input, load_weights) = match prev {
                 None => (true, true),
-                Some(p) => (
-                    (input_follows_k && p[0].0 != t[0].0) || p[1].0 != t[1].0 || p[2].0 != t[2].0,
-                    p[0].0 != t[0].0,
+                Some((p, pc)) => (
+                    (input_follows_k && p[0].0 != t[0].0) || p[1].0 != t[1].0 || p[2].0 != t[2].0 || pc != c0,
+                    p[0].0 != t[0].0 || pc != c0,
                 ),
             };
-            out.push(Step { k: t[0], oy: t[1], ox: t[2], load_input, load_weights });
-            prev = Some(t);
+            let store = c.0 + c.1 >= c_ext;
+            out.push(Step { k: t[0], oy: t[1], ox: t[2], c, load_input, load_weights, store });
+            prev = Some((t, c0));
         }
         out
     }
@@ -230,6 +267,8 @@ pub struct TiledLayer {
     in_es: i64,
     out_es: i64,
     w_per_k: i64,
+    /// Weight taps per output and input channel (FY * FX; 1 for dense).
+    w_taps: i64,
     /// The unit's kernel the tiles call (`void NAME(const mk_job_t *job)`,
     /// the offload rule's `call`); `None`: the portable kernels.
     pub call: Option<String>,
@@ -263,7 +302,8 @@ impl TiledLayer {
     /// channels) in the input tensor (its window, or whole rows or planes
     /// under over-fetch), and the padding the tile's kernel call applies
     /// (top, left). Dense: the whole (1, rows, C).
-    fn input_box(&self, k: (i64, i64), oy: (i64, i64), ox: (i64, i64)) -> ([(i64, i64); 3], [i64; 2]) {
+    fn input_box(&self, t: &Step) -> ([(i64, i64); 3], [i64; 2]) {
+        let (k, oy, ox) = (t.k, t.oy, t.ox);
         let win = |o: (i64, i64), s: i64, f: i64, d: i64, p: i64, full: i64| {
             let first = o.0 * s - p;
             let last = (o.0 + o.1 - 1) * s + (f - 1) * d - p + 1;
@@ -275,7 +315,7 @@ impl TiledLayer {
             Main::Conv { h, w, c, fy, fx, sy, sx, dy, dx, pt, pl, dw } => {
                 let (mut ry, py) = win(oy, *sy, *fy, *dy, *pt, *h);
                 let (mut rx, px) = win(ox, *sx, *fx, *dx, *pl, *w);
-                let ch = if *dw { k } else { (0, *c) };
+                let ch = if *dw { k } else { self.c_range(t, *c) };
                 // Over-fetch: the box the DMA moves (the kernel finds the
                 // window inside it).
                 if self.fetch >= Fetch::Rows {
@@ -294,7 +334,7 @@ impl TiledLayer {
                 let (rx, px) = win(ox, *sx, *kx, 1, *pl, *w);
                 ([ry, rx, k], [py, px])
             }
-            Main::Dense { rows, c } => ([(0, 1), (0, *rows), (0, *c)], [0, 0]),
+            Main::Dense { rows, c } => ([(0, 1), (0, *rows), self.c_range(t, *c)], [0, 0]),
             Main::Add => ([oy, ox, k], [0, 0]),
         }
     }
@@ -305,6 +345,22 @@ impl TiledLayer {
             Main::Pool { h, w, .. } => [*h, *w, self.nest.ext[0]],
             Main::Dense { rows, c } => [1, *rows, *c],
             Main::Add => [self.nest.ext[1], self.nest.ext[2], self.nest.ext[0]],
+        }
+    }
+
+    /// Whether the schedule splits C (an innermost C loop with an int32
+    /// accumulator kept across its tiles).
+    pub fn c_split(&self) -> bool {
+        self.nest.c_trips() > 1
+    }
+
+    /// The channels of the input (and weights) a step reads: its C tile
+    /// when C is split, else the whole `c`.
+    fn c_range(&self, t: &Step, c: i64) -> (i64, i64) {
+        if self.c_split() {
+            t.c
+        } else {
+            (0, c)
         }
     }
 
@@ -322,10 +378,12 @@ impl TiledLayer {
 
     /// Bytes of the buffers of step `t` (input boxes, weights, output, accumulator).
     pub fn step_bytes(&self, t: &Step) -> (u64, u64, u64, u64) {
-        let (b, _) = self.input_box(t.k, t.oy, t.ox);
+        let (b, _) = self.input_box(t);
         let input = (b[0].1 * b[1].1 * b[2].1 * self.in_es) as u64 * self.n_inputs();
         let w = match &self.enc {
             _ if !self.has_weights() => 0,
+            // A C tile of the (K, FY, FX, C) weights (bytes: split only for 8-bit weights).
+            _ if self.c_split() => (t.k.1 * self.w_taps * t.c.1) as u64,
             Some(e) => e.bytes(t.k.1).unwrap_or(0),
             None => (t.k.1 * self.w_per_k) as u64,
         };
@@ -374,7 +432,7 @@ impl TiledLayer {
     pub fn transfers(&self, t: &Step) -> Vec<Transfer> {
         let mut v = Vec::new();
         if t.load_input {
-            let (b, _) = self.input_box(t.k, t.oy, t.ox);
+            let (b, _) = self.input_box(t);
             for _ in 0..self.n_inputs() {
                 v.push(Transfer {
                     channel: CH_IN,
@@ -388,6 +446,10 @@ impl TiledLayer {
         if t.load_weights && self.has_weights() {
             // Pre-encoded weights: one contiguous run per tile.
             let (full, ext) = match &self.enc {
+                // A C tile: per output channel, FY * FX runs of its channels.
+                _ if self.c_split() => {
+                    ([self.nest.ext[0], self.w_taps, self.nest.c[0]], [t.k.1, self.w_taps, t.c.1])
+                }
                 Some(e) => {
                     let b = e.bytes(t.k.1).unwrap_or(0) as i64;
                     ([1, 1, b], [1, 1, b])
@@ -396,8 +458,10 @@ impl TiledLayer {
             };
             v.push(Transfer { channel: CH_W, to_compute: true, es: 1, full, ext });
         }
-        let (full, _, ext) = self.output_box(t);
-        v.push(Transfer { channel: CH_OUT, to_compute: false, es: self.out_es as u64, full, ext });
+        if t.store {
+            let (full, _, ext) = self.output_box(t);
+            v.push(Transfer { channel: CH_OUT, to_compute: false, es: self.out_es as u64, full, ext });
+        }
         v
     }
 }
@@ -599,7 +663,27 @@ pub fn plan_layer_as(
     if graph.tensor(prev).elements() != out.elements() {
         return Err("the chain changes the shape".into());
     }
-    let nest = Nest::of(s, ext).map_err(|e| e.to_string())?;
+    let mut nest = Nest::of(s, ext).map_err(|e| e.to_string())?;
+    // A split C (cost.rs `Problem::c_splittable`): the portable kernels
+    // accumulate into the int32 accumulator across the C tiles.
+    let (c_all, w_taps) = match &main {
+        Main::Conv { c, fy, fx, dw: false, .. } => (*c, fy * fx),
+        Main::Dense { c, .. } => (*c, 1),
+        _ => (0, 1),
+    };
+    let mut call = call;
+    if c_all > 0 && s.tile.c < c_all {
+        if weights_memory.is_some() {
+            return Err("a split C with the weights in another memory".into());
+        }
+        // The portable kernels accumulate across calls; a unit job carries
+        // no first / last C tile flags, so a split C runs the former.
+        call = None;
+        if s.tile.c < 1 || graph.tensor(first.inputs[1]).dtype.size() != 1 {
+            return Err("a split C of weights wider than a byte".into());
+        }
+        nest.c = [c_all, s.tile.c];
+    }
     let mut t = TiledLayer {
         nest,
         layout: Layout::default(),
@@ -612,6 +696,7 @@ pub fn plan_layer_as(
         in_es: es(x.dtype),
         out_es: es(fin.dtype),
         w_per_k,
+        w_taps,
         call: call.map(str::to_string),
         enc: None,
         weights_memory,
@@ -636,7 +721,7 @@ pub fn plan_layer_as(
     // The portable path's int32 accumulator; unit kernels keep their own
     // (PULP-NN requantizes per pixel, the accelerators in their datapath).
     let chain = nodes.len() > 1;
-    t.layout.acc_bytes = u64::from(chain && t.call.is_none());
+    t.layout.acc_bytes = u64::from((chain || t.c_split()) && t.call.is_none());
     let mut mx = (0, 0, 0, 0);
     for st in t.nest.walk(t.input_follows_k) {
         let b = t.step_bytes(&st);
@@ -717,6 +802,7 @@ pub fn helpers(dma: &Dma) -> String {
 
 typedef struct {{
     int32_t k0, tk, y0, ty, x0, tx;
+    int32_t c0, tc; /* the C tile of a split C (else 0, 0) */
 }} mt_tile_t;
 
 static void mt_issue(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t rows, uint32_t planes,
@@ -831,28 +917,41 @@ typedef struct {{
     int input_follows_k;
     uint8_t *in_buf[2], *w_buf[2], *out_buf[2]; /* equal slots: single buffered */
     int db_in, db_w, db_out;
+    /* A split C: the innermost loop, c_trips tiles of c_tile of c_ext
+     * channels (1, 0, 0: whole C). */
+    int32_t c_trips, c_tile, c_ext;
 }} mt_layer_t;
+
+/* Step s: its (K, OY, OX) tile and its C tile (innermost). */
+static void mt_c_tile(const mt_layer_t *L, int32_t s, mt_tile_t *t)
+{{
+    int32_t ci = s % L->c_trips;
+    L->tile(s / L->c_trips, t);
+    t->c0 = ci * L->c_tile;
+    t->tc = L->c_ext - t->c0 < L->c_tile ? L->c_ext - t->c0 : L->c_tile;
+}}
 
 static int mt_in_changed(const mt_layer_t *L, const mt_tile_t *a, const mt_tile_t *b)
 {{
-    return (L->input_follows_k && a->k0 != b->k0) || a->y0 != b->y0 || a->x0 != b->x0;
+    return (L->input_follows_k && a->k0 != b->k0) || a->y0 != b->y0 || a->x0 != b->x0 || a->c0 != b->c0;
 }}
 
 /* The driver: tiles in the schedule's order (the layer's tile function);
  * an operand loads again only when a coordinate it depends on changes;
  * a double-buffered operand's next tile loads while the current one
  * computes (ping-pong between its two slots); a double-buffered output
- * stores while the next tile computes. */
+ * stores while the next tile computes. A split C runs innermost: inputs
+ * and weights load per C tile, the output stores after the last one. */
 static void mt_run(const mt_layer_t *L)
 {{
-    mt_tile_t t, next, prev = {{0, 0, 0, 0, 0, 0}};
-    int32_t s;
+    mt_tile_t t, next, prev = {{0, 0, 0, 0, 0, 0, 0, 0}};
+    int32_t s, o = 0;
     int in_slot = 0, w_slot = 0, in_pre = 0, w_pre = 0;
     for (s = 0; s < L->steps; s++) {{
         int need_in, need_w;
-        L->tile(s, &t);
+        mt_c_tile(L, s, &t);
         need_in = s == 0 || mt_in_changed(L, &prev, &t);
-        need_w = L->load_w != NULL && (s == 0 || prev.k0 != t.k0);
+        need_w = L->load_w != NULL && (s == 0 || prev.k0 != t.k0 || prev.c0 != t.c0);
         if (need_in) {{
             if (in_pre) {{
                 in_slot ^= 1;
@@ -876,27 +975,30 @@ static void mt_run(const mt_layer_t *L)
             }}
         }}
         if (s + 1 < L->steps && (L->db_in || L->db_w)) {{
-            L->tile(s + 1, &next);
+            mt_c_tile(L, s + 1, &next);
             if (L->db_in && mt_in_changed(L, &t, &next)) {{
                 L->load_in(&next, L->in_buf[in_slot ^ 1]);
                 in_pre = 1;
             }}
-            if (L->db_w && L->load_w != NULL && t.k0 != next.k0) {{
+            if (L->db_w && L->load_w != NULL && (t.k0 != next.k0 || t.c0 != next.c0)) {{
                 L->load_w(&next, L->w_buf[w_slot ^ 1]);
                 w_pre = 1;
             }}
         }}
 #ifdef MT_TILE_HOOK
         /* The platform checks (and counts) the tile's kernel call. */
-        MT_TILE_HOOK(L->in_buf[in_slot], L->load_w != NULL ? L->w_buf[w_slot] : NULL, L->out_buf[s & 1]);
+        MT_TILE_HOOK(L->in_buf[in_slot], L->load_w != NULL ? L->w_buf[w_slot] : NULL, L->out_buf[o & 1]);
 #endif
-        L->compute(&t, L->in_buf[in_slot], L->w_buf[w_slot], L->out_buf[s & 1]);
-        if (L->db_out) {{
-            {wait}(MT_CH_OUT);
-        }}
-        L->store(&t, L->out_buf[s & 1]);
-        if (!L->db_out) {{
-            {wait}(MT_CH_OUT);
+        L->compute(&t, L->in_buf[in_slot], L->w_buf[w_slot], L->out_buf[o & 1]);
+        if (t.c0 + t.tc >= L->c_ext) {{
+            if (L->db_out) {{
+                {wait}(MT_CH_OUT);
+            }}
+            L->store(&t, L->out_buf[o & 1]);
+            if (!L->db_out) {{
+                {wait}(MT_CH_OUT);
+            }}
+            o++;
         }}
         prev = t;
     }}
@@ -949,6 +1051,7 @@ pub(crate) fn layer(
     let x_ptr = cx.ptr(first.inputs[0])?;
     let [f0, f1, f2] = t.input_full();
     // Input box in C (matching TiledLayer::input_box).
+    let split = t.c_split();
     let box_c = |main: &Main| -> String {
         let win = |o: &str, e: &str, s: i64, fk: i64, d: i64, p: i64, full: i64, v: &str| {
             format!(
@@ -962,6 +1065,8 @@ pub(crate) fn layer(
                 s += &win("t->x0", "t->tx", *sx, *fx, *dx, *pl, *w, "rx");
                 if *dw {
                     s += "    c0 = t->k0;\n    cn = t->tk;\n";
+                } else if split {
+                    s += "    c0 = t->c0;\n    cn = t->tc;\n";
                 } else {
                     s += &format!("    c0 = 0;\n    cn = {c};\n");
                 }
@@ -1008,6 +1113,12 @@ pub(crate) fn layer(
         writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
     let in_es = t.in_es;
     match &t.main {
+        Main::Dense { rows, c } if split => {
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf, {x_ptr}, {in_es}, {rows}, {c}, 0, 0, t->c0, 1, {rows}, t->tc, MT_CH_IN);"
+            );
+        }
         Main::Dense { rows, c } => {
             let _ = writeln!(
                 f,
@@ -1050,6 +1161,14 @@ pub(crate) fn layer(
             "static void {fname}_load_w(const mt_tile_t *t, uint8_t *buf)\n{{\n    const uint32_t n = t->tk == {} ? {full}u : {last}u;\n    mt_cmd(1, buf, (uint8_t *)(uintptr_t){name} + (uint32_t)(t->k0 / {}) * {full}u, n, 1u, 1u, n, n, n, n, MT_CH_W);\n}}\n",
             n.tile[0], n.tile[0]
         );
+    } else if t.has_weights() && split {
+        // The C tile of the (K, FY, FX, C) weights (TiledLayer::transfers).
+        let w_ptr = cx.ptr(first.inputs[1])?;
+        let _ = writeln!(
+            f,
+            "static void {fname}_load_w(const mt_tile_t *t, uint8_t *buf)\n{{\n    mt_box(1, buf, {w_ptr}, 1, {}, {}, t->k0, 0, t->c0, t->tk, {}, t->tc, MT_CH_W);\n}}\n",
+            t.w_taps, n.c[0], t.w_taps
+        );
     } else if t.has_weights() {
         let w_ptr = cx.ptr(first.inputs[1])?;
         let _ = writeln!(
@@ -1070,7 +1189,10 @@ pub(crate) fn layer(
             t.rows()
         );
         let chain = nodes.len() > 1;
-        let main_out = if chain { "acc" } else { "out" };
+        // A split C accumulates in `acc` across its tiles: the first
+        // overwrites, the later ones add; the chain runs after the last.
+        let main_out = if chain || split { "acc" } else { "out" };
+        let add_y = if split { "t->c0 > 0" } else { "0" };
         let xdt = mk_dt(graph.tensor(first.inputs[0]).dtype);
         let mo = graph.tensor(first.outputs[0]);
         let modt = mk_dt(mo.dtype);
@@ -1080,7 +1202,12 @@ pub(crate) fn layer(
                 let k = wt.shape[0];
                 let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
                 let groups = if *dw { "t->tk" } else { "1" };
-                let call = if fetched {
+                let call = if split {
+                    format!(
+                        "mk_conv2d_acc({in_at}, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p, {pitch}, {add_y})",
+                        mk_dt(wt.dtype)
+                    )
+                } else if fetched {
                     format!(
                         "mk_conv2d_pitch({in_at}, {xdt}, w, {}, (int32_t *)(void *){main_out}, &p, {pitch})",
                         mk_dt(wt.dtype)
@@ -1092,6 +1219,17 @@ pub(crate) fn layer(
                     f,
                     "    {{\n        mk_conv_t p;\n        p.n = 1; p.h = ryn; p.w = rxn; p.c = cn; p.k = t->tk; p.fy = {fy}; p.fx = {fx};\n        p.oh = t->ty; p.ow = t->tx; p.sy = {sy}; p.sx = {sx}; p.dy = {dy}; p.dx = {dx};\n        p.pt = ryp; p.pl = rxp; p.groups = {groups}; p.x_zp = {}; p.w_zp = {wzp} + t->k0;\n        {call};\n    }}",
                     ops::i32c(*x_zp)?,
+                );
+            }
+            (Main::Dense { rows, .. }, Op::Dense { x_zp, w_zp }) if split => {
+                let wt = graph.tensor(first.inputs[1]);
+                let k = wt.shape[0];
+                let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+                let _ = writeln!(
+                    f,
+                    "    mk_dense_acc(in, {xdt}, w, {}, (int32_t *)(void *){main_out}, {rows}, t->tc, t->tk, {}, {wzp} + t->k0, {add_y});",
+                    mk_dt(wt.dtype),
+                    ops::i32c(*x_zp)?
                 );
             }
             (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
@@ -1162,6 +1300,13 @@ pub(crate) fn layer(
             _ => bail!("unexpected main operator"),
         }
         // The chain, in place in the accumulator; the last step writes `out`.
+        // A split C: once, after its last tile.
+        if split {
+            let _ = writeln!(f, "    if (t->c0 + t->tc < {}) {{\n        return;\n    }}", n.c[0]);
+            if !chain {
+                let _ = writeln!(f, "    mk_copy(out, acc, elems * 4);");
+            }
+        }
         let mut cur = "acc";
         for (i, &nid) in nodes.iter().enumerate().skip(1) {
             let node = &graph.nodes[nid];
@@ -1309,7 +1454,7 @@ pub(crate) fn layer(
         None => slot(lay.weights),
     };
     let body = format!(
-        "    /* {} tile(s) of K {} OY {} OX {} in {} ({} B of tile buffers): input {} B{}, weights {} B{}, output {} B{}, accumulator {} B */\n    mt_layer_t L = {{{}, {fname}_tile, {fname}_load_in, {}, {fname}_compute, {fname}_store, {}, {}, {}, {}, {}, {}, {}}};\n    mt_run(&L);\n",
+        "    /* {} tile(s) of K {} OY {} OX {} in {} ({} B of tile buffers): input {} B{}, weights {} B{}, output {} B{}, accumulator {} B */\n    mt_layer_t L = {{{}, {fname}_tile, {fname}_load_in, {}, {fname}_compute, {fname}_store, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}};\n    mt_run(&L);\n",
         n.steps(),
         n.tile[0],
         n.tile[1],
@@ -1332,6 +1477,9 @@ pub(crate) fn layer(
         i32::from(t.double[0]),
         i32::from(t.double[1]),
         i32::from(t.double[2]),
+        n.c_trips(),
+        n.c[1],
+        n.c[0],
     );
     let body = if stage {
         format!("{body}    /* the plan puts the output over an input the tiles read: staged, then copied */\n    mk_copy({y_real}, {stage_name}, {y_bytes});\n")

@@ -451,7 +451,8 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
                                 }                                                              \
                             }                                                                  \
                         }                                                                      \
-                        y[o++] = mk_u2i(sum);                                                  \
+                        y[o] = mk_u2i(add_y ? (uint32_t)y[o] + sum : sum);                     \
+                        o++;                                                                   \
                     }                                                                          \
                 }                                                                              \
             }                                                                                  \
@@ -510,11 +511,17 @@ static int32_t mk_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *b
 
 void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p)
 {
-    mk_conv2d_pitch(x, xdt, w, wdt, y, p, p->w);
+    mk_conv2d_acc(x, xdt, w, wdt, y, p, p->w, 0);
 }
 
 void mk_conv2d_pitch(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p,
                      int32_t x_pitch)
+{
+    mk_conv2d_acc(x, xdt, w, wdt, y, p, x_pitch, 0);
+}
+
+void mk_conv2d_acc(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p,
+                   int32_t x_pitch, int add_y)
 {
     const int32_t n = p->n, h = p->h, wd = p->w, c = p->c, k = p->k, xp = x_pitch;
     const int32_t fy = p->fy, fx = p->fx, oh = p->oh, ow = p->ow;
@@ -526,9 +533,10 @@ void mk_conv2d_pitch(const void *x, int xdt, const void *w, int wdt, int32_t *y,
     const uint32_t zx = (uint32_t)p->x_zp;
     int32_t b, oy, ox, kk, ky, kx;
     int32_t o = 0;
-    if (cg == 1 && kg == 1 && xdt == MK_I8 && wdt == MK_I8) {
+    /* The depthwise body overwrites y: partial sums take the general one. */
+    if (!add_y && cg == 1 && kg == 1 && xdt == MK_I8 && wdt == MK_I8) {
         MK_DW_BODY(MK_X_I8, MK_W_I8);
-    } else if (cg == 1 && kg == 1 && xdt == MK_U8 && wdt == MK_U8) {
+    } else if (!add_y && cg == 1 && kg == 1 && xdt == MK_U8 && wdt == MK_U8) {
         MK_DW_BODY(MK_X_U8, MK_W_U8);
     } else if (xdt == MK_I8 && wdt == MK_I8) {
         MK_CONV_BODY(MK_X_I8, MK_W_I8);
@@ -562,13 +570,20 @@ void mk_conv2d_pitch(const void *x, int xdt, const void *w, int wdt, int32_t *y,
                     uint32_t wv = (uint32_t)(LDW(wb + i)) - zw;                                \
                     sum += MK_MULW32(xv, wv);                                                  \
                 }                                                                              \
-                y[o++] = mk_u2i(sum);                                                          \
+                y[o] = mk_u2i(add_y ? (uint32_t)y[o] + sum : sum);                             \
+                o++;                                                                           \
             }                                                                                  \
         }                                                                                      \
     } while (0)
 
 void mk_dense(const void *x, int xdt, const void *w, int wdt, int32_t *y, int32_t rows, int32_t c,
               int32_t k, int32_t x_zp, const int32_t *w_zp)
+{
+    mk_dense_acc(x, xdt, w, wdt, y, rows, c, k, x_zp, w_zp, 0);
+}
+
+void mk_dense_acc(const void *x, int xdt, const void *w, int wdt, int32_t *y, int32_t rows, int32_t c,
+                  int32_t k, int32_t x_zp, const int32_t *w_zp, int add_y)
 {
     uint32_t zx = (uint32_t)x_zp;
     int32_t r, kk;

@@ -56,10 +56,18 @@ void mk_conv2d(const void *x, int xdt, const void *w, int wdt, int32_t *y, const
  * (h, w) input inside a wider box, e.g. a tile moved as whole rows. */
 void mk_conv2d_pitch(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p,
                      int32_t x_pitch);
+/* mk_conv2d_pitch that, when add_y is nonzero, adds its sums into y
+ * (int32, wrapping) instead of overwriting it: partial sums over tiles of
+ * the input channels (groups 1), accumulated across calls. */
+void mk_conv2d_acc(const void *x, int xdt, const void *w, int wdt, int32_t *y, const mk_conv_t *p,
+                   int32_t x_pitch, int add_y);
 
 /* dense: x (rows, c), w (k, c); y int32 (rows, k). w_zp has k entries. */
 void mk_dense(const void *x, int xdt, const void *w, int wdt, int32_t *y, int32_t rows, int32_t c,
               int32_t k, int32_t x_zp, const int32_t *w_zp);
+/* mk_dense adding into y when add_y is nonzero (partial sums over C tiles). */
+void mk_dense_acc(const void *x, int xdt, const void *w, int wdt, int32_t *y, int32_t rows, int32_t c,
+                  int32_t k, int32_t x_zp, const int32_t *w_zp, int add_y);
 
 /* matmul: for each batch b, a[ia[b]] (m, kk) x b[ib[b]] (kk, n); b_zp has n entries. */
 void mk_matmul(const void *a, int adt, const void *b, int bdt, int32_t *y, int32_t batches,
