@@ -121,6 +121,10 @@ fn main() {
         let mut all: Vec<(f64, String)> = Vec::new();
         // class -> (estimate / roofline ratios, estimate / bound ratios)
         let mut per_class: BTreeMap<&'static str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        // unit -> estimate / bound ratios (an untiled unit without call cost
+        // sits at exactly 1 by construction: the split shows what the
+        // accelerators' schedules reach).
+        let mut per_unit: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (m, g) in models.iter().zip(&graphs) {
             // The compile pipeline's mapping (compile::compile_graph_exact).
             let lowered = match_core::lower::lower_for_target(g, &hw, Objective::Latency, false)
@@ -139,6 +143,7 @@ fn main() {
                 if s.bound_cycles > 0.0 {
                     let r = s.cycles.total / s.bound_cycles;
                     to_bound.push(r);
+                    per_unit.entry(layer.unit.clone()).or_default().push(r);
                     if let Some(f) = free_cycles(&free, layer, &ml) {
                         free_to_bound.push(f / s.bound_cycles);
                     }
@@ -181,6 +186,9 @@ fn main() {
             if m <= 1.2 { "met" } else { "NOT met" }
         );
         println!("  median {median:.3}; {over} layers above 1.2");
+        let units: Vec<String> =
+            per_unit.iter().map(|(u, v)| format!("{u} {:.3} ({} layers)", mean(v), v.len())).collect();
+        println!("  by unit: {}", units.join(", "));
         println!(
             "  diagnosis: the same schedules without fixed costs (DMA setup and dimension overheads, call overheads, layout conversions): mean {:.3} over {} layers",
             mean(&free_to_bound),
