@@ -354,6 +354,11 @@ impl Worker {
                 .unwrap_or(0);
             if let Some(r) = ran.get_mut(owner) {
                 r.units.insert(layer.unit.clone());
+                // A layer whose search split C (its int32 accumulator lives
+                // across the C tiles): so campaigns report that path too.
+                if layer.schedule.as_ref().is_some_and(|s| s.acc_bytes > 0) {
+                    r.units.insert(format!("{}(C split)", layer.unit));
+                }
             }
         }
         let mut per_output = vec![None; lowered.outputs.len()];

@@ -1165,6 +1165,9 @@ pub struct ClusterSpec {
     pub call_overhead: u32,
     pub requant: Vec<String>,
     pub hwc: bool,
+    /// `partial_sums`: the search may split C (the portable kernels run it).
+    #[serde(default)]
+    pub partial_sums: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1192,6 +1195,9 @@ pub struct TargetRecipe {
     pub home_reserve: u64,
     pub host_macs: u32,
     pub host_requant: Vec<String>,
+    /// The host states `activation_layout any`.
+    #[serde(default)]
+    pub host_any_layout: bool,
     pub l1: Option<L1Spec>,
     pub cluster: Option<ClusterSpec>,
     pub ne16: Option<Ne16Spec>,
@@ -1242,6 +1248,7 @@ pub fn generate_target(seed: u64) -> TargetRecipe {
                 }
             },
             hwc: rng.chance(0.7),
+            partial_sums: false,
         });
         let ne16 = rng.chance(0.5).then(|| Ne16Spec {
             spatial_k: rng.pick(&[1, 4, 8, 16, 32, 64]),
@@ -1258,6 +1265,14 @@ pub fn generate_target(seed: u64) -> TargetRecipe {
     } else {
         (None, None, None)
     };
+    // Properties added later draw from their own stream, so that every
+    // earlier draw (and each seed's target) stays what it was.
+    let mut later = Rng::new(seed ^ 0x5eed_c0de);
+    let mut cluster = cluster;
+    if let Some(c) = &mut cluster {
+        c.partial_sums = later.chance(0.5);
+    }
+    let host_any_layout = later.chance(0.5);
     TargetRecipe {
         name: format!("rnd{}", seed % 100_000),
         clock_mhz: rng.range(10, 1000) as u32,
@@ -1265,6 +1280,7 @@ pub fn generate_target(seed: u64) -> TargetRecipe {
         home_reserve,
         host_macs: rng.range(1, 8) as u32,
         host_requant,
+        host_any_layout,
         l1,
         cluster,
         ne16,
@@ -1320,6 +1336,9 @@ impl TargetRecipe {
         if !self.host_requant.is_empty() {
             let _ = writeln!(w, "        requant {}", self.host_requant.join(", "));
         }
+        if self.host_any_layout {
+            let _ = writeln!(w, "        activation_layout any");
+        }
         let _ = writeln!(w, "    }}");
         if let Some(c) = &self.cluster {
             let _ = writeln!(
@@ -1342,6 +1361,9 @@ impl TargetRecipe {
                 let _ = writeln!(w, "        activation_layout order(H, W, C)");
             } else {
                 let _ = writeln!(w, "        activation_layout order(C, H, W)");
+            }
+            if c.partial_sums {
+                let _ = writeln!(w, "        partial_sums");
             }
             let _ = writeln!(w, "    }}");
         }
