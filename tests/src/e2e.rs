@@ -118,3 +118,87 @@ impl Suite<'_> {
         done.into_inner().unwrap()
     }
 }
+
+/// The C flags of the sanitized builds: C99, every warning an error,
+/// AddressSanitizer and UBSan without recovery.
+pub const SANITIZED_CFLAGS: &str =
+    "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
+
+/// Emits `mapping` (e.g. with schedules a test forced) of the lowered graph
+/// `g` for `hw` into `dir/project` as `name`, builds it with
+/// [`SANITIZED_CFLAGS`], runs `inputs`, and checks the outputs against the
+/// interpreter on `g` and, on a platform that counts, the emulation's
+/// counters against the emitter's report; `what` names the run in
+/// failures. Returns the project folder.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_build_check(
+    g: &match_core::ir::Graph,
+    hw: &match_dsl::HwModel,
+    mapping: &match_core::mapping::Mapping,
+    platform: Option<PathBuf>,
+    dir: &Path,
+    name: &str,
+    inputs: &[Vec<match_core::ir::Data>],
+    what: &str,
+) -> PathBuf {
+    let plan = match_core::plan::plan(g, &mapping.node_order()).expect("plans");
+    let options = match_core::emit::EmitOptions {
+        model_name: name.to_string(),
+        out_dir: dir.join("project"),
+        platform_dir: platform,
+    };
+    let report = match_core::emit::emit(g, hw, mapping, &plan, &options).expect("emits");
+    let bin = compile::build(
+        &options.out_dir,
+        name,
+        &[("CC", "gcc"), ("CFLAGS", SANITIZED_CFLAGS), ("BUILD", "build-asan")],
+    )
+    .unwrap_or_else(|err| panic!("{what}: {err:#}"));
+    let outs = if compile::platform_counts(hw) {
+        let (outs, table) =
+            compile::run_binary_counters(&bin, g, inputs, &dir.join("io")).expect("runs with counters");
+        let bad = compile::counters_mismatches(&report.counters, &table);
+        assert!(bad.is_empty(), "{what}: counters differ:\n{}", bad.join("\n"));
+        outs
+    } else {
+        compile::run_binary(&bin, g, inputs, &dir.join("io")).expect("runs")
+    };
+    for (case, (got_case, inp)) in outs.iter().zip(inputs).enumerate() {
+        let want = match_core::interp::run(g, inp).expect("interpreter");
+        for (j, (got, w)) in got_case.iter().zip(&want).enumerate() {
+            if let Some(d) = diff(got, w) {
+                panic!("{what}: case {case} output {j}: {d}");
+            }
+        }
+    }
+    options.out_dir
+}
+
+/// Make variables that build a gap9 project with the device adapter's
+/// unit kernels (cluster jobs and NE16 programming,
+/// targets/gap9/device/gap9_device_units.c) over the PMSIS and pulp-nnx
+/// doubles of tests/device-mock, everything else (arenas, DMA, checks) from
+/// the emulation, sanitized; writes the two wrapper sources into `project`.
+pub fn gap9_device_double_vars(project: &Path, name: &str) -> Vec<(&'static str, String)> {
+    let root = crate::repo_root();
+    std::fs::write(project.join("dev_units.c"), "#include \"gap9_device_units.c\"\n").expect("write");
+    std::fs::write(
+        project.join("dev_mock.c"),
+        "#include \"gap9_cluster_mock.c\"\n#include \"gap9_ne16_double.c\"\n",
+    )
+    .expect("write");
+    let srcs = format!("{name}.c {name}_weights.c match_kernels.c gap9_platform.c dev_units.c dev_mock.c");
+    let cppflags = format!(
+        "-I{} -I{} -I{} -I{}",
+        root.join("targets/gap9/device").display(),
+        root.join("tests/sdk-stubs/gap9").display(),
+        root.join("tests/sdk-stubs/gap9/pulp-nnx").display(),
+        root.join("tests/device-mock").display()
+    );
+    vec![
+        ("SRCS", srcs),
+        ("CPPFLAGS", cppflags),
+        ("CFLAGS", SANITIZED_CFLAGS.to_string()),
+        ("LDFLAGS", "-fsanitize=address,undefined -fno-sanitize-recover=all".to_string()),
+    ]
+}

@@ -13,16 +13,14 @@
 //!   bit-exact.
 
 use match_core::compile::{self, CompileOptions};
-use match_core::emit::{self, tiled, EmitOptions};
+use match_core::emit::tiled;
 use match_core::frontend::ImportOptions;
 use match_core::ir::{DType, Data, Graph, Op, Quant};
 use match_core::schedule::Objective;
+use match_tests::e2e::{emit_build_check, SANITIZED_CFLAGS};
 use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
 use match_tests::golden::{diff, manifest};
 use std::path::{Path, PathBuf};
-
-const SAN: &str =
-    "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
 
 fn tmp(parts: &[&str]) -> PathBuf {
     let mut d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_split");
@@ -76,32 +74,11 @@ fn forced(target: &str) -> (usize, usize) {
         }
     }
     let dir = tmp(&[target]);
-    let name = "resnet_csplit".to_string();
-    let plan = match_core::plan::plan(g, &mapping.node_order()).expect("plans");
-    let options =
-        EmitOptions { model_name: name.clone(), out_dir: dir.join("project"), platform_dir: platform };
-    let report = emit::emit(g, &hw, &mapping, &plan, &options).expect("emits");
-    let model_c = std::fs::read_to_string(options.out_dir.join(format!("{name}.c"))).expect("model .c");
-    assert!(model_c.contains("mk_conv2d_acc("), "{target}: no accumulating convolution emitted");
-    let bin =
-        compile::build(&options.out_dir, &name, &[("CC", "gcc"), ("CFLAGS", SAN), ("BUILD", "build-asan")])
-            .unwrap_or_else(|err| panic!("{target}: {err:#}"));
+    let name = "resnet_csplit";
     let inputs = vec![e.case_inputs(0)];
-    let want = match_core::interp::run(g, &inputs[0]).expect("interpreter");
-    let outs = if compile::platform_counts(&hw) {
-        let (outs, table) =
-            compile::run_binary_counters(&bin, g, &inputs, &dir.join("io")).expect("runs with counters");
-        let bad = compile::counters_mismatches(&report.counters, &table);
-        assert!(bad.is_empty(), "{target}: counters differ:\n{}", bad.join("\n"));
-        outs
-    } else {
-        compile::run_binary(&bin, g, &inputs, &dir.join("io")).expect("runs")
-    };
-    for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
-        if let Some(d) = diff(got, w) {
-            panic!("{target}: output {j}: {d}");
-        }
-    }
+    let project = emit_build_check(g, &hw, &mapping, platform, &dir, name, &inputs, target);
+    let model_c = std::fs::read_to_string(project.join(format!("{name}.c"))).expect("model .c");
+    assert!(model_c.contains("mk_conv2d_acc("), "{target}: no accumulating convolution emitted");
     eprintln!("{target}: {convs} convolutions and {dense} dense layers forced to split C, bit-exact");
     (convs, dense)
 }
@@ -198,7 +175,7 @@ fn layers_too_wide_for_whole_c_map_with_split_c_and_match() {
     let bin = compile::build(
         &options.out_dir,
         &compiled.model_name,
-        &[("CC", "gcc"), ("CFLAGS", SAN), ("BUILD", "build-asan")],
+        &[("CC", "gcc"), ("CFLAGS", SANITIZED_CFLAGS), ("BUILD", "build-asan")],
     )
     .unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let sets: Vec<Vec<Data>> = (0..2u64)

@@ -517,7 +517,6 @@ fn gap9_unit_kernels_run_bit_exact_under_pmsis_and_ne16_doubles() {
         return;
     }
     let manifest = match_tests::golden::manifest();
-    let device_dir = root.join("targets/gap9/device");
     let mut checked = 0;
     for id in ["generated/resnet8_qdq", "generated/dscnn_qdq", "generated/intdialect_kws"] {
         let e = manifest.models.iter().find(|e| e.id == id).unwrap_or_else(|| panic!("{id} in the manifest"));
@@ -537,37 +536,10 @@ fn gap9_unit_kernels_run_bit_exact_under_pmsis_and_ne16_doubles() {
         assert!(model_c.contains("cluster_") || model_c.contains("ne16_"), "{id}: no unit kernel to check");
         // The device's unit kernels (cluster and NE16) with the doubles,
         // everything else (arenas, DMA, checks) from the emulation.
-        std::fs::write(gen.join("dev_units.c"), "#include \"gap9_device_units.c\"\n").expect("write");
-        std::fs::write(
-            gen.join("dev_mock.c"),
-            "#include \"gap9_cluster_mock.c\"\n#include \"gap9_ne16_double.c\"\n",
-        )
-        .expect("write");
-        let srcs =
-            format!("{name}.c {name}_weights.c match_kernels.c gap9_platform.c dev_units.c dev_mock.c");
-        let cppflags = format!(
-            "-I{} -I{} -I{} -I{}",
-            device_dir.display(),
-            root.join("tests/sdk-stubs/gap9").display(),
-            root.join("tests/sdk-stubs/gap9/pulp-nnx").display(),
-            root.join("tests/device-mock").display()
-        );
-        let san = "-fsanitize=address,undefined -fno-sanitize-recover=all";
-        let cflags = format!("-std=c99 -O1 -g -Wall -Wextra -Werror {san}");
+        let device_vars = match_tests::e2e::gap9_device_double_vars(&gen, &name);
         let cases = e.all_case_inputs();
         let mut outs = Vec::new();
-        for (label, vars) in [
-            ("emulation", vec![]),
-            (
-                "device",
-                vec![
-                    ("SRCS", srcs.clone()),
-                    ("CPPFLAGS", cppflags.clone()),
-                    ("CFLAGS", cflags.clone()),
-                    ("LDFLAGS", san.to_string()),
-                ],
-            ),
-        ] {
+        for (label, vars) in [("emulation", vec![]), ("device", device_vars.clone())] {
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
             // A clean build per variant (different sources and flags).
             let _ = std::fs::remove_dir_all(gen.join("build"));

@@ -10,10 +10,11 @@
 
 use match_core::compile;
 use match_core::cost::Fetch;
-use match_core::emit::{self, tiled, EmitOptions};
+use match_core::emit::tiled;
 use match_core::frontend::ImportOptions;
 use match_core::ir::Op;
 use match_core::schedule::Objective;
+use match_tests::e2e::{emit_build_check, gap9_device_double_vars};
 use match_tests::golden::{diff, manifest};
 use std::path::{Path, PathBuf};
 
@@ -66,66 +67,20 @@ fn forced(target: &str, fetch: Fetch, split: bool) -> usize {
     }
     let dir = tmp(&[target, &format!("{fetch:?}-{split}")]);
     let name = "resnet_fetch".to_string();
-    let plan = match_core::plan::plan(g, &mapping.node_order()).expect("plans");
-    let options =
-        EmitOptions { model_name: name.clone(), out_dir: dir.join("project"), platform_dir: platform };
-    let report = emit::emit(g, &hw, &mapping, &plan, &options).expect("emits");
-    let flags =
-        "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
-    let bin =
-        compile::build(&options.out_dir, &name, &[("CC", "gcc"), ("CFLAGS", flags), ("BUILD", "build-asan")])
-            .unwrap_or_else(|err| panic!("{target}: {err:#}"));
     let inputs = vec![e.case_inputs(0)];
+    let what = format!("{target} {fetch:?} split {split}");
+    let project = emit_build_check(g, &hw, &mapping, platform, &dir, &name, &inputs, &what);
     let want = match_core::interp::run(g, &inputs[0]).expect("interpreter");
-    let outs = if compile::platform_counts(&hw) {
-        let (outs, table) =
-            compile::run_binary_counters(&bin, g, &inputs, &dir.join("io")).expect("runs with counters");
-        let bad = compile::counters_mismatches(&report.counters, &table);
-        assert!(bad.is_empty(), "{target} {fetch:?}: counters differ:\n{}", bad.join("\n"));
-        outs
-    } else {
-        compile::run_binary(&bin, g, &inputs, &dir.join("io")).expect("runs")
-    };
-    for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
-        if let Some(d) = diff(got, w) {
-            panic!("{target} {fetch:?} split {split}: output {j}: {d}");
-        }
-    }
     if target == "gap9" {
         // The device adapter's unit kernels (cluster jobs, NE16 programmed
         // through the pulp-nnx double, whose strided mode steps subtiles by
         // the programmed byte strides) must read the window inside its box
         // too.
-        let project = &options.out_dir;
-        std::fs::write(project.join("dev_units.c"), "#include \"gap9_device_units.c\"\n").expect("write");
-        std::fs::write(
-            project.join("dev_mock.c"),
-            "#include \"gap9_cluster_mock.c\"\n#include \"gap9_ne16_double.c\"\n",
-        )
-        .expect("write");
-        let srcs =
-            format!("{name}.c {name}_weights.c match_kernels.c gap9_platform.c dev_units.c dev_mock.c");
-        let cppflags = format!(
-            "-I{} -I{} -I{} -I{}",
-            root.join("targets/gap9/device").display(),
-            root.join("tests/sdk-stubs/gap9").display(),
-            root.join("tests/sdk-stubs/gap9/pulp-nnx").display(),
-            root.join("tests/device-mock").display()
-        );
-        let san = "-fsanitize=address,undefined -fno-sanitize-recover=all";
-        let dev = compile::build(
-            project,
-            &name,
-            &[
-                ("CC", "gcc"),
-                ("SRCS", srcs.as_str()),
-                ("CPPFLAGS", cppflags.as_str()),
-                ("CFLAGS", flags),
-                ("LDFLAGS", san),
-                ("BUILD", "build-device"),
-            ],
-        )
-        .unwrap_or_else(|err| panic!("{target} device units: {err:#}"));
+        let mut vars = gap9_device_double_vars(&project, &name);
+        vars.extend([("CC", "gcc".to_string()), ("BUILD", "build-device".to_string())]);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let dev = compile::build(&project, &name, &vars)
+            .unwrap_or_else(|err| panic!("{target} device units: {err:#}"));
         let dev_outs =
             compile::run_binary(&dev, g, &inputs, &dir.join("io-device")).expect("device units run");
         for (j, (got, w)) in dev_outs[0].iter().zip(&want).enumerate() {
