@@ -202,3 +202,37 @@ pub fn gap9_device_double_vars(project: &Path, name: &str) -> Vec<(&'static str,
         ("LDFLAGS", "-fsanitize=address,undefined -fno-sanitize-recover=all".to_string()),
     ]
 }
+
+/// A fresh folder `<CARGO_TARGET_TMPDIR of the caller>/<test>/<parts...>`.
+pub fn fresh_dir(tmp: &Path, test: &str, parts: &[&str]) -> PathBuf {
+    let mut d = tmp.join(test);
+    for p in parts {
+        d = d.join(p.replace(['/', '\\'], "__"));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create the work folder");
+    d
+}
+
+/// A golden manifest entry loaded and lowered and mapped for a shipped
+/// `target` as `matchc compile` does: the entry, the target with its
+/// platform folder, and the lowered graph with its mapping (tests then
+/// force schedules on it).
+pub fn lowered_golden(
+    id: &str,
+    target: &str,
+) -> (crate::golden::Entry, match_dsl::HwModel, Option<PathBuf>, match_core::lower::Lowered) {
+    let root = crate::repo_root();
+    let e = crate::golden::manifest()
+        .models
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("{id} in the manifest"));
+    let (hw, platform) = match_targets::resolve(target).expect("shipped target");
+    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
+    let graph = match_core::frontend::load(&root.join(&e.model), &import).expect("the model loads");
+    let lowered =
+        match_core::lower::lower_for_target(&graph, &hw, match_core::schedule::Objective::Latency, false)
+            .expect("lowers");
+    (e, hw, platform, lowered)
+}

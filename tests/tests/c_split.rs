@@ -14,22 +14,14 @@
 
 use match_core::compile::{self, CompileOptions};
 use match_core::emit::tiled;
-use match_core::frontend::ImportOptions;
 use match_core::ir::{DType, Data, Graph, Op, Quant};
-use match_core::schedule::Objective;
-use match_tests::e2e::{emit_build_check, SANITIZED_CFLAGS};
+use match_tests::e2e::{emit_build_check, fresh_dir, lowered_golden, SANITIZED_CFLAGS};
 use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
-use match_tests::golden::{diff, manifest};
+use match_tests::golden::diff;
 use std::path::{Path, PathBuf};
 
 fn tmp(parts: &[&str]) -> PathBuf {
-    let mut d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_split");
-    for p in parts {
-        d = d.join(p.replace(['/', '\\'], "__"));
-    }
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create the work folder");
-    d
+    fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "c_split", parts)
 }
 
 /// Compiles ResNet-8 for `target` with every tiled convolution (groups 1)
@@ -37,17 +29,7 @@ fn tmp(parts: &[&str]) -> PathBuf {
 /// fit; runs the golden case, checks outputs (and counters where the
 /// platform counts). Returns (convolutions, dense layers) forced.
 fn forced(target: &str) -> (usize, usize) {
-    let root = match_tests::repo_root();
-    let e = manifest()
-        .models
-        .into_iter()
-        .find(|e| e.id == "mlperf-tiny/pretrainedResnet_quant")
-        .expect("ResNet-8 in the manifest");
-    let (hw, platform) = match_targets::resolve(target).expect("shipped target");
-    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
-    let graph = match_core::frontend::load(&root.join(&e.model), &import).expect("ResNet-8 loads");
-    let lowered =
-        match_core::lower::lower_for_target(&graph, &hw, Objective::Latency, false).expect("lowers");
+    let (e, hw, platform, lowered) = lowered_golden("mlperf-tiny/pretrainedResnet_quant", target);
     let g = &lowered.graph;
     let mut mapping = lowered.mapping.clone();
     let (mut convs, mut dense) = (0, 0);

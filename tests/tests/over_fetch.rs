@@ -11,21 +11,13 @@
 use match_core::compile;
 use match_core::cost::Fetch;
 use match_core::emit::tiled;
-use match_core::frontend::ImportOptions;
 use match_core::ir::Op;
-use match_core::schedule::Objective;
-use match_tests::e2e::{emit_build_check, gap9_device_double_vars};
-use match_tests::golden::{diff, manifest};
+use match_tests::e2e::{emit_build_check, fresh_dir, gap9_device_double_vars, lowered_golden};
+use match_tests::golden::diff;
 use std::path::{Path, PathBuf};
 
 fn tmp(parts: &[&str]) -> PathBuf {
-    let mut d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("over_fetch");
-    for p in parts {
-        d = d.join(p.replace(['/', '\\'], "__"));
-    }
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create the work folder");
-    d
+    fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "over_fetch", parts)
 }
 
 /// Compiles ResNet-8 for `target` with every tiled convolution's fetch
@@ -33,17 +25,7 @@ fn tmp(parts: &[&str]) -> PathBuf {
 /// where the tile buffers still fit; runs it on the golden case and checks
 /// outputs and counters. Returns how many layers were forced.
 fn forced(target: &str, fetch: Fetch, split: bool) -> usize {
-    let root = match_tests::repo_root();
-    let e = manifest()
-        .models
-        .into_iter()
-        .find(|e| e.id == "mlperf-tiny/pretrainedResnet_quant")
-        .expect("ResNet-8 in the manifest");
-    let (hw, platform) = match_targets::resolve(target).expect("shipped target");
-    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
-    let graph = match_core::frontend::load(&root.join(&e.model), &import).expect("ResNet-8 loads");
-    let lowered =
-        match_core::lower::lower_for_target(&graph, &hw, Objective::Latency, false).expect("lowers");
+    let (e, hw, platform, lowered) = lowered_golden("mlperf-tiny/pretrainedResnet_quant", target);
     let g = &lowered.graph;
     let mut mapping = lowered.mapping.clone();
     let mut n = 0;
