@@ -273,9 +273,32 @@ fn form_name(r: &Requant) -> &'static str {
 /// maximal runs `(first, last, value)` where `f` is constant, in order.
 /// `None` if `f` has too many steps to walk (an unclamped output). Computed
 /// once per channel and reused for every candidate form compared with it.
+///
+/// `guess(v)`, when it knows, predicts the first argument where `f` exceeds
+/// `v` (from the real-valued line the requantization approximates): the
+/// walk checks the prediction and its neighbour and gallops and bisects
+/// from there, so that a run costs a few evaluations instead of two per bit
+/// of its length. The guess only aims the walk: the pieces are the same
+/// with any guess (each end is verified).
 type Pieces = Vec<(i64, i64, i64)>;
 
-fn steps(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64) -> Option<Pieces> {
+fn steps(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64, guess: &dyn Fn(i64) -> Option<i64>) -> Option<Pieces> {
+    // From `ok` (f == v), the first point where f != v, doubling the step
+    // (or hi + 1).
+    let gallop = |mut ok: i64, v: i64| -> (i64, i64) {
+        let mut step = 1i64;
+        loop {
+            let next = ok.saturating_add(step);
+            if next > hi {
+                return (ok, hi.saturating_add(1));
+            }
+            if f(next) != v {
+                return (ok, next);
+            }
+            ok = next;
+            step = step.saturating_mul(2);
+        }
+    };
     let mut pieces = Vec::new();
     let mut a = lo;
     while a <= hi {
@@ -283,20 +306,29 @@ fn steps(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64) -> Option<Pieces> {
             return None;
         }
         let v = f(a);
-        // The last b with f(b) == v: gallop, then bisect (f is monotone).
-        let mut ok = a;
-        let mut step = 1i64;
-        let mut bad = loop {
-            let next = ok.saturating_add(step);
-            if next > hi {
-                break hi.saturating_add(1);
+        // Bracket the run's end: f(ok) == v, and f(bad) != v or bad > hi.
+        let (mut ok, mut bad) = match guess(v).filter(|&g| g > a).map(|g| g.min(hi.saturating_add(1))) {
+            // The guess is at or before the end: on from there.
+            Some(g) if f(g - 1) == v => gallop(g - 1, v),
+            // Past the end: back from there.
+            Some(g) => {
+                let mut bad = g - 1;
+                let mut step = 1i64;
+                loop {
+                    let prev = bad.saturating_sub(step);
+                    if prev <= a {
+                        break (a, bad);
+                    }
+                    if f(prev) == v {
+                        break (prev, bad);
+                    }
+                    bad = prev;
+                    step = step.saturating_mul(2);
+                }
             }
-            if f(next) != v {
-                break next;
-            }
-            ok = next;
-            step = step.saturating_mul(2);
+            None => gallop(a, v),
         };
+        // Bisect (f is monotone).
         while bad - ok > 1 {
             let mid = ok + (bad - ok) / 2;
             if f(mid) == v {
@@ -315,9 +347,10 @@ fn steps(lo: i64, hi: i64, f: &dyn Fn(i64) -> i64) -> Option<Pieces> {
 }
 
 /// Each channel's [`steps`] of the model's output over its accumulator
-/// range, walked when first asked for.
+/// range, walked when first asked for; each channel's line aims its walk.
 struct Walks<'a> {
     f: &'a dyn Fn(i64, usize) -> i64,
+    lines: &'a [(f64, f64)],
     ranges: Vec<(i64, i64)>,
     cells: Vec<OnceCell<Option<Pieces>>>,
 }
@@ -325,7 +358,13 @@ struct Walks<'a> {
 impl Walks<'_> {
     fn get(&self, ch: usize) -> Option<&Pieces> {
         let (lo, hi) = self.ranges[ch];
-        self.cells[ch].get_or_init(|| steps(lo, hi, &|a| (self.f)(a, ch))).as_ref()
+        let (m, c) = self.lines.get(ch).copied().unwrap_or((0.0, 0.0));
+        // f(a) ~ floor(a * m + c) first exceeds v where a * m + c reaches v + 1.
+        let guess = move |v: i64| {
+            let x = ((v + 1) as f64 - c) / m;
+            (m > 0.0 && x.is_finite() && x.abs() < 1e17).then(|| x.ceil() as i64)
+        };
+        self.cells[ch].get_or_init(|| steps(lo, hi, &|a| (self.f)(a, ch), &guess)).as_ref()
     }
 }
 
@@ -568,7 +607,12 @@ pub fn plan(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> Result<Plan, String
     let a_range = |ch: usize| (urange[ch].0 + corr[ch], urange[ch].1 + corr[ch]);
     // The model's output per channel as pieces, walked once (on first use)
     // for every candidate width, shift, scale and gain.
-    let pieces = Walks { f: &f, ranges: (0..k).map(a_range).collect(), cells: vec![OnceCell::new(); k] };
+    let pieces = Walks {
+        f: &f,
+        lines: &lines,
+        ranges: (0..k).map(a_range).collect(),
+        cells: vec![OnceCell::new(); k],
+    };
 
     let mut scale_bits = 0;
     let (new_rq, new_zp, max_lsb, witness) = match arith {

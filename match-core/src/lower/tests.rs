@@ -435,3 +435,39 @@ fn a_signed_model_input_gets_a_sign_flip_layer_before_ne16() {
     let diff = w.iter().zip(gv).map(|(a, b)| (*a as i64 - *b as i64).unsigned_abs()).max().unwrap();
     assert!(diff <= l.exactness[1].max_lsb, "diff {diff}: {:?}", l.exactness[1]);
 }
+
+/// The walk over a step function gives the same pieces whatever its guess
+/// of the next step: exact, off by one either way, far off, or none.
+#[test]
+fn step_walk_does_not_depend_on_its_guess() {
+    // Step functions of the requantization's shape: floor(a * m + c),
+    // clamped, for slopes from steep to flat.
+    for &(m, c, lo, hi) in &[
+        (0.37, 0.5, -1000i64, 1000i64),
+        (0.0031, -3.25, -100_000, 100_000),
+        (1.0, 0.0, -50, 50),
+        (2.5, 0.5, -60, 60),
+        (1e-6, 0.5, -3_000_000, 3_000_000),
+    ] {
+        let f = |a: i64| ((a as f64 * m + c).floor() as i64).clamp(-128, 127);
+        let reference = steps(lo, hi, &f, &|_| None).expect("bounded");
+        let exact = |v: i64| Some((((v + 1) as f64 - c) / m).ceil() as i64);
+        let guesses: [&dyn Fn(i64) -> Option<i64>; 5] = [
+            &exact,
+            &|v| exact(v).map(|g| g + 1),
+            &|v| exact(v).map(|g| g - 1),
+            &|v| exact(v).map(|g| g + 977),
+            &|v| exact(v).map(|g| g - 977),
+        ];
+        for (i, guess) in guesses.iter().enumerate() {
+            assert_eq!(steps(lo, hi, &f, *guess), Some(reference.clone()), "slope {m}, guess {i}");
+        }
+        // The pieces cover [lo, hi] in order with distinct values.
+        assert_eq!(reference.first().map(|p| p.0), Some(lo));
+        assert_eq!(reference.last().map(|p| p.1), Some(hi));
+        for w in reference.windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0);
+            assert!(w[0].2 < w[1].2);
+        }
+    }
+}
