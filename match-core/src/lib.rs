@@ -1,6 +1,6 @@
 //! The compiler proper: graph IR, model importers, reference interpreter,
-//! and (with later issues) pattern matching, cost model, schedule search,
-//! memory planning and the C emitter. It accepts a target only as a
+//! pattern matching, cost model, schedule search (spread over the cores by
+//! [`par`]), memory planning and the C emitter. It accepts a target only as a
 //! validated [`HwModel`], the proof that the `.hwm` file checked.
 
 pub mod compile;
@@ -13,6 +13,7 @@ pub mod ir;
 pub mod layout;
 pub mod lower;
 pub mod mapping;
+pub mod par;
 pub mod passes;
 pub mod plan;
 pub mod schedule;

@@ -58,8 +58,9 @@ use crate::mapping::{self, MappedLayer, Mapping};
 use crate::schedule::Objective;
 use match_dsl::model::{DType as HwType, RequantForm, Unit};
 use match_dsl::HwModel;
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 /// The largest shift of the NE16 and digital units (5 bits).
 pub const MAX_SHIFT: u32 = 31;
@@ -957,29 +958,31 @@ type Witness = Option<(i64, usize)>;
 type PlanResult = Result<Plan, String>;
 
 /// Plans by (unit, layer nodes), so that the mapping's several rules and
-/// passes over one layer analyse it once.
+/// passes over one layer analyse it once; shared by the mapping's worker
+/// threads ([`crate::par`]: two asking for one plan at once may both
+/// compute it, and get the same).
 pub struct Converter<'a> {
     graph: &'a Graph,
     hw: &'a HwModel,
-    cache: RefCell<HashMap<(String, Vec<NodeId>), PlanResult>>,
+    cache: Mutex<HashMap<(String, Vec<NodeId>), PlanResult>>,
 }
 
 impl<'a> Converter<'a> {
     pub fn new(graph: &'a Graph, hw: &'a HwModel) -> Self {
-        Converter { graph, hw, cache: RefCell::new(HashMap::new()) }
+        Converter { graph, hw, cache: Mutex::new(HashMap::new()) }
     }
 
     /// The conversion of `nodes` for `unit` (cached).
     pub fn plan(&self, unit: &str, nodes: &[NodeId]) -> Result<Plan, String> {
         let key = (unit.to_string(), nodes.to_vec());
-        if let Some(p) = self.cache.borrow().get(&key) {
+        if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return p.clone();
         }
         let p = match self.hw.unit(unit) {
             Some(u) => plan(self.graph, u, nodes),
             None => Err(format!("no unit named `{unit}`")),
         };
-        self.cache.borrow_mut().insert(key, p.clone());
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
         p
     }
 }
@@ -1144,6 +1147,14 @@ pub fn lower_for_target(
 
     // The final mapping: flips as generic host layers, converted layers
     // re-costed on their lowered nodes.
+    // Re-costing searches schedules again: on every core.
+    let changed: Vec<usize> = replans.iter().filter(|(_, p)| p.changed).map(|(&i, _)| i).collect();
+    let recosted = crate::par::map(&changed, |&i| {
+        let mut l = layers[i].clone();
+        mapping::recost(&g, hw, &mut l, objective);
+        l
+    });
+    let mut recosted: HashMap<usize, MappedLayer> = changed.into_iter().zip(recosted).collect();
     let mut out_layers = Vec::new();
     let mut exactness = Vec::new();
     for (i, mut l) in layers.into_iter().enumerate() {
@@ -1156,8 +1167,8 @@ pub fn lower_for_target(
             });
         }
         if let Some(p) = replans.get(&i) {
-            if p.changed {
-                mapping::recost(&g, hw, &mut l, objective);
+            if let Some(r) = recosted.remove(&i) {
+                l = r;
             }
             let moved_from = exact.then(|| moved_from(&bounded, &l, &conv)).flatten();
             exactness.push(match (p.max_lsb, moved_from) {

@@ -264,6 +264,7 @@ fn map_inner(
             producer.insert(t, n);
         }
     }
+    let memo = Memo::compute(graph, hw, &cands, &chains, &order, objective, conv);
     let mut group_of_node: HashMap<NodeId, usize> = HashMap::new();
     let mut layouts: Vec<Vec<LayoutStep>> = Vec::new();
     // Per group: its kernels can write any layout (`activation_layout any`,
@@ -293,7 +294,7 @@ fn map_inner(
             if !tried.insert((cand.rule, nodes.clone())) {
                 continue;
             }
-            match check(hw, cand.offload, graph, &nodes, conv) {
+            match memo.check(cand, &nodes, || check(hw, cand.offload, graph, &nodes, conv)) {
                 None => accepted.push((cand, nodes)),
                 Some(reason) => {
                     let r = Rejection {
@@ -338,7 +339,10 @@ fn map_inner(
             let plan = conv.and_then(|(c, _)| c.plan(&cand.offload.unit, nodes).ok());
             let scale_bits =
                 plan.as_ref().and_then(|p| p.requant.as_ref()).map(|(r, _)| lower::scale_width(r));
-            match cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective, scale_bits) {
+            let best_schedule = memo.schedule(cand, nodes, || {
+                cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective, scale_bits)
+            });
+            match best_schedule {
                 Ok(s) => {
                     let mut s = with_conversion(s, &layout);
                     // A converted layer whose signed input must first be made
@@ -515,6 +519,109 @@ pub fn recost(graph: &Graph, hw: &HwModel, layer: &mut MappedLayer, objective: O
         s.cycles.total += c;
     }
     layer.schedule = Some(s);
+}
+
+/// What the grouping of [`map_inner`] will ask, worked out beforehand on
+/// every core ([`crate::par`]): each rule's check of each chain it matches
+/// from each node, and the best schedule of each chain a node's longest
+/// accepted match gives (the expensive parts: requantization analysis and
+/// schedule search). Computed on the graph with nothing covered yet, a
+/// superset of what the grouping asks; a question outside it is answered
+/// when asked. Every answer is a pure function of its question, so the
+/// mapping is the same whatever the number of threads.
+struct Memo {
+    checks: HashMap<(usize, Vec<NodeId>), Option<String>>,
+    schedules: HashMap<(usize, Vec<NodeId>), Result<Schedule, String>>,
+}
+
+impl Memo {
+    fn compute(
+        graph: &Graph,
+        hw: &HwModel,
+        cands: &[Candidate],
+        chains: &Chains,
+        order: &[NodeId],
+        objective: Objective,
+        conv: Option<(&Converter, bool)>,
+    ) -> Memo {
+        let nothing = HashSet::new();
+        // Per node, its candidates' chains in candidate order.
+        let mut questions: Vec<(usize, Vec<NodeId>)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut per_node: Vec<Vec<(usize, Vec<NodeId>)>> = Vec::new();
+        for &n in order {
+            let mut here = Vec::new();
+            for (i, cand) in cands.iter().enumerate() {
+                if let Some(nodes) = chains.matches(n, &cand.seq, &nothing) {
+                    if seen.insert((cand.rule, nodes.clone())) {
+                        questions.push((i, nodes.clone()));
+                    }
+                    here.push((i, nodes));
+                }
+            }
+            per_node.push(here);
+        }
+        let verdicts =
+            crate::par::map(&questions, |(i, nodes)| check(hw, cands[*i].offload, graph, nodes, conv));
+        let checks: HashMap<(usize, Vec<NodeId>), Option<String>> =
+            questions.into_iter().zip(verdicts).map(|((i, nodes), v)| ((cands[i].rule, nodes), v)).collect();
+        // As the grouping does: the accepted candidates of the longest
+        // accepted chain from each node.
+        let mut searches: Vec<(usize, Vec<NodeId>)> = Vec::new();
+        let mut asked = HashSet::new();
+        for here in per_node {
+            let mut first: Option<(usize, Vec<NodeId>)> = None;
+            for (i, nodes) in here {
+                let cand = &cands[i];
+                if first.as_ref().is_some_and(|(len, _)| *len != cand.seq.len()) {
+                    break;
+                }
+                if first.as_ref().is_some_and(|(_, f)| *f != nodes) {
+                    continue;
+                }
+                if checks.get(&(cand.rule, nodes.clone())).is_some_and(|v| v.is_none()) {
+                    first.get_or_insert((cand.seq.len(), nodes.clone()));
+                    if asked.insert((cand.rule, nodes.clone())) {
+                        searches.push((i, nodes));
+                    }
+                }
+            }
+        }
+        let found = crate::par::map(&searches, |(i, nodes)| {
+            let cand = &cands[*i];
+            let scale_bits = conv
+                .and_then(|(c, _)| c.plan(&cand.offload.unit, nodes).ok())
+                .and_then(|p| p.requant.map(|(r, _)| lower::scale_width(&r)));
+            cost_of(graph, hw, Some(cand.offload), &cand.offload.unit, nodes, objective, scale_bits)
+        });
+        let schedules =
+            searches.into_iter().zip(found).map(|((i, nodes), s)| ((cands[i].rule, nodes), s)).collect();
+        Memo { checks, schedules }
+    }
+
+    fn check(
+        &self,
+        cand: &Candidate,
+        nodes: &[NodeId],
+        ask: impl FnOnce() -> Option<String>,
+    ) -> Option<String> {
+        match self.checks.get(&(cand.rule, nodes.to_vec())) {
+            Some(v) => v.clone(),
+            None => ask(),
+        }
+    }
+
+    fn schedule(
+        &self,
+        cand: &Candidate,
+        nodes: &[NodeId],
+        ask: impl FnOnce() -> Result<Schedule, String>,
+    ) -> Result<Schedule, String> {
+        match self.schedules.get(&(cand.rule, nodes.to_vec())) {
+            Some(s) => s.clone(),
+            None => ask(),
+        }
+    }
 }
 
 /// The structural part of matching.
