@@ -116,3 +116,47 @@ fn broken_models_are_errors_naming_the_file() {
     assert!(stderr.contains("bytes"), "{stderr}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// The mapping searches on every core (`match_core::par`); what it writes
+/// must not depend on how many: one thread and four give the same files
+/// (code, explanation, report) for a model with converted layers on gap9
+/// and one on diana.
+#[test]
+fn output_does_not_depend_on_the_number_of_threads() {
+    let Some(models) = match_tests::shared_models() else { return };
+    let tmp = std::env::temp_dir().join(format!("matchc-threads-{}", std::process::id()));
+    for (model, target) in [("kws_ref_model.tflite", "gap9"), ("ad01_int8.tflite", "diana")] {
+        let model = models.join("mlperf-tiny").join(model);
+        let mut written = Vec::new();
+        for threads in ["1", "4"] {
+            // One folder for both runs: the explanation names it.
+            let dir = tmp.join(target);
+            let report = tmp.join(format!("{target}.json"));
+            std::fs::remove_dir_all(&dir).ok();
+            let out = Command::new(env!("CARGO_BIN_EXE_matchc"))
+                .args(["compile", model.to_str().unwrap(), "--target", target, "--explain", "-o"])
+                .arg(&dir)
+                .arg("--report")
+                .arg(&report)
+                .env("MATCH_THREADS", threads)
+                .output()
+                .expect("run matchc");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+                .collect();
+            files.sort();
+            files.push(("explain".into(), out.stdout));
+            files.push(("report".into(), std::fs::read(&report).unwrap()));
+            written.push(files);
+        }
+        assert!(written[0].len() > 3);
+        for (a, b) in written[0].iter().zip(&written[1]) {
+            assert_eq!(a.0, b.0);
+            assert!(a.1 == b.1, "{target}: {} differs between 1 and 4 threads", a.0);
+        }
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}
