@@ -1022,15 +1022,84 @@ pub fn converted_bits(graph: &Graph, unit: &Unit, nodes: &[NodeId]) -> (Option<i
     (in_bits, w_bits)
 }
 
-/// Lowers `graph` for `hw`: maps it with conversions allowed (only exact
-/// ones with `exact`), rewrites each converted layer into its unit's
-/// canonical chain, and reports every layer's exactness.
+/// Whether `hw`'s units want signed 8-bit weights: some unit takes i8
+/// weights and not u8, and none takes u8 and not i8 (a unit that declares
+/// no weight types takes any).
+fn wants_signed_weights(hw: &HwModel) -> bool {
+    let (i8w, u8w) = (HwType::Signed(8), HwType::Unsigned(8));
+    let takes = |u: &Unit, t: &HwType| u.weights.is_empty() || u.weights.contains(t);
+    hw.units.iter().any(|u| takes(u, &i8w) && !takes(u, &u8w))
+        && !hw.units.iter().any(|u| takes(u, &u8w) && !takes(u, &i8w))
+}
+
+/// Unsigned 8-bit weights stored signed, for a target whose units take i8
+/// weights only ([`wants_signed_weights`]; PULP-NN-style kernels, GAP9's
+/// cluster and fabric controller): each weight `w` becomes `w - 128` and
+/// the layer's weight zero point `z` becomes `z - 128`, so every `w - z`,
+/// and with it every accumulator and output, is unchanged (an exact
+/// rewrite, as NE16's conversion stores its unsigned weights). A constant
+/// u8 tensor is rewritten only when every reader is a convolution or dense
+/// layer reading it as weights. `None` when nothing changes.
+fn signed_weights(graph: &Graph, hw: &HwModel) -> Option<Graph> {
+    if !wants_signed_weights(hw) {
+        return None;
+    }
+    let mut g = graph.clone();
+    let mut changed = false;
+    for t in 0..graph.tensors.len() {
+        let t = TensorId(t);
+        let tensor = graph.tensor(t);
+        if tensor.dtype != DType::U8 || !matches!(tensor.data, Some(Data::U8(_))) {
+            continue;
+        }
+        let readers = graph.consumers(t);
+        let as_weights = |n: &NodeId| {
+            let node = &graph.nodes[*n];
+            matches!(node.op, Op::Conv2d { .. } | Op::Dense { .. })
+                && node.inputs.get(1) == Some(&t)
+                && node.inputs.iter().filter(|&&i| i == t).count() == 1
+        };
+        if readers.is_empty() || !readers.iter().all(as_weights) || graph.outputs.contains(&t) {
+            continue;
+        }
+        for n in readers {
+            let (Op::Conv2d { w_zp, .. } | Op::Dense { w_zp, .. }) = &mut g.nodes[n].op else {
+                unreachable!()
+            };
+            if w_zp.is_empty() {
+                w_zp.push(0);
+            }
+            for z in w_zp.iter_mut() {
+                *z -= 128;
+            }
+        }
+        let tm = g.tensor_mut(t);
+        if let Some(Data::U8(v)) = &tm.data {
+            tm.data = Some(Data::I8(v.iter().map(|&w| (w as i16 - 128) as i8).collect()));
+        }
+        tm.dtype = DType::I8;
+        if let Some(q) = tm.quant.as_mut() {
+            for z in q.zero_point.iter_mut() {
+                *z -= 128;
+            }
+        }
+        changed = true;
+    }
+    changed.then_some(g)
+}
+
+/// Lowers `graph` for `hw`: stores unsigned weights signed where the
+/// target's units want it ([`signed_weights`]), maps it with conversions
+/// allowed (only exact ones with `exact`), rewrites each converted layer
+/// into its unit's canonical chain, and reports every layer's exactness.
 pub fn lower_for_target(
     graph: &Graph,
     hw: &HwModel,
     objective: Objective,
     exact: bool,
 ) -> anyhow::Result<Lowered> {
+    let signed = signed_weights(graph, hw);
+    let graph = signed.as_ref().unwrap_or(graph);
     let native = |mapping: Mapping, g: &Graph| {
         let exactness = mapping.layers.iter().map(|l| native_exactness(g, l)).collect();
         Lowered { graph: g.clone(), mapping, exactness }

@@ -471,3 +471,44 @@ fn step_walk_does_not_depend_on_its_guess() {
         }
     }
 }
+
+/// MATCH's integer ONNX dialect stores weights u8: for gap9 (whose cluster
+/// and fabric controller take i8 weights only) they are stored w - 128 with
+/// the weight zero point lowered by 128, which changes no accumulator, so
+/// the layer is offloaded and computes the same; host targets (u8 taken)
+/// keep them.
+#[test]
+fn unsigned_weights_are_stored_signed_for_targets_taking_only_signed() {
+    let mut b = Builder::default();
+    let x = b.input("x", &[1, 40], DType::U8, None);
+    let wv: Vec<u8> = match random_i8(24 * 40, 7) {
+        Data::I8(v) => v.iter().map(|&w| w as u8).collect(),
+        _ => unreachable!(),
+    };
+    let w = b.konst("w", &[24, 40], Data::U8(wv.clone()));
+    let a = b.node("dense", Op::Dense { x_zp: 0, w_zp: vec![3] }, &[x, w], &[1, 24], DType::I32);
+    let rq = Requant::ScaleShift { scale: vec![3], bias: vec![1 << 11], shift: 12 };
+    let a = b.node("rq", Op::Requantize { requant: rq, out_zp: 0 }, &[a], &[1, 24], DType::U8);
+    let y = b.node("clip", Op::Clip { min: 0, max: 255 }, &[a], &[1, 24], DType::U8);
+    let g = b.finish(&[y]);
+    let input = vec![Data::U8((0..40).map(|i| (i * 53 % 256) as u8).collect())];
+    let want = outputs(&g, &input);
+
+    let l = lower_for_target(&g, &target("gap9"), Objective::Latency, true).unwrap();
+    let dense = l.mapping.layers[0].nodes[0];
+    let wt = l.graph.tensor(l.graph.nodes[dense].inputs[1]);
+    assert_eq!(wt.dtype, DType::I8);
+    let Some(Data::I8(stored)) = &wt.data else { panic!("{:?}", wt.data) };
+    assert!(stored.iter().zip(&wv).all(|(&s, &w)| s as i64 == w as i64 - 128));
+    assert!(matches!(&l.graph.nodes[dense].op, Op::Dense { w_zp, .. } if *w_zp == [-125]));
+    // One offloaded layer (dense, requant, clip), exact.
+    assert_eq!(l.mapping.layers.len(), 1);
+    assert_ne!(l.mapping.layers[0].pattern, None, "{:?}", l.mapping.layers[0].rejections);
+    assert_eq!(outputs(&l.graph, &input), want);
+
+    let l = lower_for_target(&g, &target("host"), Objective::Latency, false).unwrap();
+    let dense = l.mapping.layers[0].nodes[0];
+    assert_eq!(l.graph.tensor(l.graph.nodes[dense].inputs[1]).dtype, DType::U8);
+    assert!(!wants_signed_weights(&target("host-tiled")));
+    assert!(wants_signed_weights(&target("diana")));
+}
