@@ -109,6 +109,11 @@ void gap9_emu_kernel(const char *kernel, const void *in, uint32_t in_bytes, cons
     match_emu_kernel(kernel, in, in_bytes, w, w_bytes, out, out_bytes);
 }
 
+void gap9_emu_access(const char *kernel, const char *role, const void *p, uint32_t bytes, int write)
+{
+    match_emu_access(kernel, role, p, bytes, write);
+}
+
 void gap9_timer_start(void)
 {
     match_emu_timer_start();

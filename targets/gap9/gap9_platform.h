@@ -75,5 +75,8 @@ void gap9_tile(const void *in, const void *w, void *out);
  * tile buffers and are not pending DMA destinations. */
 void gap9_emu_kernel(const char *kernel, const void *in, uint32_t in_bytes, const void *w,
                      uint32_t w_bytes, void *out, uint32_t out_bytes);
+/* The same checks, uncounted, of a further buffer a kernel reads (and
+ * writes, when `write`): a split C's int32 accumulator (mk_job_t.acc). */
+void gap9_emu_access(const char *kernel, const char *role, const void *p, uint32_t bytes, int write);
 
 #endif /* GAP9_PLATFORM_H */

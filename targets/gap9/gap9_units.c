@@ -51,6 +51,43 @@ static void g9_chain(const mk_job_t *j, void *cur, int32_t elems)
     }
 }
 
+/* A job of a split C (j->acc, mk_job_t): this C tile's sums set (first C
+ * tile) or added into the accumulator in L1; the last C tile runs the
+ * chain on the complete sums, in place in the accumulator, into y. The
+ * same kernels and steps as the portable path's split (emit/tiled.rs). */
+static void g9_cluster_split(const char *kernel, const mk_job_t *j, int32_t elems)
+{
+    const int add = !j->c_first;
+    const int dense = j->op == MK_JOB_DENSE;
+    if (!dense && (j->op != MK_JOB_CONV || j->groups != 1 || j->depthwise)) {
+        g9_fail(j, kernel, "a split C of a job other than a convolution (groups 1) or a dense layer");
+    }
+    if (j->main_ydt != MK_I32 || j->acc_bytes < (uint32_t)elems * 4u) {
+        g9_fail(j, kernel, "a split C without an int32 accumulator of the tile's outputs");
+    }
+    /* The accumulator is read (but on the first C tile) and written. */
+    gap9_emu_kernel(kernel, j->x, g9_in_bytes(j), j->wt, j->w_bytes, j->c_last ? j->y : NULL,
+                    j->c_last ? j->y_bytes : 0u);
+    gap9_emu_access(kernel, "accumulator", j->acc, (uint32_t)elems * 4u, 1);
+    if (dense) {
+        mk_dense_acc(j->x, j->xdt, j->wt, j->wdt, j->acc, j->rows, j->c, j->k, j->x_zp, j->w_zp, add);
+    } else {
+        mk_conv_t p;
+        p.n = 1; p.h = j->h; p.w = j->w; p.c = j->c; p.k = j->k; p.fy = j->fy; p.fx = j->fx;
+        p.oh = j->oh; p.ow = j->ow; p.sy = j->sy; p.sx = j->sx; p.dy = j->dy; p.dx = j->dx;
+        p.pt = j->pt; p.pl = j->pl; p.groups = 1; p.x_zp = j->x_zp; p.w_zp = j->w_zp;
+        mk_conv2d_acc(j->x, j->xdt, j->wt, j->wdt, j->acc, &p, g9_pitch(j), add);
+    }
+    if (!j->c_last) {
+        return; /* more C tiles to come: y is written after the last */
+    }
+    if (j->bias != NULL || j->has_rq || j->has_clip) {
+        g9_chain(j, j->acc, elems);
+    } else {
+        mk_copy(j->y, j->acc, elems * 4);
+    }
+}
+
 /* A job on the cluster: the portable kernels, which are the exact
  * reference of every requantization form. */
 static void g9_cluster(const char *kernel, const mk_job_t *j, int op_ok)
@@ -58,10 +95,14 @@ static void g9_cluster(const char *kernel, const mk_job_t *j, int op_ok)
     const int chain = j->bias != NULL || j->has_rq || j->has_clip;
     const int32_t elems = j->rows * j->k * j->oh * j->ow;
     void *main_out = j->y;
-    gap9_emu_kernel(kernel, j->x, g9_in_bytes(j), j->wt, j->w_bytes, j->y, j->y_bytes);
     if (!op_ok) {
         g9_fail(j, kernel, "a job of another operator");
     }
+    if (j->acc != NULL) {
+        g9_cluster_split(kernel, j, elems);
+        return;
+    }
+    gap9_emu_kernel(kernel, j->x, g9_in_bytes(j), j->wt, j->w_bytes, j->y, j->y_bytes);
     if (chain) {
         /* The accumulator is the kernel's own: PULP-NN requantizes each
          * output pixel from registers, so on the device it takes no tile
@@ -197,6 +238,10 @@ static void ne16_run(const char *kernel, const mk_job_t *j, int dw)
     /* The job must be in NE16's form (the offload rules and the lowering). */
     if (j->op != MK_JOB_CONV || (dw && !j->depthwise) || (!dw && j->groups != 1)) {
         g9_fail(j, kernel, "not a convolution of this kind");
+    }
+    if (j->acc != NULL) {
+        /* gap9.hwm's ne16 does not claim partial_sums: it normalizes every call. */
+        g9_fail(j, kernel, "a split C (NE16 keeps no partial sums across calls)");
     }
     if (j->xdt != MK_U8 || j->x_zp != 0) {
         g9_fail(j, kernel, "NE16 reads uint8 inputs without a zero point");

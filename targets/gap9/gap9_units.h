@@ -7,7 +7,11 @@
  * Host emulation, each unit in its own arithmetic:
  * - the cluster (cluster_*): PULP-NN-style kernels on HWC tiles; they run
  *   the portable kernels of match_kernels.c, the exact reference, so every
- *   requantization form (fixed point, scale-shift, float) is bit-exact;
+ *   requantization form (fixed point, scale-shift, float) is bit-exact.
+ *   A convolution (groups 1) or dense job of a split C (mk_job_t.acc:
+ *   gap9.hwm's cluster claims `partial_sums`) sets or adds its C tile's
+ *   sums into the int32 accumulator in L1, and only its last C tile runs
+ *   the chain and writes y;
  * - NE16 (ne16_conv, ne16_depthwise): computes as the hardware does
  *   (../shared/HARDWARE.md "GAP9 NE16"): u8 inputs, weights read from their
  *   bit-plane encoding (w + 128, 16-channel blocks, 8 planes LSB first, 2
@@ -26,8 +30,8 @@
  *   Stated deviation: a clip narrower than NE16's saturation range (e.g.
  *   ReLU6) is applied by the kernel after the unit's output (on silicon it
  *   needs a cluster pass). A job outside NE16's form (non-u8 input, input
- *   zero point, another requantization, output zero point) aborts naming the
- *   layer: the lowering must not offload it.
+ *   zero point, another requantization, output zero point, a split C) aborts
+ *   naming the layer: the lowering must not offload it.
  *
  * Every kernel first calls gap9_emu_kernel (the platform, gap9_platform.c),
  * which counts the call and checks its buffers.
@@ -42,6 +46,8 @@
 /* Provided by the platform (gap9_platform.c). */
 void gap9_emu_kernel(const char *kernel, const void *in, uint32_t in_bytes, const void *w,
                      uint32_t w_bytes, void *out, uint32_t out_bytes);
+/* Checks a further buffer a kernel touches (a split C's accumulator). */
+void gap9_emu_access(const char *kernel, const char *role, const void *p, uint32_t bytes, int write);
 
 /* The cluster (8 cores, PULP-NN). */
 void cluster_conv(const mk_job_t *job);

@@ -141,6 +141,30 @@ pub fn emit_build_check(
     inputs: &[Vec<match_core::ir::Data>],
     what: &str,
 ) -> PathBuf {
+    let sanitized = |_: &Path| {
+        vec![
+            ("CC", "gcc".to_string()),
+            ("CFLAGS", SANITIZED_CFLAGS.to_string()),
+            ("BUILD", "build-asan".to_string()),
+        ]
+    };
+    emit_build_check_with(g, hw, mapping, platform, dir, name, inputs, what, &sanitized)
+}
+
+/// [`emit_build_check`] built with the make variables `vars` returns for
+/// the emitted project folder (e.g. [`gap9_device_double_vars`]).
+#[allow(clippy::too_many_arguments)]
+pub fn emit_build_check_with(
+    g: &match_core::ir::Graph,
+    hw: &match_dsl::HwModel,
+    mapping: &match_core::mapping::Mapping,
+    platform: Option<PathBuf>,
+    dir: &Path,
+    name: &str,
+    inputs: &[Vec<match_core::ir::Data>],
+    what: &str,
+    vars: &dyn Fn(&Path) -> Vec<(&'static str, String)>,
+) -> PathBuf {
     let plan = match_core::plan::plan(g, &mapping.node_order()).expect("plans");
     let options = match_core::emit::EmitOptions {
         model_name: name.to_string(),
@@ -148,12 +172,9 @@ pub fn emit_build_check(
         platform_dir: platform,
     };
     let report = match_core::emit::emit(g, hw, mapping, &plan, &options).expect("emits");
-    let bin = compile::build(
-        &options.out_dir,
-        name,
-        &[("CC", "gcc"), ("CFLAGS", SANITIZED_CFLAGS), ("BUILD", "build-asan")],
-    )
-    .unwrap_or_else(|err| panic!("{what}: {err:#}"));
+    let vars = vars(&options.out_dir);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bin = compile::build(&options.out_dir, name, &vars).unwrap_or_else(|err| panic!("{what}: {err:#}"));
     let outs = if compile::platform_counts(hw) {
         let (outs, table) =
             compile::run_binary_counters(&bin, g, inputs, &dir.join("io")).expect("runs with counters");

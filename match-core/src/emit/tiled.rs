@@ -49,8 +49,11 @@
 //! accumulator on the first C tile and add into it on the later ones
 //! (`mk_conv2d_acc`, `mk_dense_acc`), and after the last the chain (bias,
 //! requantization, activation) runs on the accumulator and the output tile
-//! is stored, once. Such a layer always runs the portable kernels: a unit
-//! job (`mk_job_t`) carries no first / last C tile flags.
+//! is stored, once. On a unit that claims `partial_sums` with a kernel, the
+//! tile's job carries the same: the accumulator buffer and whether its C
+//! tile is the first and the last (`mk_job_t.acc`, `c_first`, `c_last`);
+//! the unit's kernel (the target's C) starts, adds to or finishes the sums.
+//! A split forced on another unit runs the portable kernels.
 //!
 //! Over-fetch: when the schedule moves a convolution's input as whole rows
 //! (or whole planes, [`crate::cost::Fetch`]), each tile's input box spans
@@ -676,9 +679,15 @@ pub fn plan_layer_as(
         if weights_memory.is_some() {
             return Err("a split C with the weights in another memory".into());
         }
-        // The portable kernels accumulate across calls; a unit job carries
-        // no first / last C tile flags, so a split C runs the former.
-        call = None;
+        // A unit that claims `partial_sums` gets the accumulator and the
+        // first / last C tile in its job (raw weights: an encoded layout
+        // packs whole C per output channel); any other unit's kernels
+        // requantize every call, so a split forced on it runs the portable
+        // kernels, which accumulate across calls.
+        let encoded = offload_of(hw, layer).is_some_and(|o| !hw.offload_weight_layout(o).is_empty());
+        if !unit.partial_sums || encoded {
+            call = None;
+        }
         if s.tile.c < 1 || graph.tensor(first.inputs[1]).dtype.size() != 1 {
             return Err("a split C of weights wider than a byte".into());
         }
@@ -718,10 +727,12 @@ pub fn plan_layer_as(
         }
     }
     // Buffers sized for the largest step.
-    // The portable path's int32 accumulator; unit kernels keep their own
-    // (PULP-NN requantizes per pixel, the accelerators in their datapath).
+    // The int32 accumulator: the portable path's for its chain, and every
+    // split C's (kept across the C tiles); unit kernels otherwise keep
+    // their own (PULP-NN requantizes per pixel, the accelerators in their
+    // datapath).
     let chain = nodes.len() > 1;
-    t.layout.acc_bytes = u64::from((chain || t.c_split()) && t.call.is_none());
+    t.layout.acc_bytes = u64::from((chain && t.call.is_none()) || t.c_split());
     let mut mx = (0, 0, 0, 0);
     for st in t.nest.walk(t.input_follows_k) {
         let b = t.step_bytes(&st);
@@ -1698,17 +1709,23 @@ fn job_compute(
         mk_dt(mo.dtype),
         mk_dt(mo.dtype),
     );
-    if t.layout.acc_bytes > 0 {
+    // A split C: the accumulator kept across the C tiles and where this
+    // call's C tile lies (mk_job_t: the unit's kernel decides what to do).
+    let split = t.c_split();
+    if split {
         let _ = writeln!(
             f,
-            "    j.scratch = (int32_t *)(void *)({l1} + {});\n    j.scratch_bytes = {}u;",
-            t.layout.acc, t.layout.acc_bytes
+            "    j.acc = (int32_t *)(void *)({l1} + {});\n    j.acc_bytes = (uint32_t)(elems * 4);\n    j.c_first = t->c0 == 0;\n    j.c_last = t->c0 + t->tc >= {};",
+            t.layout.acc,
+            t.nest.c[0]
         );
     }
-    // Weights: the tile's bytes (encoded, or the IR's K rows).
+    // Weights: the tile's bytes (encoded, or the IR's K rows; a split C:
+    // its C tile of each row, 8-bit).
     if t.has_weights() {
         let wt = graph.tensor(first.inputs[1]);
         let bytes = match &t.enc {
+            _ if split => format!("(uint32_t)(t->tk * {} * t->tc)", t.w_taps),
             Some(e) => {
                 let n = &t.nest;
                 let full = e.bytes(n.tile[0]).map_err(|err| anyhow!(err))?;
@@ -1742,11 +1759,16 @@ fn job_compute(
         (Main::Dense { rows, c }, Op::Dense { x_zp, w_zp }) => {
             let k = graph.tensor(first.inputs[1]).shape[0];
             let wzp = cx.array_i32("w_zp", &per_channel_i32("w_zp", w_zp, k, 0)?);
+            // A split C: the rows of the C tile.
+            let (c, x_elems) = if split {
+                ("t->tc".to_string(), format!("{rows} * t->tc"))
+            } else {
+                (c.to_string(), (rows * c).to_string())
+            };
             let _ = writeln!(
                 f,
-                "    j.op = MK_JOB_DENSE;\n    j.rows = {rows};\n    j.h = 1; j.w = {rows}; j.c = {c}; j.oh = 1; j.ow = 1;\n    j.x_zp = {};\n    j.w_zp = {wzp} + t->k0;\n    j.x_bytes = (uint32_t)({} * {in_es});",
+                "    j.op = MK_JOB_DENSE;\n    j.rows = {rows};\n    j.h = 1; j.w = {rows}; j.c = {c}; j.oh = 1; j.ow = 1;\n    j.x_zp = {};\n    j.w_zp = {wzp} + t->k0;\n    j.x_bytes = (uint32_t)({x_elems} * {in_es});",
                 ops::i32c(*x_zp)?,
-                rows * c
             );
         }
         (Main::Add, Op::Add { kind }) => {

@@ -8,7 +8,9 @@
  * - cluster_*: the tile's outputs, as (pixel, chunk of 32 output channels)
  *   items, are split over the 8 worker cores with pi_cl_team_fork; each
  *   worker computes an item's accumulators on its stack (the same wrapping
- *   32-bit sums as the portable kernels), then the layer's chain (bias,
+ *   32-bit sums as the portable kernels; a split C's job, mk_job_t.acc,
+ *   sets or adds them into its int32 accumulator in L1, and all but the
+ *   last C tile stop there, as the emulation does), then the layer's chain (bias,
  *   requantization, clip) with the portable kernels of match_kernels.c, the
  *   bit-exact reference of every requantization form, as the emulation
  *   does, and stores the item. Additions run mk_add per item, pooling the
@@ -105,7 +107,8 @@ static void g9u_chain(const mk_job_t *j, void *cur, void *tmp, void *y, int32_t 
 
 /* Output channels per chunk: a worker's accumulators live on its stack,
  * G9U_CH int32 at a time (PULP-NN keeps them in registers; the tile has no
- * accumulator buffer in L1, as the emulation and the cost model say). */
+ * accumulator buffer in L1 unless it splits C, as the emulation and the
+ * cost model say). */
 #define G9U_CH 32
 
 typedef struct {
@@ -188,6 +191,21 @@ static void g9u_item(const mk_job_t *j, int32_t pix, int32_t k0, int32_t kc)
         st[0] = 1;
         a.rank = 1; a.shape = sh; a.sa = st; a.sb = st;
         mk_add(g9u_at(j->x, j->xdt, e0), j->xdt, g9u_at(j->x2, j->x2dt, e0), j->x2dt, buf, j->main_ydt, &a);
+    } else if (j->acc != NULL) {
+        /* A split C (mk_job_t.acc): this C tile's sums set or added into
+         * the item's accumulators in L1 (each item its own, so workers
+         * never share one); all but the last C tile stop there. */
+        int32_t *acc = j->acc + pix * j->k + k0;
+        for (i = 0; i < kc; i++) {
+            const int32_t s = g9u_acc(j, pix, k0 + i);
+            buf[i] = j->c_first ? s : g9u_s32((uint32_t)acc[i] + (uint32_t)s);
+        }
+        if (!j->c_last) {
+            for (i = 0; i < kc; i++) {
+                acc[i] = buf[i];
+            }
+            return;
+        }
     } else {
         for (i = 0; i < kc; i++) {
             buf[i] = g9u_acc(j, pix, k0 + i);
@@ -283,6 +301,12 @@ static void g9u_cluster(const char *kernel, const mk_job_t *j, int op_ok)
     }
     if (!pool && !chain && j->ydt != j->main_ydt) {
         gap9_device_fail(kernel, j->layer, "an output type other than the main operator's, without a chain");
+    }
+    if (j->acc != NULL
+        && ((j->op != MK_JOB_CONV && j->op != MK_JOB_DENSE) || (j->op == MK_JOB_CONV && (j->groups != 1 || j->depthwise))
+            || j->acc_bytes < (uint32_t)((j->op == MK_JOB_DENSE ? j->rows : j->oh * j->ow) * j->k) * 4u)) {
+        gap9_device_fail(kernel, j->layer,
+                         "a split C of a job other than a convolution (groups 1) or a dense layer, or a short accumulator");
     }
     t.kernel = kernel;
     t.job = j;
@@ -392,6 +416,9 @@ static void g9u_ne16(const char *kernel, const mk_job_t *j, int dw)
      * guarantee it; the emulation aborts on the same conditions. */
     if (j->op != MK_JOB_CONV || (dw && !j->depthwise) || (!dw && j->groups != 1)) {
         gap9_device_fail(kernel, j->layer, "not a convolution of this kind");
+    }
+    if (j->acc != NULL) {
+        gap9_device_fail(kernel, j->layer, "a split C (NE16 keeps no partial sums across calls)");
     }
     if (j->xdt != MK_U8 || j->x_zp != 0) {
         gap9_device_fail(kernel, j->layer, "NE16 reads uint8 inputs without a zero point");

@@ -547,6 +547,21 @@ void match_emu_kernel(const char *kernel, const void *in, uint32_t in_bytes, con
     }
 }
 
+void match_emu_access(const char *kernel, const char *role, const void *p, uint32_t bytes, int write)
+{
+    char what[96];
+    int m;
+    if (bytes == 0u) {
+        return;
+    }
+    snprintf(what, sizeof what, "kernel %s's %s (%u B)", kernel == NULL ? "?" : kernel, role, (unsigned)bytes);
+    m = p == NULL ? -1 : emu_mem_of(p, bytes);
+    if (m < 0 || !emu_mems[m].d.compute) {
+        match_emu_fail("%s is not in %s", what, emu_compute_names);
+    }
+    emu_check(m, (const uint8_t *)p, bytes, write, what);
+}
+
 /* ------------------------------------------------------------- services */
 
 static clock_t emu_t0;

@@ -107,6 +107,10 @@ void match_emu_tile(const void *in, const void *w, void *out);
  * memories, not pending). */
 void match_emu_kernel(const char *kernel, const void *in, uint32_t in_bytes, const void *w, uint32_t w_bytes,
                       void *out, uint32_t out_bytes);
+/* A further buffer a unit kernel reads (and writes, when `write`), e.g. a
+ * split C's accumulator: checked as match_emu_kernel checks its operands,
+ * not counted. */
+void match_emu_access(const char *kernel, const char *role, const void *p, uint32_t bytes, int write);
 
 void match_emu_timer_start(void);
 uint32_t match_emu_timer_stop(void);

@@ -221,10 +221,19 @@ typedef struct {
     int32_t pool_zp;
     uint32_t pool_x_scale, pool_y_scale;
     int64_t pool_y_zp;
-    /* int32 scratch in the compute memory (NULL: none; the unit kernels keep
-     * their accumulators in their datapath). */
-    int32_t *scratch;
-    uint32_t scratch_bytes;
+    /* Split input channels (conv with groups 1, dense): the schedule tiles
+     * C, one call per C tile, innermost; c (and x, wt) are the C tile's.
+     * acc: the int32 accumulator of the (K, OY, OX) tile in the compute
+     * memory, acc_bytes its bytes, laid out as y (NULL: C is whole and the
+     * call computes the complete sums, as without these fields). The first
+     * C tile's call (c_first) sets acc to its partial sums, the others add
+     * theirs (wrapping int32); a call other than the last (c_last) leaves
+     * the sums in acc and writes nothing to y; the last runs the chain
+     * (bias, requantization, clip) on the complete sums and writes y. Only
+     * a unit whose .hwm claims `partial_sums` is given such jobs. */
+    int32_t *acc;
+    uint32_t acc_bytes;
+    int c_first, c_last;
 } mk_job_t;
 
 #endif /* MATCH_KERNELS_H */
