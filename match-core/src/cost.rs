@@ -289,6 +289,75 @@ pub fn box_commands(
     }
 }
 
+/// [`split_command`]'s commands grouped: each distinct command once with
+/// how many times it is issued (not in issue order). What a sum over the
+/// commands needs, in time independent of their number.
+pub fn split_command_counts(max: u64, run: u64, rows: u64, planes: u64, out: &mut impl FnMut(Command, u64)) {
+    let mut whole_and_rest = |n: u64, per: u64, each: &mut dyn FnMut(u64, u64)| {
+        if n / per > 0 {
+            each(per, n / per);
+        }
+        if n % per > 0 {
+            each(n % per, 1);
+        }
+    };
+    if max == 0 || run * rows * planes <= max {
+        out(Command { run, rows, planes }, 1);
+    } else if run * rows <= max {
+        whole_and_rest(planes, max / (run * rows), &mut |p, n| out(Command { run, rows, planes: p }, n));
+    } else if run <= max {
+        whole_and_rest(rows, max / run, &mut |r, n| out(Command { run, rows: r, planes: 1 }, n * planes));
+    } else {
+        whole_and_rest(run, max, &mut |b, n| out(Command { run: b, rows: 1, planes: 1 }, n * planes * rows));
+    }
+}
+
+/// [`box_commands`] grouped as [`split_command_counts`] groups them.
+pub fn box_command_counts(
+    dims: u32,
+    max: u64,
+    es: u64,
+    full: [i64; 3],
+    ext: [i64; 3],
+    out: &mut impl FnMut(Command, u64),
+) {
+    let [e0, e1, e2] = ext;
+    if e0 <= 0 || e1 <= 0 || e2 <= 0 {
+        return;
+    }
+    // The same runs and strided dimensions as box_commands.
+    let mut run = e2 as u64 * es;
+    let mut n: Vec<u64> = Vec::with_capacity(2);
+    if e2 == full[2] {
+        run *= e1 as u64;
+        if e1 == full[1] {
+            run *= e0 as u64;
+        } else if e0 > 1 {
+            n.push(e0 as u64);
+        }
+    } else {
+        if e0 > 1 {
+            n.push(e0 as u64);
+        }
+        if e1 > 1 {
+            n.push(e1 as u64);
+        }
+    }
+    let dims = dims.max(1);
+    let mut times = |k: u64, rows: u64, planes: u64| {
+        split_command_counts(max, run, rows, planes, &mut |c, m| out(c, m * k));
+    };
+    match n[..] {
+        [] => times(1, 1, 1),
+        [a] if dims >= 2 => times(1, a, 1),
+        [a] => times(a, 1, 1),
+        [a, b] if dims >= 3 => times(1, b, a),
+        [a, b] if dims == 2 => times(a, b, 1),
+        [a, b] => times(a * b, 1, 1),
+        _ => unreachable!("at most two strided dimensions"),
+    }
+}
+
 /// `dma`'s `max` as the generated code uses it (0: no limit).
 pub fn dma_max(dma: &Dma) -> u64 {
     dma.max_bytes.unwrap_or(0).min(u32::MAX as u64)
@@ -315,9 +384,9 @@ pub fn dma_cycles(dma: &Dma, full: &[i64], tile: &[i64], elem_bytes: f64) -> f64
     }
     let es = elem_bytes.ceil().max(1.0) as u64;
     let (mut fixed, mut bytes) = (0.0, 0u64);
-    box_commands(dma.dims, dma_max(dma), es, three(full), three(tile), &mut |c| {
-        fixed += dma.setup as f64 + dma.overhead_for(c.dims()) as f64;
-        bytes += c.bytes();
+    box_command_counts(dma.dims, dma_max(dma), es, three(full), three(tile), &mut |c, n| {
+        fixed += n as f64 * (dma.setup as f64 + dma.overhead_for(c.dims()) as f64);
+        bytes += n * c.bytes();
     });
     fixed + bytes as f64 / dma.bandwidth
 }
@@ -358,9 +427,9 @@ pub fn predict_counters(t: Option<&crate::emit::tiled::TiledLayer>) -> Counters 
             } else {
                 (&mut c.dma_out, &mut c.dma_out_bytes)
             };
-            box_commands(t.dma.dims, max, x.es, x.full, x.ext, &mut |cmd| {
-                *n += 1;
-                *b += cmd.bytes();
+            box_command_counts(t.dma.dims, max, x.es, x.full, x.ext, &mut |cmd, times| {
+                *n += times;
+                *b += times * cmd.bytes();
             });
         }
     }
@@ -1491,6 +1560,35 @@ mod tests {
         let mut v = Vec::new();
         box_commands(dims, max, es, full, ext, &mut |c| v.push((c.run, c.rows, c.planes)));
         v
+    }
+
+    /// The grouped commands are the issued ones, counted.
+    #[test]
+    fn grouped_commands_are_the_issued_commands() {
+        let mut seed = 11u64;
+        let mut next = |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for _ in 0..3000 {
+            let full = [1 + next(9) as i64, 1 + next(9) as i64, 1 + next(40) as i64];
+            let ext = [
+                1 + next(full[0] as u64) as i64,
+                1 + next(full[1] as u64) as i64,
+                1 + next(full[2] as u64) as i64,
+            ];
+            let (dims, es) = (1 + next(3) as u32, 1 + next(4));
+            let max = [0, 1, 7, 64, 100, 4096][next(6) as usize];
+            let mut issued = std::collections::BTreeMap::new();
+            box_commands(dims, max, es, full, ext, &mut |c| {
+                *issued.entry((c.run, c.rows, c.planes)).or_insert(0u64) += 1
+            });
+            let mut grouped = std::collections::BTreeMap::new();
+            box_command_counts(dims, max, es, full, ext, &mut |c, n| {
+                *grouped.entry((c.run, c.rows, c.planes)).or_insert(0u64) += n
+            });
+            assert_eq!(grouped, issued, "dims {dims} max {max} es {es} full {full:?} ext {ext:?}");
+        }
     }
 
     #[test]
