@@ -293,11 +293,11 @@ pub fn box_commands(
 /// how many times it is issued (not in issue order). What a sum over the
 /// commands needs, in time independent of their number.
 pub fn split_command_counts(max: u64, run: u64, rows: u64, planes: u64, out: &mut impl FnMut(Command, u64)) {
-    let mut whole_and_rest = |n: u64, per: u64, each: &mut dyn FnMut(u64, u64)| {
+    let whole_and_rest = |n: u64, per: u64, each: &mut dyn FnMut(u64, u64)| {
         if n / per > 0 {
             each(per, n / per);
         }
-        if n % per > 0 {
+        if !n.is_multiple_of(per) {
             each(n % per, 1);
         }
     };
