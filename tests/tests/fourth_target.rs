@@ -596,7 +596,6 @@ fn kernel_case_c(i: usize, t: &KCase, steps: &[LayoutStep]) -> String {
     j.bias = {bias}; j.bdt = MK_I32; j.bias_n = {k}; j.bias_ydt = MK_I32;
     j.has_rq = 1; j.rq = rq; j.rq_ydt = {ydt};
     j.has_clip = {has_clip}; j.clip_lo = {lo}; j.clip_hi = {hi};
-    j.scratch = acc; j.scratch_bytes = {ab}u;
     {kernel}(&j);
     p.n = 1; p.h = {h}; p.w = {wd}; p.c = {c}; p.k = {k}; p.fy = {f}; p.fx = {f}; p.oh = {oh}; p.ow = {ow};
     p.sy = 1; p.sx = 1; p.dy = 1; p.dx = 1; p.pt = {pt}; p.pl = {pl}; p.groups = {groups};
