@@ -123,6 +123,20 @@ pub fn compile_graph_exact(
     Ok(Compiled { model_name: name, graph: lowered.clone(), exactness, mapping, plan, report })
 }
 
+/// The `--explain` text of a compilation: the mapping's
+/// ([`mapping::explain_with`]), and per layer whose weights are staged from
+/// the external memory, a line with the bytes, DMA commands and cycles
+/// added (docs/l3-weights.md).
+pub fn explain(hw: &HwModel, compiled: &Compiled) -> String {
+    let notes: Vec<Vec<String>> = match &compiled.report.staging {
+        Some(st) => {
+            (0..compiled.mapping.layers.len()).map(|li| st.describe(li).into_iter().collect()).collect()
+        }
+        None => Vec::new(),
+    };
+    mapping::explain_with_notes(&compiled.graph, hw, &compiled.mapping, &compiled.exactness, &notes)
+}
+
 /// Bytes of the constants the nodes read.
 pub fn weight_bytes(graph: &Graph) -> usize {
     let consts: BTreeSet<TensorId> = graph

@@ -62,6 +62,14 @@ fn compile(
     compile::compile_graph(g, hw, &options)
 }
 
+/// The per-layer sections of an `--explain` text, in layer order.
+fn explain_sections(text: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = text.match_indices("\nlayer ").map(|(i, _)| i + 1).collect();
+    let end = text.find("\ntotal: ").unwrap_or(text.len());
+    starts.push(end);
+    starts.windows(2).map(|w| &text[w[0]..w[1]]).collect()
+}
+
 /// Compiles `id` for gap9 with L2 cut to the arena plus half the weights,
 /// runs it under the sanitizers and checks outputs, counters and the
 /// report. Returns (bytes staged per run, layers staged, cycles added).
@@ -116,6 +124,25 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> (u
         assert_eq!(c.report.counters[li].dma_l3, s.commands);
         assert_eq!(c.report.counters[li].dma_l3_bytes, s.bytes);
         added += s.cycles;
+    }
+    // `--explain` says it, on the staged layers only.
+    let text = compile::explain(&small, &c);
+    let sections = explain_sections(&text);
+    assert_eq!(sections.len(), st.layers.len(), "{id}: one explain section per layer");
+    for (li, (section, s)) in sections.iter().zip(&st.layers).enumerate() {
+        let lines: Vec<&str> = section.lines().filter(|l| l.contains(" staged from ")).collect();
+        if s.bytes == 0 {
+            assert!(lines.is_empty(), "{id} layer {li}: nothing staged, yet\n{section}");
+            continue;
+        }
+        let want = format!(
+            "  weights: {} B staged from L3 into the L2 staging buffer before the layer: {} DMA command{}, +{:.0} cycles",
+            s.bytes,
+            s.commands,
+            if s.commands == 1 { "" } else { "s" },
+            s.cycles
+        );
+        assert_eq!(lines, [want.as_str()], "{id} layer {li}:\n{section}");
     }
     // The report shows it.
     let json = compile::report_json(&g, &small, &c, id);
@@ -221,6 +248,9 @@ fn shipped_targets_stage_nothing() {
             assert!(c.report.counters.iter().all(|c| c.dma_l3 == 0 && c.dma_l3_bytes == 0));
             let src = std::fs::read_to_string(dir.join("project/m.c")).expect("source");
             assert!(!src.contains("_wstage"), "{target} {id}: no staging buffer");
+            // `--explain` is the mapping's alone, as in the snapshots.
+            let plain = match_core::mapping::explain_with(&c.graph, &hw, &c.mapping, &c.exactness);
+            assert_eq!(compile::explain(&hw, &c), plain, "{target} {id}: --explain unchanged");
         }
     }
 }

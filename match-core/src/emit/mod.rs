@@ -559,6 +559,9 @@ pub struct WeightStaging {
     /// The external memory (`.hwm`: `external`, `holds weights`, with a DMA
     /// to the host unit's compute memory).
     pub memory: String,
+    /// The home memory (the host unit's compute memory), which holds the
+    /// staging buffer.
+    pub home: String,
     /// Bytes of its image: one block per staged layer.
     pub image_bytes: usize,
     /// The home memory's staging buffer: the largest block.
@@ -567,6 +570,23 @@ pub struct WeightStaging {
     pub resident_bytes: usize,
     /// Per layer of the mapping (zero bytes: nothing staged).
     pub layers: Vec<LayerStaging>,
+}
+
+impl WeightStaging {
+    /// The `--explain` line of layer `li` when it stages weights: bytes,
+    /// DMA commands and the cycles its estimate gains.
+    pub fn describe(&self, li: usize) -> Option<String> {
+        let s = self.layers.get(li).filter(|s| s.bytes > 0)?;
+        Some(format!(
+            "weights: {} B staged from {} into the {} staging buffer before the layer: {} DMA command{}, +{:.0} cycles",
+            s.bytes,
+            self.memory,
+            self.home,
+            s.commands,
+            if s.commands == 1 { "" } else { "s" },
+            s.cycles
+        ))
+    }
 }
 
 /// One layer's block of staged weights.
@@ -730,6 +750,7 @@ fn place_weights(
     }
     let mut out = WeightStaging {
         memory: ext.name.clone(),
+        home: home.name.clone(),
         buffer_bytes: stage,
         resident_bytes: resident,
         ..Default::default()
