@@ -70,10 +70,30 @@ fn explain_sections(text: &str) -> Vec<&str> {
     starts.windows(2).map(|w| &text[w[0]..w[1]]).collect()
 }
 
+/// What [`staged_run`] measured.
+struct Staged {
+    /// Bytes staged per run, layers staged, cycles added to the estimate.
+    bytes: u64,
+    layers: usize,
+    cycles: f64,
+    /// The units of the staged layers.
+    units: Vec<String>,
+    /// The compilation, its generated project and the inputs and outputs
+    /// it ran on.
+    compiled: compile::Compiled,
+    project: PathBuf,
+    inputs: Vec<Vec<match_core::ir::Data>>,
+    work: PathBuf,
+}
+
+/// The sanitizer flags of the builds.
+const ASAN_FLAGS: &str =
+    "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
+
 /// Compiles `id` for gap9 with L2 cut to the arena plus half the weights,
 /// runs it under the sanitizers and checks outputs, counters and the
-/// report. Returns (bytes staged per run, layers staged, cycles added).
-fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> (u64, usize, f64, Vec<String>) {
+/// report.
+fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> Staged {
     let e = entry(id);
     let g = load(&e);
     let name = "l3_model";
@@ -155,8 +175,7 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> (u
     assert_eq!(staged_json, staged.len());
     assert_eq!(json["memory"]["L3"].as_u64(), Some(st.image_bytes as u64));
     // The code: built with the sanitizers, bit-exact, counters as predicted.
-    let flags =
-        "-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all";
+    let flags = ASAN_FLAGS;
     let project = dir.join("project");
     let src = std::fs::read_to_string(project.join(format!("{name}.c"))).expect("model source");
     assert!(src.contains("gap9_l3_dma_start(l3_model_wstage + 0, l3_model_l3 + "), "the L3 DMA in the code");
@@ -186,19 +205,47 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> (u
         st.resident_bytes
     );
     let units = staged.iter().map(|&(li, _)| c.mapping.layers[li].unit.clone()).collect();
-    (predicted, staged.len(), added, units)
+    let layers = staged.len();
+    Staged {
+        bytes: predicted,
+        layers,
+        cycles: added,
+        units,
+        compiled: c,
+        project,
+        inputs,
+        work: dir.join("io"),
+    }
+}
+
+/// Builds `project` again into `build` with `edit` applied to its file
+/// `file`, runs it on `r`'s inputs and returns the run's error.
+fn run_edited(r: &Staged, file: &str, build: &str, edit: impl Fn(&str) -> String) -> String {
+    let path = r.project.join(file);
+    let text = std::fs::read_to_string(&path).expect("the generated file");
+    let edited = edit(&text);
+    assert_ne!(edited, text, "the edit changes {file}");
+    std::fs::write(&path, edited).expect("write the edit");
+    let name = &r.compiled.model_name;
+    let bin = compile::build(&r.project, name, &[("CC", "gcc"), ("CFLAGS", ASAN_FLAGS), ("BUILD", build)]);
+    std::fs::write(&path, text).expect("undo the edit");
+    let bin = bin.unwrap_or_else(|err| panic!("{err:#}"));
+    match compile::run_binary(&bin, &r.compiled.graph, &r.inputs, &r.work.join(build)) {
+        Ok(_) => panic!("the run with {file} edited succeeded"),
+        Err(e) => format!("{e:#}"),
+    }
 }
 
 #[test]
 fn vww_weights_staged_from_l3() {
-    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/vww_96_int8", None, None);
-    assert!(bytes > 0 && layers > 0 && cycles > 0.0);
+    let r = staged_run("mlperf-tiny/vww_96_int8", None, None);
+    assert!(r.bytes > 0 && r.layers > 0 && r.cycles > 0.0);
 }
 
 #[test]
 fn ad01_weights_staged_from_l3() {
-    let (bytes, layers, cycles, _) = staged_run("mlperf-tiny/ad01_int8", None, None);
-    assert!(bytes > 0 && layers > 0 && cycles > 0.0);
+    let r = staged_run("mlperf-tiny/ad01_int8", None, None);
+    assert!(r.bytes > 0 && r.layers > 0 && r.cycles > 0.0);
 }
 
 #[test]
@@ -207,9 +254,21 @@ fn ad01_tight_l2_stages_host_layers() {
     // every array goes to L3, the FC's dense layer too, whose host kernel
     // reads its staged weights directly from the staging buffer.
     // The L3 DMA limited to 5000 B per command: blocks split.
-    let (bytes, layers, _, units) = staged_run("mlperf-tiny/ad01_int8", Some(90_000), Some(5000));
-    assert!(units.iter().any(|u| u == "fc"), "a host layer staged: {units:?}");
-    assert!(bytes > 5000 * layers as u64, "some block takes several commands");
+    let r = staged_run("mlperf-tiny/ad01_int8", Some(90_000), Some(5000));
+    assert!(r.units.iter().any(|u| u == "fc"), "a host layer staged: {:?}", r.units);
+    assert!(r.bytes > 5000 * r.layers as u64, "some block takes several commands");
+    // The emulated L3 DMA holds the code to the .hwm's max: the run above
+    // passed with 5000 B, and the same code's 5000 B commands are refused
+    // when the emulation is told 4999 B.
+    let define = "#define MATCH_DMA_L3_L2_MAX_BYTES 5000u\n";
+    let err = run_edited(&r, "match_memories.h", "build-max", |t| {
+        assert!(t.contains(define), "match_memories.h gives the max:\n{t}");
+        t.replace(define, "#define MATCH_DMA_L3_L2_MAX_BYTES 4999u\n")
+    });
+    assert!(
+        err.contains("gap9_l3_dma_start (L3 <-> L2): a command of 5000 B, more than the DMA's 4999 B"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -259,7 +318,7 @@ fn shipped_targets_stage_nothing() {
 fn resnet8_and_kws_weights_staged_from_l3() {
     // Residual additions (ResNet-8) and depthwise layers (DS-CNN KWS).
     for id in ["mlperf-tiny/pretrainedResnet_quant", "mlperf-tiny/kws_ref_model"] {
-        let (bytes, layers, cycles, _) = staged_run(id, None, None);
-        assert!(bytes > 0 && layers > 0 && cycles > 0.0, "{id}");
+        let r = staged_run(id, None, None);
+        assert!(r.bytes > 0 && r.layers > 0 && r.cycles > 0.0, "{id}");
     }
 }
