@@ -109,13 +109,14 @@ pub fn compile_graph_exact(
             platform_dir: options.platform_dir.clone(),
         },
     )?;
-    // A staged layer's estimate gains its weights' transfer (not overlapped:
-    // the copy completes before the layer starts), and its energy.
+    // A staged layer's estimate gains the part of its weights' transfer
+    // that is not hidden behind the layers before it (all of it when the
+    // copy is serial), and its energy.
     if let Some(st) = &report.staging {
         for (layer, s) in mapping.layers.iter_mut().zip(&st.layers) {
             if let Some(sch) = layer.schedule.as_mut().filter(|_| s.bytes > 0) {
-                sch.cycles.transfer += s.cycles;
-                sch.cycles.total += s.cycles;
+                sch.cycles.transfer += s.charged_cycles;
+                sch.cycles.total += s.charged_cycles;
                 sch.energy_pj += s.energy_pj;
             }
         }
@@ -129,9 +130,7 @@ pub fn compile_graph_exact(
 /// added (docs/l3-weights.md).
 pub fn explain(hw: &HwModel, compiled: &Compiled) -> String {
     let notes: Vec<Vec<String>> = match &compiled.report.staging {
-        Some(st) => {
-            (0..compiled.mapping.layers.len()).map(|li| st.describe(li).into_iter().collect()).collect()
-        }
+        Some(st) => (0..compiled.mapping.layers.len()).map(|li| st.describe(li)).collect(),
         None => Vec::new(),
     };
     mapping::explain_with_notes(&compiled.graph, hw, &compiled.mapping, &compiled.exactness, &notes)
@@ -610,6 +609,10 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
                     "commands": s.commands,
                     "cycles": s.cycles,
                     "energy_pj": s.energy_pj,
+                    "prefetch": compiled.report.staging.as_ref().is_some_and(|st| st.prefetch),
+                    "started_in": s.started_in,
+                    "hidden_cycles": s.hidden_cycles,
+                    "charged_cycles": s.charged_cycles,
                 }),
             );
         }

@@ -343,6 +343,7 @@ pub fn generate(
         }
     }
     let st_memory = staging.as_ref().map_or(String::new(), |s| s.memory.clone());
+    let names: Vec<&str> = pending.iter().map(|l| l.fname.as_str()).collect();
     let mut layers_c = String::new();
     for (li, l) in pending.iter().enumerate() {
         let staged = staging.as_ref().map(|st| &st.layers[li]).filter(|s| s.bytes > 0);
@@ -351,19 +352,20 @@ pub fn generate(
                 .iter()
                 .map(|(name, off)| {
                     let ctype = cx.arrays.iter().find(|a| &a.name == name).map_or("uint8_t", |a| a.ctype);
-                    (name.as_str(), format!("((const {ctype} *)(const void *)({p}_wstage + {off}))"))
+                    let at = s.buffer_offset + off;
+                    (name.as_str(), format!("((const {ctype} *)(const void *)({p}_wstage + {at}))"))
                 })
                 .collect()
         });
         let mut hooks = String::new();
         if let Some(f) = &layer_fn {
-            let l3 = staged.map_or(0.0, |s| s.cycles);
+            let l3 = staged.map_or(0.0, |s| s.charged_cycles);
             let cycles = (l.cycles + l3).max(0.0).round() as u64;
             let _ = writeln!(hooks, "    {f}({li}, \"{}\", UINT64_C({cycles}));", l.fname);
         }
         hooks.push_str(&l.hooks);
-        if let (Some(s), Some((_, dma))) = (staged, external_weights_memory(hw)) {
-            hooks.push_str(&staging_code(&p, &external_image(&p, &st_memory), dma, s));
+        if let (Some(st), Some((_, dma))) = (&staging, external_weights_memory(hw)) {
+            hooks.push_str(&staging_code(&p, &external_image(&p, &st_memory), dma, st, li, &names));
         }
         tiled_c.push_str(&substitute(&l.funcs, &subst));
         let body = substitute(&l.body, &subst);
@@ -541,9 +543,10 @@ pub fn generate(
                 .enumerate()
                 .map(|(li, t)| {
                     let mut c = crate::cost::predict_counters(t.as_ref());
-                    if let Some(s) = staging.as_ref().map(|st| &st.layers[li]) {
-                        c.dma_l3 = s.commands;
-                        c.dma_l3_bytes = s.bytes;
+                    // The emulation counts a transfer in the layer that starts it.
+                    for s in staging.iter().flat_map(|st| &st.layers).filter(|s| s.started_in == li) {
+                        c.dma_l3 += s.commands;
+                        c.dma_l3_bytes += s.bytes;
                     }
                     c
                 })
@@ -580,8 +583,15 @@ pub struct WeightStaging {
     pub home: String,
     /// Bytes of its image: one block per staged layer.
     pub image_bytes: usize,
-    /// The home memory's staging buffer: the largest block.
+    /// The home memory's staging buffer: the largest block (serial), or two
+    /// buffers one after the other, each the largest block it takes
+    /// (prefetch).
     pub buffer_bytes: usize,
+    /// Double-buffered: each staged layer's block is copied while the
+    /// layers before it run, into the buffer the previous staged layer does
+    /// not use; else each layer copies its block into the one buffer
+    /// before it runs.
+    pub prefetch: bool,
     /// Bytes of the constant arrays left in the home memory.
     pub resident_bytes: usize,
     /// Per layer of the mapping (zero bytes: nothing staged).
@@ -589,19 +599,64 @@ pub struct WeightStaging {
 }
 
 impl WeightStaging {
-    /// The `--explain` line of layer `li` when it stages weights: bytes,
-    /// DMA commands and the cycles its estimate gains.
-    pub fn describe(&self, li: usize) -> Option<String> {
-        let s = self.layers.get(li).filter(|s| s.bytes > 0)?;
-        Some(format!(
-            "weights: {} B staged from {} into the {} staging buffer before the layer: {} DMA command{}, +{:.0} cycles",
-            s.bytes,
-            self.memory,
-            self.home,
-            s.commands,
-            if s.commands == 1 { "" } else { "s" },
-            s.cycles
-        ))
+    /// The `--explain` lines of layer `li`: for its own staged weights the
+    /// bytes, DMA commands and the cycles its estimate gains (with
+    /// prefetch, the transfer's cycles and how many of them the layers
+    /// since its start hide); and one line per later layer whose transfer
+    /// it starts.
+    pub fn describe(&self, li: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let commands = |s: &LayerStaging| {
+            format!("{} DMA command{}", s.commands, if s.commands == 1 { "" } else { "s" })
+        };
+        let buffer = |s: &LayerStaging| format!("{} staging buffer {} of 2", self.home, s.buffer + 1);
+        if let Some(s) = self.layers.get(li).filter(|s| s.bytes > 0) {
+            out.push(match (self.prefetch, s.started_in == li) {
+                (false, _) => format!(
+                    "weights: {} B staged from {} into the {} staging buffer before the layer: {}, +{:.0} cycles",
+                    s.bytes,
+                    self.memory,
+                    self.home,
+                    commands(s),
+                    s.charged_cycles
+                ),
+                (true, true) => format!(
+                    "weights: {} B staged from {} into {} before the layer: {}, +{:.0} cycles",
+                    s.bytes,
+                    self.memory,
+                    buffer(s),
+                    commands(s),
+                    s.charged_cycles
+                ),
+                (true, false) => format!(
+                    "weights: {} B staged from {} into {}, prefetched since layer {}: {}, {:.0} cycles, {:.0} hidden behind {}, +{:.0} cycles",
+                    s.bytes,
+                    self.memory,
+                    buffer(s),
+                    s.started_in,
+                    commands(s),
+                    s.cycles,
+                    s.hidden_cycles,
+                    if s.started_in + 1 == li {
+                        format!("layer {}", s.started_in)
+                    } else {
+                        format!("layers {}..{}", s.started_in, li - 1)
+                    },
+                    s.charged_cycles
+                ),
+            });
+        }
+        for (k, s) in
+            self.layers.iter().enumerate().filter(|&(k, s)| s.bytes > 0 && s.started_in == li && k != li)
+        {
+            out.push(format!(
+                "prefetch: starts the weights of layer {k} ({} B) from {} into {} while it runs",
+                s.bytes,
+                self.memory,
+                buffer(s)
+            ));
+        }
+        out
     }
 }
 
@@ -613,11 +668,25 @@ pub struct LayerStaging {
     pub arrays: Vec<(String, usize)>,
     /// Where the block starts in the external memory's image.
     pub image_offset: usize,
+    /// Where the block starts in the staging buffer (the second buffer's
+    /// offset for odd staged layers when prefetching, else 0), and which
+    /// buffer it is (0 or 1).
+    pub buffer_offset: usize,
+    pub buffer: usize,
+    /// The layer whose code starts the transfer: this one (serial, or the
+    /// first staged layer when it is layer 0), else the previous staged
+    /// layer (the first: layer 0). The emulation counts the commands there.
+    pub started_in: usize,
     /// Bytes moved, DMA commands (split at the DMA's `max`) and their cycles
     /// (per command setup and overhead, plus bytes over bandwidth).
     pub bytes: u64,
     pub commands: u64,
     pub cycles: f64,
+    /// Of those cycles, the ones hidden behind the estimates of the layers
+    /// from `started_in` to the one before this, and the rest, which the
+    /// layer's estimate gains.
+    pub hidden_cycles: f64,
+    pub charged_cycles: f64,
     /// Per byte the DMA's energy plus both memories' (as the cost model
     /// charges a tile transfer).
     pub energy_pj: f64,
@@ -731,25 +800,37 @@ fn place_weights(
         out
     };
     let block_bytes = |b: &[(usize, usize)]| b.last().map_or(0, |&(i, off)| off + arrays[i].bytes);
+    // Stage the largest arrays until the arrays left and one staging buffer
+    // fit (serial); go on, while no two buffers fit, to the first placement
+    // where two do (prefetch).
     let mut staged = vec![false; arrays.len()];
     let mut resident = total;
     let mut need = (base + total, 0usize, 0usize);
+    let mut serial: Option<(Vec<bool>, usize)> = None;
+    let mut double: Option<(Vec<bool>, usize)> = None;
     for &c in &candidates {
         staged[c] = true;
         resident -= arrays[c].bytes;
-        let (largest, stage) = refs
-            .iter()
-            .enumerate()
-            .map(|(li, r)| (li, block_bytes(&block(r, &staged))))
-            .max_by_key(|&(li, b)| (b, std::cmp::Reverse(li)))
-            .unwrap_or((0, 0));
-        need = (base + resident + stage, largest, stage);
-        if need.0 <= usable {
+        let blocks: Vec<usize> = refs.iter().map(|r| block_bytes(&block(r, &staged))).collect();
+        if serial.is_none() {
+            let (largest, stage) = blocks
+                .iter()
+                .copied()
+                .enumerate()
+                .max_by_key(|&(li, b)| (b, std::cmp::Reverse(li)))
+                .unwrap_or((0, 0));
+            need = (base + resident + stage, largest, stage);
+            if need.0 <= usable {
+                serial = Some((staged.clone(), resident));
+            }
+        }
+        if serial.is_some() && base + resident + double_buffers(&blocks).iter().sum::<usize>() <= usable {
+            double = Some((staged.clone(), resident));
             break;
         }
     }
-    let (need, largest, stage) = need;
-    if need > usable {
+    let Some((serial_staged, serial_resident)) = serial else {
+        let (need, largest, stage) = need;
         let r = refs.get(largest).cloned().unwrap_or_default();
         let big = r.iter().max_by_key(|&&i| arrays[i].bytes).map(|&i| &arrays[i]);
         bail!(
@@ -763,37 +844,76 @@ fn place_weights(
             home.name,
             need - usable
         );
-    }
-    let mut out = WeightStaging {
-        memory: ext.name.clone(),
-        home: home.name.clone(),
-        buffer_bytes: stage,
-        resident_bytes: resident,
-        ..Default::default()
     };
     let max = crate::cost::dma_max(dma);
-    for r in &refs {
-        let b = block(r, &staged);
-        let bytes = block_bytes(&b);
-        let mut s = LayerStaging {
-            arrays: b.iter().map(|&(i, off)| (arrays[i].name.clone(), off)).collect(),
-            image_offset: out.image_bytes,
-            bytes: bytes as u64,
+    // The staging of a placement, serial or prefetched.
+    let staging = |staged: &[bool], resident: usize, prefetch: bool| -> WeightStaging {
+        let mut out = WeightStaging {
+            memory: ext.name.clone(),
+            home: home.name.clone(),
+            resident_bytes: resident,
+            prefetch,
             ..Default::default()
         };
-        if bytes > 0 {
-            crate::cost::split_command(max, bytes as u64, 1, 1, &mut |_| s.commands += 1);
-            let len = bytes as i64;
-            s.cycles = crate::cost::dma_cycles(dma, &[len], &[len], 1.0);
-            s.energy_pj = bytes as f64
-                * [dma.energy_per_byte, ext.energy_per_byte, home.energy_per_byte]
-                    .iter()
-                    .map(|e| e.unwrap_or(0.0))
-                    .sum::<f64>();
-            out.image_bytes = (out.image_bytes + bytes).div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
+        for r in &refs {
+            let b = block(r, staged);
+            let bytes = block_bytes(&b);
+            let mut s = LayerStaging {
+                arrays: b.iter().map(|&(i, off)| (arrays[i].name.clone(), off)).collect(),
+                image_offset: out.image_bytes,
+                bytes: bytes as u64,
+                ..Default::default()
+            };
+            if bytes > 0 {
+                crate::cost::split_command(max, bytes as u64, 1, 1, &mut |_| s.commands += 1);
+                let len = bytes as i64;
+                s.cycles = crate::cost::dma_cycles(dma, &[len], &[len], 1.0);
+                s.energy_pj = bytes as f64
+                    * [dma.energy_per_byte, ext.energy_per_byte, home.energy_per_byte]
+                        .iter()
+                        .map(|e| e.unwrap_or(0.0))
+                        .sum::<f64>();
+                out.image_bytes = (out.image_bytes + bytes).div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
+            }
+            out.layers.push(s);
         }
-        out.layers.push(s);
-    }
+        let blocks: Vec<usize> = out.layers.iter().map(|s| s.bytes as usize).collect();
+        if prefetch {
+            // The k-th staged layer's block goes into buffer k % 2; its
+            // transfer starts in the previous staged layer (the first: in
+            // layer 0), after that layer's own wait, and runs behind the
+            // layers from there on.
+            let buffers = double_buffers(&blocks);
+            out.buffer_bytes = buffers.iter().sum();
+            let mut previous: Option<usize> = None;
+            for (k, li) in (0..out.layers.len()).filter(|&li| blocks[li] > 0).enumerate() {
+                let from = previous.unwrap_or(0);
+                let hidden: f64 = layers[from..li].iter().map(|l| l.cycles.max(0.0)).sum();
+                let s = &mut out.layers[li];
+                s.buffer = k % 2;
+                s.buffer_offset = if k % 2 == 0 { 0 } else { buffers[0] };
+                s.started_in = from;
+                s.hidden_cycles = hidden.min(s.cycles);
+                s.charged_cycles = s.cycles - s.hidden_cycles;
+                previous = Some(li);
+            }
+        } else {
+            out.buffer_bytes = blocks.iter().copied().max().unwrap_or(0);
+            for (li, s) in out.layers.iter_mut().enumerate() {
+                s.started_in = li;
+                s.charged_cycles = s.cycles;
+            }
+        }
+        out
+    };
+    let added = |st: &WeightStaging| st.layers.iter().map(|s| s.charged_cycles).sum::<f64>();
+    // Prefetch when it lowers the estimate: it may stage more arrays than
+    // the serial placement, whose transfers it must then hide.
+    let serial = staging(&serial_staged, serial_resident, false);
+    let out = match double.map(|(staged, resident)| staging(&staged, resident, true)) {
+        Some(p) if added(&p) < added(&serial) => p,
+        _ => serial,
+    };
     if out.image_bytes as u64 > ext.usable() {
         bail!(
             "the weights of `{prefix}` placed in `{}` take {} B, but it has {} B usable: {} B short",
@@ -806,34 +926,103 @@ fn place_weights(
     Ok(Some(out))
 }
 
+/// The two staging buffers of prefetched blocks (`blocks`: bytes per
+/// layer, zero when it stages nothing): the k-th staged layer uses buffer
+/// k % 2, so each is as large as its largest block; the first is rounded up
+/// to the alignment, as the second starts after it.
+fn double_buffers(blocks: &[usize]) -> [usize; 2] {
+    let mut b = [0usize; 2];
+    for (k, &bytes) in blocks.iter().filter(|&&b| b > 0).enumerate() {
+        b[k % 2] = b[k % 2].max(bytes);
+    }
+    b[0] = b[0].div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
+    b
+}
+
 /// The C name of the external memory's image of staged weights.
 fn external_image(prefix: &str, memory: &str) -> String {
     format!("{prefix}_{}", c_identifier(memory).to_lowercase())
 }
 
-/// A staged layer's copy of its block from the external memory into the
-/// staging buffer, before it runs: commands of at most the DMA's `max`
-/// bytes (the order of [`crate::cost::split_command`]), then the wait.
-fn staging_code(prefix: &str, image: &str, dma: &match_dsl::model::Dma, s: &LayerStaging) -> String {
-    let mut c = format!(
-        "    /* Its weights from {} into the staging buffer ({} B, {} command(s), ~{} cycles), before it runs. */\n",
-        comment(&dma.from),
-        s.bytes,
-        s.commands,
-        s.cycles.round()
-    );
+/// The L3 DMA code of layer `li` (`names`: the layers' C names): its own
+/// block's copy into its staging buffer and the wait when the transfer
+/// starts here (serial), or only the wait when an earlier layer started it
+/// (prefetch); then the start, without a wait, of each later layer's block
+/// whose transfer this layer starts.
+fn staging_code(
+    prefix: &str,
+    image: &str,
+    dma: &match_dsl::model::Dma,
+    st: &WeightStaging,
+    li: usize,
+    names: &[&str],
+) -> String {
+    let mut c = String::new();
+    let from = comment(&dma.from);
+    let into = |s: &LayerStaging| {
+        if st.prefetch {
+            format!("staging buffer {} of 2", s.buffer + 1)
+        } else {
+            "the staging buffer".to_string()
+        }
+    };
+    if let Some(s) = st.layers.get(li).filter(|s| s.bytes > 0) {
+        if s.started_in == li {
+            let _ = writeln!(
+                c,
+                "    /* Its weights from {from} into {} ({} B, {} command(s), ~{} cycles), before it runs. */",
+                into(s),
+                s.bytes,
+                s.commands,
+                s.cycles.round()
+            );
+            c.push_str(&staging_starts(prefix, image, dma, s));
+        } else {
+            let _ = writeln!(
+                c,
+                "    /* Its weights, prefetched from {from} into {} since {}: wait for them ({} B, ~{} cycles, ~{} of them hidden). */",
+                into(s),
+                names.get(s.started_in).copied().unwrap_or("?"),
+                s.bytes,
+                s.cycles.round(),
+                s.hidden_cycles.round()
+            );
+        }
+        let _ = writeln!(c, "    {}(0);", dma.wait);
+    }
+    for (k, s) in st.layers.iter().enumerate().filter(|&(k, s)| s.bytes > 0 && s.started_in == li && k != li)
+    {
+        let _ = writeln!(
+            c,
+            "    /* Prefetch: the weights of {} from {from} into {} ({} B, {} command(s), ~{} cycles), while this layer runs. */",
+            names.get(k).copied().unwrap_or("?"),
+            into(s),
+            s.bytes,
+            s.commands,
+            s.cycles.round()
+        );
+        c.push_str(&staging_starts(prefix, image, dma, s));
+    }
+    c
+}
+
+/// The commands copying a layer's block from the external memory's image
+/// into its staging buffer: at most the DMA's `max` bytes each, in the
+/// order of [`crate::cost::split_command`], on channel 0.
+fn staging_starts(prefix: &str, image: &str, dma: &match_dsl::model::Dma, s: &LayerStaging) -> String {
+    let mut c = String::new();
     let mut off = 0u64;
     crate::cost::split_command(crate::cost::dma_max(dma), s.bytes, 1, 1, &mut |cmd| {
         let run = cmd.bytes();
         let _ = writeln!(
             c,
-            "    {}({prefix}_wstage + {off}, {image} + {}, {run}u, 1u, {run}u, {run}u, 1u, 0u, 0u, 0);",
+            "    {}({prefix}_wstage + {}, {image} + {}, {run}u, 1u, {run}u, {run}u, 1u, 0u, 0u, 0);",
             dma.start,
+            s.buffer_offset as u64 + off,
             s.image_offset as u64 + off
         );
         off += run;
     });
-    let _ = writeln!(c, "    {}(0);", dma.wait);
     c
 }
 
@@ -1420,24 +1609,88 @@ mod tests {
     #[test]
     fn staging_commands_stay_within_the_dma_max() {
         let mut hw = gap9();
-        let s = LayerStaging { image_offset: 4096, bytes: 12_345, ..Default::default() };
-        for max in [None, Some(5000), Some(4096), Some(1), Some(20_000)] {
-            let dma = hw.dmas.iter_mut().find(|d| d.from == "L3").expect("L3 DMA");
-            dma.max_bytes = max;
-            let dma = dma.clone();
-            let code = staging_code("m", "m_l3", &dma, &s);
-            let cmds = commands(&code, &dma.start);
-            let limit = max.unwrap_or(u64::MAX);
-            assert_eq!(cmds.len() as u64, s.bytes.div_ceil(limit), "{max:?}: ceil(bytes / max) commands");
-            let mut at = 0;
-            for &(dst, src, run) in &cmds {
-                assert!(run > 0 && run <= limit, "{max:?}: a command of {run} B");
-                assert_eq!((dst, src), (at, s.image_offset as u64 + at), "{max:?}: contiguous, in order");
-                at += run;
+        for buffer_offset in [0, 8192] {
+            let s = LayerStaging { image_offset: 4096, buffer_offset, bytes: 12_345, ..Default::default() };
+            for max in [None, Some(5000), Some(4096), Some(1), Some(20_000)] {
+                let dma = hw.dmas.iter_mut().find(|d| d.from == "L3").expect("L3 DMA");
+                dma.max_bytes = max;
+                let dma = dma.clone();
+                let cmds = commands(&staging_starts("m", "m_l3", &dma, &s), &dma.start);
+                let limit = max.unwrap_or(u64::MAX);
+                assert_eq!(cmds.len() as u64, s.bytes.div_ceil(limit), "{max:?}: ceil(bytes / max) commands");
+                let mut at = 0;
+                for &(dst, src, run) in &cmds {
+                    assert!(run > 0 && run <= limit, "{max:?}: a command of {run} B");
+                    let want = (buffer_offset as u64 + at, s.image_offset as u64 + at);
+                    assert_eq!((dst, src), want, "{max:?}: contiguous, in order");
+                    at += run;
+                }
+                assert_eq!(at, s.bytes, "{max:?}: the whole block");
             }
-            assert_eq!(at, s.bytes, "{max:?}: the whole block");
-            assert!(code.trim_end().ends_with(&format!("{}(0);", dma.wait)), "{max:?}: then the wait");
         }
+    }
+
+    /// Layers 1 and 3 of 4 staged: blocks of 1000 and 3000 B.
+    fn two_staged(prefetch: bool) -> WeightStaging {
+        let staged = |bytes: u64, image_offset, started_in, buffer, buffer_offset| LayerStaging {
+            arrays: vec![("w".to_string(), 0)],
+            image_offset,
+            buffer,
+            buffer_offset,
+            started_in,
+            bytes,
+            commands: 1,
+            ..Default::default()
+        };
+        let mut st = WeightStaging { memory: "L3".into(), home: "L2".into(), prefetch, ..Default::default() };
+        st.layers = vec![LayerStaging::default(), staged(1000, 0, 1, 0, 0), LayerStaging::default()];
+        st.layers.push(if prefetch { staged(3000, 1008, 1, 1, 1008) } else { staged(3000, 1008, 3, 0, 0) });
+        if prefetch {
+            st.layers[1].started_in = 0;
+        }
+        st
+    }
+
+    /// The L3 DMA calls of each layer's code: `S<dst offset>` per start,
+    /// `W` per wait.
+    fn calls(st: &WeightStaging) -> Vec<String> {
+        let dma = gap9().dmas.into_iter().find(|d| d.from == "L3").expect("L3 DMA");
+        let names = ["a", "b", "c", "d"];
+        (0..4)
+            .map(|li| {
+                let code = staging_code("m", "m_l3", &dma, st, li, &names);
+                let mut out = String::new();
+                for l in code.lines().map(str::trim) {
+                    if l.starts_with(&format!("{}(", dma.start)) {
+                        out.push_str(&format!("S{} ", commands(l, &dma.start)[0].0));
+                    } else if l == format!("{}(0);", dma.wait) {
+                        out.push_str("W ");
+                    }
+                }
+                out.trim_end().to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn serial_staging_copies_then_waits_in_the_layer() {
+        assert_eq!(calls(&two_staged(false)), ["", "S0 W", "", "S0 W"]);
+    }
+
+    #[test]
+    fn prefetch_waits_before_the_layer_then_starts_the_next_block() {
+        // Layer 0 starts layer 1's block into buffer 1; layer 1 waits for
+        // it, then starts layer 3's into buffer 2; layer 3 only waits.
+        assert_eq!(calls(&two_staged(true)), ["S0", "W S1008", "", "W"]);
+    }
+
+    #[test]
+    fn double_buffers_alternate_blocks() {
+        // Staged blocks in order: 100, 40, 30, 50 -> buffer 1 takes 100 and
+        // 30, buffer 2 40 and 50; the first rounded up to 16 B.
+        assert_eq!(double_buffers(&[0, 100, 40, 0, 30, 50]), [112, 50]);
+        assert_eq!(double_buffers(&[0, 7]), [16, 0]);
+        assert_eq!(double_buffers(&[]), [0, 0]);
     }
 
     #[test]
