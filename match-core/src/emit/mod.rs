@@ -1684,6 +1684,67 @@ mod tests {
         assert_eq!(calls(&two_staged(true)), ["S0", "W S1008", "", "W"]);
     }
 
+    /// Places four layers' weights on gap9 with `l2` bytes usable and no
+    /// arena: layer 0 reads `s` (300 B, kept in L2), layers 1 to 3 read
+    /// `w1`..`w3` (1000 B each); every layer's estimate is `cycles`.
+    fn place(l2: u64, cycles: f64) -> WeightStaging {
+        let mut hw = gap9();
+        hw.memories.iter_mut().find(|m| m.name == "L2").expect("L2").size = l2;
+        let array = |name: &str, bytes| Array {
+            name: name.to_string(),
+            ctype: "int8_t",
+            len: bytes,
+            bytes,
+            values: Vec::new(),
+            what: name.to_string(),
+        };
+        let arrays = [array("s", 300), array("w1", 1000), array("w2", 1000), array("w3", 1000)];
+        let layers: Vec<PendingLayer> = arrays
+            .iter()
+            .map(|a| PendingLayer {
+                name: format!("reads {}", a.name),
+                fname: format!("l_{}", a.name),
+                what: String::new(),
+                cycles,
+                hooks: String::new(),
+                funcs: String::new(),
+                body: format!("    k({});\n", a.name),
+            })
+            .collect();
+        // `s` stays in L2, as if the copy-out read it.
+        place_weights(&hw, "m", &arrays, &layers, "k(s);", 0).expect("fits").expect("staged")
+    }
+
+    #[test]
+    fn prefetch_only_when_two_buffers_fit_and_it_lowers_the_estimate() {
+        // gap9's L3 DMA: 100 cycles of setup, 1 B/cycle: 1100 cycles a block.
+        let staged = |st: &WeightStaging| st.layers.iter().filter(|s| s.bytes > 0).count();
+        let added = |st: &WeightStaging| st.layers.iter().map(|s| s.charged_cycles).sum::<f64>();
+        // 2300 B: w1 and w2 in L3 leave 1300 B plus one 1000 B buffer; two
+        // buffers never fit (300 B + 2008 B with all three): serial.
+        let st = place(2300, 1e6);
+        assert!(!st.prefetch);
+        assert_eq!((staged(&st), st.buffer_bytes, added(&st)), (2, 1000, 2200.0));
+        // 2600 B: with w3 in L3 too, two buffers fit (300 + 1008 + 1000 B).
+        // Layers that take long hide every transfer: prefetch, +0 cycles.
+        let st = place(2600, 1e6);
+        assert!(st.prefetch);
+        assert_eq!((staged(&st), st.buffer_bytes, added(&st)), (3, 2008, 0.0));
+        let started: Vec<(usize, usize)> =
+            st.layers.iter().map(|s| (s.started_in, s.buffer_offset)).collect();
+        assert_eq!(started, [(0, 0), (0, 0), (1, 1008), (2, 0)]);
+        // Layers of 500 cycles hide 500 of each 1100: 1800 cycles added,
+        // fewer than the serial 2200: prefetch.
+        let st = place(2600, 500.0);
+        assert!(st.prefetch);
+        assert_eq!(added(&st), 3.0 * 600.0);
+        // Layers of 300 cycles: 2400 cycles with three blocks, more than
+        // the serial placement's 2200: serial, one buffer, two blocks.
+        let st = place(2600, 300.0);
+        assert!(!st.prefetch);
+        assert_eq!((staged(&st), st.buffer_bytes, added(&st)), (2, 1000, 2200.0));
+    }
+
     #[test]
     fn double_buffers_alternate_blocks() {
         // Staged blocks in order: 100, 40, 30, 50 -> buffer 1 takes 100 and
