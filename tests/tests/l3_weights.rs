@@ -1,12 +1,16 @@
 //! Weights in the external memory (docs/l3-weights.md): gap9 with its L2
 //! shrunk so that a golden model's weights no longer fit beside the
 //! activation arena. The compiler must place the largest weights in L3,
-//! copy each layer's block into the L2 staging buffer with the target's L3
-//! DMA before the layer runs, and stay bit-exact with the interpreter (ASan
+//! copy each layer's block into an L2 staging buffer with the target's L3
+//! DMA before the layer needs it, and stay bit-exact with the interpreter (ASan
 //! and UBSan on); the emulation's L3 counters must equal the predicted
 //! ones. With L2 too small even for that, the error names the layer and by
 //! how much. The shipped targets' MLPerf Tiny models place nothing in L3
 //! (gap9, diana, and siracusa, which has an external L3 for weights too).
+//! Both ways of staging run: prefetch (two staging buffers, the next
+//! block moving while the layers before it run) and the serial fallback;
+//! the emulation catches a prefetched block read before its wait, and an
+//! L3 command longer than the DMA's max. siracusa with L2 cut stages too.
 
 use match_core::compile::{self, CompileOptions};
 use match_core::frontend::ImportOptions;
@@ -423,4 +427,47 @@ fn resnet8_and_kws_weights_staged_from_l3() {
         assert!(r.bytes > 0 && r.layers > 0 && r.cycles > 0.0, "{id}");
         assert_eq!((r.prefetch, r.two_buffers_fit), (prefetch, prefetch), "{id} {past:?}");
     }
+}
+
+#[test]
+fn siracusa_weights_staged_from_l3() {
+    // siracusa's own emulation (not match_emu) with L2 cut to the arena
+    // plus half the weights: bit-exact, L3 counters as predicted, with
+    // prefetch (VWW, KWS, AD01) and serial (ResNet-8).
+    let mut modes = Vec::new();
+    for id in [
+        "mlperf-tiny/vww_96_int8",
+        "mlperf-tiny/kws_ref_model",
+        "mlperf-tiny/ad01_int8",
+        "mlperf-tiny/pretrainedResnet_quant",
+    ] {
+        let e = entry(id);
+        let g = load(&e);
+        let (hw, platform) = match_targets::resolve("siracusa").expect("siracusa");
+        let base =
+            compile(&g, &hw, platform.clone(), &tmp(&["siracusa", id, "base"]), "m").expect("compiles");
+        let mut small = hw.clone();
+        let l2 = small.memories.iter_mut().find(|m| m.name == "L2").expect("siracusa has L2");
+        l2.size = (base.report.ram_bytes + base.report.weight_bytes / 2) as u64 + l2.reserve;
+        let dir = tmp(&["siracusa", id, "small"]);
+        let c = compile(&g, &small, platform, &dir, "m").unwrap_or_else(|err| panic!("{id}: {err:#}"));
+        let st = c.report.staging.as_ref().expect("weights placed in L3");
+        modes.push(st.prefetch);
+        let vars = [("CC", "gcc"), ("CFLAGS", ASAN_FLAGS), ("BUILD", "build-asan")];
+        let bin =
+            compile::build(&dir.join("project"), "m", &vars).unwrap_or_else(|err| panic!("{id}: {err:#}"));
+        let inputs = vec![e.case_inputs(0)];
+        let (outs, table) = compile::run_binary_counters(&bin, &c.graph, &inputs, &dir.join("io"))
+            .unwrap_or_else(|err| panic!("{id}: {err:#}"));
+        let bad = compile::counters_mismatches(&c.report.counters, &table);
+        assert!(bad.is_empty(), "{id}: counters differ:\n{}", bad.join("\n"));
+        assert!(table.layers.iter().any(|l| l.dma_l3_bytes > 0), "{id}: L3 transfers counted");
+        let want = match_core::interp::run(&c.graph, &inputs[0]).expect("interpreter");
+        for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
+            if let Some(d) = diff(got, w) {
+                panic!("{id}: output {j}: {d}");
+            }
+        }
+    }
+    assert_eq!(modes, [true, true, true, false], "prefetch per model");
 }
