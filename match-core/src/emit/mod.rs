@@ -861,6 +861,7 @@ fn place_weights(
             let mut s = LayerStaging {
                 arrays: b.iter().map(|&(i, off)| (arrays[i].name.clone(), off)).collect(),
                 image_offset: out.image_bytes,
+                started_in: out.layers.len(),
                 bytes: bytes as u64,
                 ..Default::default()
             };
@@ -899,19 +900,19 @@ fn place_weights(
             }
         } else {
             out.buffer_bytes = blocks.iter().copied().max().unwrap_or(0);
-            for (li, s) in out.layers.iter_mut().enumerate() {
-                s.started_in = li;
+            for s in &mut out.layers {
                 s.charged_cycles = s.cycles;
             }
         }
         out
     };
     let added = |st: &WeightStaging| st.layers.iter().map(|s| s.charged_cycles).sum::<f64>();
-    // Prefetch when it lowers the estimate: it may stage more arrays than
-    // the serial placement, whose transfers it must then hide.
+    // Prefetch when it lowers the estimate (it may stage more arrays than
+    // the serial placement, whose transfers it must then hide) and its
+    // image fits the external memory.
     let serial = staging(&serial_staged, serial_resident, false);
     let out = match double.map(|(staged, resident)| staging(&staged, resident, true)) {
-        Some(p) if added(&p) < added(&serial) => p,
+        Some(p) if added(&p) < added(&serial) && p.image_bytes as u64 <= ext.usable() => p,
         _ => serial,
     };
     if out.image_bytes as u64 > ext.usable() {
@@ -1688,8 +1689,13 @@ mod tests {
     /// arena: layer 0 reads `s` (300 B, kept in L2), layers 1 to 3 read
     /// `w1`..`w3` (1000 B each); every layer's estimate is `cycles`.
     fn place(l2: u64, cycles: f64) -> WeightStaging {
+        place_with_l3(l2, 8_000_000, cycles)
+    }
+
+    fn place_with_l3(l2: u64, l3: u64, cycles: f64) -> WeightStaging {
         let mut hw = gap9();
         hw.memories.iter_mut().find(|m| m.name == "L2").expect("L2").size = l2;
+        hw.memories.iter_mut().find(|m| m.name == "L3").expect("L3").size = l3;
         let array = |name: &str, bytes| Array {
             name: name.to_string(),
             ctype: "int8_t",
@@ -1743,6 +1749,11 @@ mod tests {
         let st = place(2600, 300.0);
         assert!(!st.prefetch);
         assert_eq!((staged(&st), st.buffer_bytes, added(&st)), (2, 1000, 2200.0));
+        // An L3 of 2500 B holds the serial image (2016 B) but not the
+        // prefetch one (3024 B): serial.
+        let st = place_with_l3(2600, 2500, 1e6);
+        assert!(!st.prefetch);
+        assert_eq!((staged(&st), st.image_bytes), (2, 2016));
     }
 
     #[test]
