@@ -246,6 +246,13 @@ fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> St
         .filter(|l| l.get("weights_staged").is_some())
         .count();
     assert_eq!(staged_json, staged.len());
+    for &(li, s) in &staged {
+        let w = &json["layers"][li]["weights_staged"];
+        assert_eq!(w["prefetch"].as_bool(), Some(st.prefetch), "{id} layer {li}");
+        assert_eq!(w["started_in"].as_u64(), Some(s.started_in as u64), "{id} layer {li}");
+        assert_eq!(w["charged_cycles"].as_f64(), Some(s.charged_cycles), "{id} layer {li}");
+        assert_eq!(w["cycles"].as_f64(), Some(s.cycles), "{id} layer {li}");
+    }
     assert_eq!(json["memory"]["L3"].as_u64(), Some(st.image_bytes as u64));
     // The code: built with the sanitizers, bit-exact, counters as predicted.
     let flags = ASAN_FLAGS;
