@@ -109,18 +109,31 @@ pub fn compile_graph_exact(
             platform_dir: options.platform_dir.clone(),
         },
     )?;
-    // A staged layer's estimate gains its weights' transfer (not overlapped:
-    // the copy completes before the layer starts), and its energy.
+    // A staged layer's estimate gains the part of its weights' transfer
+    // that is not hidden behind the layers before it (all of it when the
+    // copy is serial), and its energy.
     if let Some(st) = &report.staging {
         for (layer, s) in mapping.layers.iter_mut().zip(&st.layers) {
             if let Some(sch) = layer.schedule.as_mut().filter(|_| s.bytes > 0) {
-                sch.cycles.transfer += s.cycles;
-                sch.cycles.total += s.cycles;
+                sch.cycles.transfer += s.charged_cycles;
+                sch.cycles.total += s.charged_cycles;
                 sch.energy_pj += s.energy_pj;
             }
         }
     }
     Ok(Compiled { model_name: name, graph: lowered.clone(), exactness, mapping, plan, report })
+}
+
+/// The `--explain` text of a compilation: the mapping's
+/// ([`mapping::explain_with`]), and per layer whose weights are staged from
+/// the external memory, a line with the bytes, DMA commands and cycles
+/// added (docs/l3-weights.md).
+pub fn explain(hw: &HwModel, compiled: &Compiled) -> String {
+    let notes: Vec<Vec<String>> = match &compiled.report.staging {
+        Some(st) => (0..compiled.mapping.layers.len()).map(|li| st.describe(li)).collect(),
+        None => Vec::new(),
+    };
+    mapping::explain_with_notes(&compiled.graph, hw, &compiled.mapping, &compiled.exactness, &notes)
 }
 
 /// Bytes of the constants the nodes read.
@@ -596,6 +609,10 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
                     "commands": s.commands,
                     "cycles": s.cycles,
                     "energy_pj": s.energy_pj,
+                    "prefetch": compiled.report.staging.as_ref().is_some_and(|st| st.prefetch),
+                    "started_in": s.started_in,
+                    "hidden_cycles": s.hidden_cycles,
+                    "charged_cycles": s.charged_cycles,
                 }),
             );
         }

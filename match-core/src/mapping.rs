@@ -989,6 +989,19 @@ pub fn explain_with(
     mapping: &Mapping,
     exactness: &[lower::Exactness],
 ) -> String {
+    explain_with_notes(graph, hw, mapping, exactness, &[])
+}
+
+/// [`explain_with`] with lines the compilation adds per layer after its
+/// schedule (`notes[i]` for layer `i`; none past the end), e.g. its weights
+/// staged from an external memory (`compile::explain`).
+pub fn explain_with_notes(
+    graph: &Graph,
+    hw: &HwModel,
+    mapping: &Mapping,
+    exactness: &[lower::Exactness],
+    notes: &[Vec<String>],
+) -> String {
     let mut s = String::new();
     let host = hw.host_unit().name.as_str();
     let node_count: usize = mapping.layers.iter().map(|l| l.nodes.len()).sum();
@@ -1071,6 +1084,9 @@ pub fn explain_with(
             None => {
                 let _ = writeln!(s, "  schedule: none (not costed)");
             }
+        }
+        for line in notes.get(i).into_iter().flatten() {
+            let _ = writeln!(s, "  {line}");
         }
     }
     let _ = writeln!(s);

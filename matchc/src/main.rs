@@ -191,15 +191,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
             }
             if explain {
-                print!(
-                    "{}",
-                    match_core::mapping::explain_with(
-                        &compiled.graph,
-                        &hw,
-                        &compiled.mapping,
-                        &compiled.exactness
-                    )
-                );
+                print!("{}", match_core::compile::explain(&hw, &compiled));
             }
             let r = &compiled.report;
             println!("compiled {} for target `{}` into {}", model.display(), hw.name, out_dir.display());

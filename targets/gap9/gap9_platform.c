@@ -38,10 +38,17 @@ static const match_emu_mem_t g9_mems[N_MEMS] = {
     {"L3", MATCH_MEM_L3_BYTES, 0, 1, 0, MATCH_EMU_ARENA(g9_l3)},
 };
 
+/* The L3 DMA's bytes per command: the .hwm's `max` (match_memories.h), none
+ * when it states none (pi_ram_read / pi_ram_write take any length). */
+#ifndef MATCH_DMA_L3_L2_MAX_BYTES
+#define MATCH_DMA_L3_L2_MAX_BYTES 0u
+#endif
+
 /* The cluster DMA: 3 dimensions, at most 65535 B per command; the L3 DMA
  * (pi_ram_read / pi_ram_write): 2 dimensions. */
 static const match_emu_dma_t g9_dma_cl = {"gap9_dma_start (L2 <-> L1)", 1, {{MEM_L2, MEM_L1}}, 3u, 65535u};
-static const match_emu_dma_t g9_dma_l3 = {"gap9_l3_dma_start (L3 <-> L2)", 1, {{MEM_L3, MEM_L2}}, 2u, 0u};
+static const match_emu_dma_t g9_dma_l3 = {"gap9_l3_dma_start (L3 <-> L2)", 1, {{MEM_L3, MEM_L2}}, 2u,
+                                          MATCH_DMA_L3_L2_MAX_BYTES};
 
 void gap9_dma_start(void *dst, const void *src, uint32_t bytes_per_row, uint32_t rows, uint32_t dst_stride,
                     uint32_t src_stride, uint32_t planes, uint32_t dst_plane_stride, uint32_t src_plane_stride,

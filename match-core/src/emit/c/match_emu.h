@@ -32,7 +32,9 @@
  * command with more dimensions or bytes than its DMA moves, or between
  * memories it does not link; reading a pending DMA destination, or writing
  * bytes a pending command reads or writes; overlapping tile buffers; a
- * layer or a run ending with pending commands.
+ * layer ending with pending commands (except commands to or from an
+ * off-chip memory: a prefetch of later layers' weights may run on until
+ * its wait) or a run ending with any.
  *
  * Counters per layer (match_emu_layer starts one): DMA commands and bytes
  * into the compute memories, back from them, and to or from off-chip
