@@ -789,6 +789,56 @@ impl<'a> Problem<'a> {
         classes(self.layer.c.max(1), self.c_tile())
     }
 
+    /// A lower bound on the cycles of every schedule with the C tile in
+    /// effect, whatever its (K, OY, OX) tile, fetch, order and buffering:
+    /// the search skips a C tile (and every smaller one: the bound grows
+    /// with the number of C tiles) that cannot beat the best found.
+    ///
+    /// A schedule costs at least its calls plus the serial prologue and
+    /// epilogue ([`Floor::cycles`]): every call pays the overhead, and there
+    /// are at least as many calls as C tiles; the first input and weight
+    /// tiles and the last output tile each move in at least one command
+    /// (its setup). With the default compute model a call costs at least
+    /// max(MACs, outputs) over the peak (unrolling only rounds up), so the
+    /// calls' compute is at least max(MACs, C tiles x outputs) over the
+    /// peak; a target's own cycle expression is bounded by 0 only. A
+    /// schedule also costs at least all its transfers.
+    pub fn c_tile_floor(&self) -> Result<f64, String> {
+        let l = &self.layer;
+        let n_c = (l.c.max(1) + self.c_tile() - 1) / self.c_tile();
+        let whole = self.tile_layer(l.k, l.oy, l.ox, [true; 4]);
+        let own_expression = match self.offload {
+            Some(o) => self.hw.offload_call_cycles(o, &whole),
+            None => self.hw.call_cycles(self.unit, &whole),
+        }
+        .map_err(|e| format!("cannot evaluate the cycles of unit `{}`: {e}", self.unit.name))?
+        .is_some();
+        let compute = if own_expression {
+            0.0
+        } else {
+            let outputs = (l.n.max(1) * l.k * l.oy * l.ox).max(0) as f64;
+            (l.macs().max(0) as f64).max(n_c as f64 * outputs)
+                / self.unit.macs_per_cycle.max(f64::MIN_POSITIVE)
+        };
+        let setup = |d: Option<&Dma>| d.map_or(0.0, |d| d.setup as f64);
+        let w_dma = self.w_dma.or(self.act_dma);
+        let weights = self.has_weights();
+        let moves = 2.0 * setup(self.act_dma) + if weights { setup(w_dma) } else { 0.0 };
+        let calls = compute + n_c as f64 * self.unit.call_overhead as f64 + moves;
+        // And at least every transfer: the compulsory bytes, and a command
+        // per C tile of the input and of the weights (each C tile is its
+        // own box) and one for the output.
+        let transfers = match (self.act_dma, w_dma) {
+            (Some(d), Some(wd)) => {
+                let (act, w) = self.compulsory();
+                let w_part = if weights { n_c as f64 * wd.setup as f64 + w / wd.bandwidth } else { 0.0 };
+                (n_c + 1) as f64 * d.setup as f64 + act / d.bandwidth + w_part
+            }
+            _ => 0.0,
+        };
+        Ok(calls.max(transfers))
+    }
+
     /// Bytes of the int32 accumulator a split C keeps in the compute
     /// memory across the C tiles of a (K, OY, OX) tile (0 unsplit).
     pub fn acc_bytes(&self, k: i64, oy: i64, ox: i64) -> u64 {

@@ -241,6 +241,12 @@ pub fn search_in(
     for &tc in &c_cands {
         p.set_c_tile(tc);
         let c_split = p.c_split();
+        // A C tile that cannot beat the best so far, nor can any smaller
+        // one (candidates come largest first; the floor grows with the
+        // number of C tiles).
+        if floors && c_split && beaten(p.c_tile_floor()?, &best) {
+            break;
+        }
         for &tk in &cands[0] {
             for &toy in &cands[1] {
                 for &tox in &cands[2] {
@@ -739,6 +745,8 @@ mod tests {
             let c_tiles: Vec<i64> = if p.c_splittable() { (1..=layer.c.max(1)).collect() } else { vec![0] };
             for tc in c_tiles {
                 p.set_c_tile(tc);
+                // The C tile's floor bounds every schedule with it.
+                let c_floor = if p.c_split() { p.c_tile_floor().unwrap() } else { 0.0 };
                 for tk in 1..=ext[0] {
                     for toy in 1..=ext[1] {
                         for tox in 1..=ext[2] {
@@ -755,6 +763,11 @@ mod tests {
                                         assert!(
                                             fl.cycles(buf) <= c.total * (1.0 + 1e-12),
                                             "{layer:?} {t:?} {buf:?} {fetch:?}"
+                                        );
+                                        assert!(
+                                            c_floor <= c.total * (1.0 + 1e-12),
+                                            "C tile {tc}: floor {c_floor} > {} for {layer:?} {t:?} {buf:?} {fetch:?}",
+                                            c.total
                                         );
                                         assert!(
                                             (fl.compute - c.compute - c.overhead).abs()
