@@ -118,6 +118,10 @@ static void dn_digital(const char *kernel, const mk_job_t *j, int kind)
     if (j->xdt != MK_I8 || j->wdt != MK_I8 || j->x_zp != 0) {
         dn_fail(j, kernel, "the digital array takes int8 inputs and weights without zero points");
     }
+    if (j->acc != NULL) {
+        /* diana.hwm claims no partial_sums: a split C never reaches it. */
+        dn_fail(j, kernel, "the digital array does not accumulate partial sums across calls");
+    }
     for (k = 0; k < j->k; k++) {
         if (j->w_zp != NULL && j->w_zp[k] != 0) {
             dn_fail(j, kernel, "the digital array's weights have no zero point");
@@ -224,6 +228,9 @@ static void dn_analog(const char *kernel, const mk_job_t *j, int dense)
     diana_emu_kernel(kernel, j->x, j->x_bytes, j->wt, j->w_bytes, j->y, j->y_bytes);
     if (j->op != (dense ? MK_JOB_DENSE : MK_JOB_CONV) || (!dense && j->groups != 1)) {
         dn_fail(j, kernel, "a job of another operator");
+    }
+    if (j->acc != NULL) {
+        dn_fail(j, kernel, "the analog core does not accumulate partial sums across calls");
     }
     if (j->xdt != MK_I8 || j->x_zp != 0 || j->bias != NULL) {
         dn_fail(j, kernel, "the analog core takes int8 inputs without zero point or bias");

@@ -63,6 +63,10 @@ static void cluster_job(const mk_job_t *job, const char *kernel, int op_ok)
     if (!op_ok) {
         fail(job, kernel, "a job of another operator");
     }
+    if (job->acc != NULL) {
+        /* siracusa.hwm claims no partial_sums: a split C never reaches it. */
+        fail(job, kernel, "these kernels do not accumulate partial sums across calls");
+    }
     if (total <= 0) {
         fail(job, kernel, "an empty tile");
     }
@@ -267,6 +271,9 @@ static void neureka_run(const mk_job_t *job, const char *kernel, int mode)
     /* What the driver accepts (pulp-nnx neureka_task_defs.h, README). */
     if (job->op != MK_JOB_CONV) {
         fail(job, kernel, "Neureka runs convolutions only");
+    }
+    if (job->acc != NULL) {
+        fail(job, kernel, "Neureka does not accumulate partial sums across calls");
     }
     if ((mode == NK_1X1) != (job->fy == 1) || job->fy != job->fx || (job->fy != 1 && job->fy != 3)) {
         fail(job, kernel, "kernel size does not match the mode (1x1 or 3x3)");

@@ -170,6 +170,10 @@ static void dnu_digital(const char *kernel, const mk_job_t *j, int kind)
         || (kind == DNU_CONV && j->groups != 1)) {
         diana_device_fail(kernel, j->layer, "a job of another operator");
     }
+    if (j->acc != NULL) {
+        /* diana.hwm claims no partial_sums: a split C never reaches it. */
+        diana_device_fail(kernel, j->layer, "the arrays do not accumulate partial sums across calls");
+    }
     if (j->xdt != MK_I8 || j->wdt != MK_I8 || j->x_zp != 0) {
         diana_device_fail(kernel, j->layer, "the digital array takes int8 inputs and weights without zero points");
     }
@@ -372,6 +376,10 @@ static void dnu_analog(const char *kernel, const mk_job_t *j, int dense)
     int relu;
     if (j->op != (dense ? MK_JOB_DENSE : MK_JOB_CONV) || (!dense && j->groups != 1)) {
         diana_device_fail(kernel, j->layer, "a job of another operator");
+    }
+    if (j->acc != NULL) {
+        /* diana.hwm claims no partial_sums: a split C never reaches it. */
+        diana_device_fail(kernel, j->layer, "the arrays do not accumulate partial sums across calls");
     }
     if (j->xdt != MK_I8 || j->x_zp != 0 || j->bias != NULL) {
         diana_device_fail(kernel, j->layer, "the analog core takes int8 inputs without zero point or bias");
