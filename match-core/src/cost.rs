@@ -240,27 +240,16 @@ pub fn split_command(max: u64, run: u64, rows: u64, planes: u64, out: &mut impl 
     }
 }
 
-/// The commands that move a box of extents `ext` (outer to inner, elements
-/// of `es` bytes) of a tensor of extents `full`, on a DMA of `dims`
-/// strided dimensions whose commands carry at most `max` bytes (0: no
-/// limit). Mirrors `mt_box` of emit/tiled.rs: full inner dimensions merge
-/// into one contiguous run, outer dimensions of extent 1 vanish
-/// ([`transfer_shape`]), dimensions beyond `dims` become one command per
-/// index, and each command is split by [`split_command`].
-pub fn box_commands(
-    dims: u32,
-    max: u64,
-    es: u64,
-    full: [i64; 3],
-    ext: [i64; 3],
-    out: &mut impl FnMut(Command),
-) {
+/// A box's contiguous run in bytes (full inner dimensions merged into it)
+/// and its strided dimensions, outer to inner (extent-1 outer ones
+/// vanish); `None` for an empty box. Shared by [`box_commands`] and
+/// [`box_command_counts`].
+fn box_runs(es: u64, full: [i64; 3], ext: [i64; 3]) -> Option<(u64, Vec<u64>)> {
     let [e0, e1, e2] = ext;
     if e0 <= 0 || e1 <= 0 || e2 <= 0 {
-        return;
+        return None;
     }
     let mut run = e2 as u64 * es;
-    // The strided dimensions, outer to inner.
     let mut n: Vec<u64> = Vec::with_capacity(2);
     if e2 == full[2] {
         run *= e1 as u64;
@@ -277,6 +266,25 @@ pub fn box_commands(
             n.push(e1 as u64);
         }
     }
+    Some((run, n))
+}
+
+/// The commands that move a box of extents `ext` (outer to inner, elements
+/// of `es` bytes) of a tensor of extents `full`, on a DMA of `dims`
+/// strided dimensions whose commands carry at most `max` bytes (0: no
+/// limit). Mirrors `mt_box` of emit/tiled.rs: full inner dimensions merge
+/// into one contiguous run, outer dimensions of extent 1 vanish
+/// ([`transfer_shape`]), dimensions beyond `dims` become one command per
+/// index, and each command is split by [`split_command`].
+pub fn box_commands(
+    dims: u32,
+    max: u64,
+    es: u64,
+    full: [i64; 3],
+    ext: [i64; 3],
+    out: &mut impl FnMut(Command),
+) {
+    let Some((run, n)) = box_runs(es, full, ext) else { return };
     let dims = dims.max(1);
     match n[..] {
         [] => split_command(max, run, 1, 1, out),
@@ -321,28 +329,7 @@ pub fn box_command_counts(
     ext: [i64; 3],
     out: &mut impl FnMut(Command, u64),
 ) {
-    let [e0, e1, e2] = ext;
-    if e0 <= 0 || e1 <= 0 || e2 <= 0 {
-        return;
-    }
-    // The same runs and strided dimensions as box_commands.
-    let mut run = e2 as u64 * es;
-    let mut n: Vec<u64> = Vec::with_capacity(2);
-    if e2 == full[2] {
-        run *= e1 as u64;
-        if e1 == full[1] {
-            run *= e0 as u64;
-        } else if e0 > 1 {
-            n.push(e0 as u64);
-        }
-    } else {
-        if e0 > 1 {
-            n.push(e0 as u64);
-        }
-        if e1 > 1 {
-            n.push(e1 as u64);
-        }
-    }
+    let Some((run, n)) = box_runs(es, full, ext) else { return };
     let dims = dims.max(1);
     let mut times = |k: u64, rows: u64, planes: u64| {
         split_command_counts(max, run, rows, planes, &mut |c, m| out(c, m * k));
