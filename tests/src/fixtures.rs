@@ -30,6 +30,24 @@ pub fn values(seed: u64, count: usize, lo: i64, hi: i64) -> Vec<i64> {
         .collect()
 }
 
+/// `sets` input sets of `graph`: each input's full integer range, set `s`
+/// seeded with `100 + s` ([`values`]).
+pub fn input_sets(graph: &Graph, sets: u64) -> Vec<Vec<Data>> {
+    (0..sets)
+        .map(|s| {
+            graph
+                .inputs
+                .iter()
+                .map(|&t| {
+                    let t = graph.tensor(t);
+                    let (lo, hi) = t.dtype.int_range().expect("integer inputs");
+                    Data::from_i64(t.dtype, &values(100 + s, t.elements(), lo, hi))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// `count` pseudo-random int8 values.
 pub fn i8s(seed: u64, count: usize) -> Data {
     Data::from_i64(DType::I8, &values(seed, count, -128, 127))

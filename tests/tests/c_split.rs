@@ -24,7 +24,7 @@ use match_core::ir::{DType, Data, Graph, Op, Quant, Requant};
 use match_tests::e2e::{
     emit_build_check_with, fresh_dir, gap9_device_double_vars, lowered_golden, SANITIZED_CFLAGS,
 };
-use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
+use match_tests::fixtures::{c, fixed_requant, i8s, input_sets, n, t, values};
 use match_tests::golden::diff;
 use std::path::{Path, PathBuf};
 
@@ -250,19 +250,7 @@ fn check_too_wide(target: &str, unit: &str, w: &Wide, kernels_called: &[&str], b
     if !kernels_called.is_empty() {
         assert_eq!(model_c.matches("    j.acc = (int32_t *)").count(), 2, "{target}: split jobs");
     }
-    let sets: Vec<Vec<Data>> = (0..2u64)
-        .map(|s| {
-            graph
-                .inputs
-                .iter()
-                .map(|&t| {
-                    let t = graph.tensor(t);
-                    let (lo, hi) = t.dtype.int_range().expect("integer inputs");
-                    Data::from_i64(t.dtype, &values(100 + s, t.elements(), lo, hi))
-                })
-                .collect()
-        })
-        .collect();
+    let sets = input_sets(&graph, 2);
     for &kernels in builds {
         let label = format!("{kernels:?}").to_lowercase();
         let vars = build_vars(kernels, &options.out_dir, &compiled.model_name);

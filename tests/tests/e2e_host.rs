@@ -10,7 +10,7 @@
 use match_core::compile::{self, CompileOptions};
 use match_core::ir::{AddKind, AddParams, DType, Data, Graph, Op, Quant, Requant};
 use match_tests::e2e::Suite;
-use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
+use match_tests::fixtures::{c, fixed_requant, i8s, input_sets, n, t, values};
 use match_tests::golden::{diff, manifest, Entry, Manifest};
 use std::path::{Path, PathBuf};
 
@@ -238,19 +238,7 @@ fn check_fixture(name: &str, mut graph: Graph, snapshot: bool) {
 
     let bin = compile::build(&options.out_dir, &compiled.model_name, &[("CC", "gcc")])
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    let sets: Vec<Vec<Data>> = (0..4u64)
-        .map(|s| {
-            graph
-                .inputs
-                .iter()
-                .map(|&t| {
-                    let t = graph.tensor(t);
-                    let (lo, hi) = t.dtype.int_range().expect("integer inputs");
-                    Data::from_i64(t.dtype, &values(100 + s, t.elements(), lo, hi))
-                })
-                .collect()
-        })
-        .collect();
+    let sets = input_sets(&graph, 4);
     let got =
         compile::run_binary(&bin, &graph, &sets, &dir.join("io")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     for (s, (inputs, outs)) in sets.iter().zip(&got).enumerate() {

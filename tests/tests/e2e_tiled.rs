@@ -17,7 +17,7 @@ use match_core::emit::tiled;
 use match_core::frontend::ImportOptions;
 use match_core::ir::{DType, Data, Graph, Op, Quant};
 use match_tests::e2e::Suite;
-use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
+use match_tests::fixtures::{c, fixed_requant, i8s, input_sets, n, t, values};
 use match_tests::golden::{diff, manifest, Entry};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -253,19 +253,7 @@ fn fixture_tiled_emits_and_matches() {
         ),
     ] {
         let bin = compile::build(&options.out_dir, &compiled.model_name, &vars).unwrap_or_else(|e| panic!("{name} {label}: {e:#}"));
-        let sets: Vec<Vec<Data>> = (0..3u64)
-            .map(|s| {
-                graph
-                    .inputs
-                    .iter()
-                    .map(|&t| {
-                        let t = graph.tensor(t);
-                        let (lo, hi) = t.dtype.int_range().expect("integer inputs");
-                        Data::from_i64(t.dtype, &values(100 + s, t.elements(), lo, hi))
-                    })
-                    .collect()
-            })
-            .collect();
+        let sets = input_sets(&graph, 3);
         let got = compile::run_binary(&bin, &graph, &sets, &dir.join(format!("io-{label}")))
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         for (s, (inputs, outs)) in sets.iter().zip(&got).enumerate() {
