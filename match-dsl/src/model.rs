@@ -153,7 +153,7 @@ pub struct Unit {
     /// across calls (initialize on the first input-channel tile, add on the
     /// later ones, requantize once after the last), so the schedule may
     /// split the input channels C of a convolution (groups 1) or dense
-    /// layer (match-core's cost.rs).
+    /// layer (match-core's cost module).
     #[serde(default)]
     pub partial_sums: bool,
 }

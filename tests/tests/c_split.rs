@@ -1,5 +1,5 @@
 //! Split input channels end to end: the innermost C loop with its int32
-//! accumulator (cost.rs `Problem::c_splittable`, emit/tiled.rs).
+//! accumulator (cost/ `Problem::c_splittable`, emit/tiled.rs).
 //!
 //! - ResNet-8 (MLPerf Tiny) with every tiled convolution (groups 1) and
 //!   dense layer forced to split C in three: on host-tiled (the portable

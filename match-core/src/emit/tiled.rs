@@ -36,14 +36,14 @@
 //! (match_kernels.h) and calls it instead of the portable kernels. The
 //! weights are then stored pre-encoded per K tile in the rule's weight
 //! layout (else the unit's; [`crate::layout`]), so each weight tile is one
-//! contiguous DMA of the encoded bytes (cost.rs `weight_tile_bytes` sees the
+//! contiguous DMA of the encoded bytes (cost/ `weight_tile_bytes` sees the
 //! same bytes). A unit whose weights live in another memory (`weights_in`,
 //! DIANA's WD / WA) gets its weight buffers in that memory's arena, loaded
 //! through the DMA to it. Layers without a declared kernel keep the
 //! portable path.
 //!
 //! Split C: when the schedule tiles the input channels of a convolution
-//! (groups 1) or dense layer (a unit with `partial_sums`, cost.rs), the C
+//! (groups 1) or dense layer (a unit with `partial_sums`, cost/), the C
 //! loop is the innermost: each step loads the C tile of the input and of
 //! the (K, FY, FX, C) weights, the portable kernels overwrite the int32
 //! accumulator on the first C tile and add into it on the later ones
@@ -667,7 +667,7 @@ pub fn plan_layer_as(
         return Err("the chain changes the shape".into());
     }
     let mut nest = Nest::of(s, ext).map_err(|e| e.to_string())?;
-    // A split C (cost.rs `Problem::c_splittable`): the portable kernels
+    // A split C (cost/ `Problem::c_splittable`): the portable kernels
     // accumulate into the int32 accumulator across the C tiles.
     let (c_all, w_taps) = match &main {
         Main::Conv { c, fy, fx, dw: false, .. } => (*c, fy * fx),
@@ -827,7 +827,7 @@ static void mt_issue(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t
 }}
 
 /* One command of at most MT_DMA_DIMS dimensions; over MT_DMA_MAX bytes it
- * is split by whole planes, else whole rows, else row pieces (cost.rs
+ * is split by whole planes, else whole rows, else row pieces (cost/dma.rs
  * split_command, the cost model's and counters' mirror of this code). */
 static void mt_cmd(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t rows, uint32_t planes,
                    uint32_t l1_rs, uint32_t l2_rs, uint32_t l1_ps, uint32_t l2_ps, int ch)
@@ -865,7 +865,7 @@ static void mt_cmd(int to_l1, uint8_t *l1, uint8_t *l2, uint32_t run, uint32_t r
  * (f0, f1, f2) in the home memory (elements of es bytes, outer to inner)
  * to or from a packed buffer in the compute memory. Full inner dimensions
  * merge into one contiguous run and outer dimensions of extent 1 vanish;
- * dimensions beyond MT_DMA_DIMS become one command per index (cost.rs
+ * dimensions beyond MT_DMA_DIMS become one command per index (cost/dma.rs
  * box_commands mirrors this code). */
 static void mt_box(int to_l1, uint8_t *l1, const void *home, int32_t es, int32_t f1, int32_t f2,
                    int32_t o0, int32_t o1, int32_t o2, int32_t e0, int32_t e1, int32_t e2, int ch)
