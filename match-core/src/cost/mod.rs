@@ -262,6 +262,9 @@ pub struct Problem<'a> {
     /// transfer cycles per K tile (the search asks again per fetch mode).
     out_cache: RefCell<SmallKeyMap<[i64; 3], f64>>,
     w_cache: RefCell<SmallKeyMap<(i64, i64), (u64, f64)>>,
+    /// [`Problem::fetch_dominated`] per (K, C, OY, OX) tile and mode (K
+    /// 0 unless channel-wise: the search asks again for every K tile).
+    dominated_cache: RefCell<SmallKeyMap<([i64; 4], Fetch), Option<Fetch>>>,
     /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
     c_tile: Cell<i64>,
 }
@@ -472,6 +475,7 @@ impl<'a> Problem<'a> {
             scratch_cache: RefCell::new(SmallKeyMap::default()),
             out_cache: RefCell::new(SmallKeyMap::default()),
             w_cache: RefCell::new(SmallKeyMap::default()),
+            dominated_cache: RefCell::new(SmallKeyMap::default()),
             c_tile: Cell::new(0),
         })
     }
@@ -779,6 +783,19 @@ impl<'a> Problem<'a> {
     /// `fetch` (e.g. whole rows when every window already spans the width).
     pub fn fetch_dominated(&self, tile: [i64; 3], fetch: Fetch) -> Option<Fetch> {
         let ext = self.extents();
+        // Only the input boxes decide: K matters for a channel-wise layer only.
+        let k_key = if self.channelwise { tile[0].min(ext[0]) } else { 0 };
+        let key = ([k_key, self.c_tile(), tile[1].min(ext[1]), tile[2].min(ext[2])], fetch);
+        if let Some(&d) = self.dominated_cache.borrow().get(&key) {
+            return d;
+        }
+        let d = self.fetch_dominated_uncached(tile, fetch);
+        self.dominated_cache.borrow_mut().insert(key, d);
+        d
+    }
+
+    fn fetch_dominated_uncached(&self, tile: [i64; 3], fetch: Fetch) -> Option<Fetch> {
+        let ext = self.extents();
         let ks: Vec<i64> = if self.channelwise {
             classes(ext[0], tile[0]).iter().map(|c| c.extent).collect()
         } else {
@@ -912,12 +929,20 @@ impl<'a> Problem<'a> {
 
     fn input_dma(&self, k: i64, ch: i64, oy: i64, ox: i64, fetch: Fetch) -> f64 {
         let Some(dma) = self.act_dma else { return 0.0 };
-        if let Some(&c) = self.in_cache.borrow().get(&([k, ch, oy, ox], fetch)) {
+        // The key keeps only what the input box depends on (input_tile):
+        // K for a channel-wise layer, C otherwise; no rows or columns for
+        // a dense layer. Fewer distinct keys, a smaller table to probe.
+        let key = match (self.layer.op == OpKind::Dense, self.channelwise) {
+            (true, _) => [0, ch, 0, 0],
+            (false, true) => [k, 0, oy, ox],
+            (false, false) => [0, ch, oy, ox],
+        };
+        if let Some(&c) = self.in_cache.borrow().get(&(key, fetch)) {
             return c;
         }
         let c = self.n_inputs as f64
             * dma_cycles(dma, &self.input_full(), &self.input_tile(k, ch, oy, ox, fetch), self.in_bytes());
-        self.in_cache.borrow_mut().insert(([k, ch, oy, ox], fetch), c);
+        self.in_cache.borrow_mut().insert((key, fetch), c);
         c
     }
     /// The bytes of a weight tile of `k` channels and the cycles of its
@@ -1044,13 +1069,20 @@ impl<'a> Problem<'a> {
                     if ck.first && cc.first {
                         f.first_weights = t;
                     }
-                    for cy in &ys {
-                        for cx in &xs {
-                            let t = self.input_dma(ck.extent, cc.extent, cy.extent, cx.extent, fetch);
-                            f.input += (ck.count * cy.count * cx.count * cc.count) as f64 * t;
-                            if ck.first && cy.first && cx.first && cc.first {
-                                f.first_input = t;
-                            }
+                }
+            }
+            debug_assert!(!self.channelwise);
+            // A split layer is not channel-wise (groups 1 or dense): its
+            // input box does not depend on the K tile, and is loaded once
+            // per K tile.
+            let (n_k, k0) = ((d_k + tile[0] - 1) / tile[0], tile[0].min(d_k));
+            for cc in &cs {
+                for cy in &ys {
+                    for cx in &xs {
+                        let t = self.input_dma(k0, cc.extent, cy.extent, cx.extent, fetch);
+                        f.input += (n_k * cy.count * cx.count * cc.count) as f64 * t;
+                        if cy.first && cx.first && cc.first {
+                            f.first_input = t;
                         }
                     }
                 }
