@@ -131,6 +131,11 @@ impl Hasher for SmallKeyHasher {
 /// A map with [`SmallKeyHasher`].
 pub type SmallKeyMap<K, V> = HashMap<K, V, BuildHasherDefault<SmallKeyHasher>>;
 
+/// An input box's key in the search's caches: (K, C, OY, OX) of the tile,
+/// with the dimensions the box does not depend on set to 0, and the fetch
+/// mode.
+type InputKey = ([i64; 4], Fetch);
+
 /// How many of the `full` input rows (columns) `o` outputs of stride `s`,
 /// window `f` and dilation `d`, with `pad` rows of padding before the
 /// first, read: the distinct indices `o * s + j * d - pad` in `0..full`.
@@ -255,7 +260,7 @@ pub struct Problem<'a> {
     cache: RefCell<SmallKeyMap<TileKey, f64>>,
     /// Input transfer cycles per (K, OY, OX) tile and fetch mode (a 1-D
     /// DMA walks one command per row: worth keeping).
-    in_cache: RefCell<SmallKeyMap<([i64; 4], Fetch), f64>>,
+    in_cache: RefCell<SmallKeyMap<InputKey, f64>>,
     /// Scratch bytes per (K, OY, OX) tile (the target's expressions).
     scratch_cache: RefCell<SmallKeyMap<[i64; 4], u64>>,
     /// Output transfer cycles per (K, OY, OX) tile; weight tile bytes and
@@ -264,7 +269,7 @@ pub struct Problem<'a> {
     w_cache: RefCell<SmallKeyMap<(i64, i64), (u64, f64)>>,
     /// [`Problem::fetch_dominated`] per (K, C, OY, OX) tile and mode (K
     /// 0 unless channel-wise: the search asks again for every K tile).
-    dominated_cache: RefCell<SmallKeyMap<([i64; 4], Fetch), Option<Fetch>>>,
+    dominated_cache: RefCell<SmallKeyMap<InputKey, Option<Fetch>>>,
     /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
     c_tile: Cell<i64>,
 }
