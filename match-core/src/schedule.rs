@@ -657,8 +657,9 @@ mod tests {
             r.pick(&["", "", " cycles = ceil(K / 4) * OY * OX * 3;", " cycles = K * OY * ceil(OX / 8) + 7;"]);
         let layout = r.pick(&["", " activation_layout order(C, H, W);"]);
         let scratch = r.pick(&["", " scratch s = 2 * K;", " scratch s = OX * 4;"]);
-        // Half the units accumulate partial sums: the search also splits C.
-        let partial = r.pick(&["", " partial_sums;"]);
+        // Half the units accumulate partial sums: the search also splits C
+        // (half of those charge the accumulator's traffic).
+        let partial = r.pick(&["", " partial_sums;", "", " partial_sums 4/cycle;"]);
         let src = format!(
             "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {}/cycle; compute_in L1;{weights_in} call_overhead {} cycles;{scratch}{cycles}{layout}{partial} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n",
             r.pick(&[1, 4, 8, 64]),

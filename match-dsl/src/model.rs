@@ -156,6 +156,15 @@ pub struct Unit {
     /// layer (match-core's cost module).
     #[serde(default)]
     pub partial_sums: bool,
+    /// `partial_sums R/cycle`: the rate at which the unit's kernels read
+    /// or write the int32 accumulator, in elements per cycle over all its
+    /// cores. A call on an input-channel tile other than the first reads
+    /// its output tile's partial sums, one other than the last writes
+    /// them: each costs the tile's output elements over this rate, added
+    /// to the call's compute cycles. `None` (a bare `partial_sums`): that
+    /// traffic is not charged.
+    #[serde(default)]
+    pub partial_sum_rate: Option<f64>,
 }
 
 impl Unit {

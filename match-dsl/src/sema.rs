@@ -166,7 +166,7 @@ impl Measure {
             Measure::Bytes => "bytes",
             Measure::Cycles => "cycles",
             Measure::Bandwidth => "bytes per cycle",
-            Measure::Rate => "MACs per cycle",
+            Measure::Rate => "operations per cycle",
             Measure::Frequency => "hertz",
             Measure::EnergyPerByte => "pJ per byte",
             Measure::EnergyPerMac => "pJ per MAC",
@@ -325,6 +325,7 @@ fn example(kind: &str, key: &str) -> Option<&'static str> {
         (_, "cycles") => "cycles = ceil(K / 32) * OY * OX",
         (_, "adc") => "adc 6",
         (_, "scale_bits") => "scale_bits 8, 32",
+        (_, "partial_sums") => "partial_sums 8/cycle",
         _ => return None,
     })
 }
@@ -1244,6 +1245,7 @@ impl<'a> Checker<'a> {
             adc_bits: None,
             scale_bits: Vec::new(),
             partial_sums: false,
+            partial_sum_rate: None,
         };
         let mut scratch_names: Vec<&'a Ident> = Vec::new();
         for p in &props {
@@ -1309,7 +1311,14 @@ impl<'a> Checker<'a> {
                 "energy" => u.energy_per_mac = self.real(p, Measure::EnergyPerMac, Bound::NonNegative),
                 "adc" => u.adc_bits = self.int_prop(p, 1, 16).map(|v| v as u32),
                 "scale_bits" => u.scale_bits = self.scale_bits(p),
-                "partial_sums" => u.partial_sums = self.flag(p),
+                "partial_sums" => {
+                    // A bare flag, or the accumulator's access rate.
+                    if matches!(p.value, PropValue::Flag) {
+                        u.partial_sums = true;
+                    } else if let Some(r) = self.real(p, Measure::Rate, Bound::Positive) {
+                        (u.partial_sums, u.partial_sum_rate) = (true, Some(r));
+                    }
+                }
                 _ => {}
             }
         }

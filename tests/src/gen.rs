@@ -1168,6 +1168,9 @@ pub struct ClusterSpec {
     /// `partial_sums`: the search may split C (the portable kernels run it).
     #[serde(default)]
     pub partial_sums: bool,
+    /// `partial_sums R/cycle`: the accumulator's access rate (None: bare flag).
+    #[serde(default)]
+    pub partial_sum_rate: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1249,6 +1252,7 @@ pub fn generate_target(seed: u64) -> TargetRecipe {
             },
             hwc: rng.chance(0.7),
             partial_sums: false,
+            partial_sum_rate: None,
         });
         let ne16 = rng.chance(0.5).then(|| Ne16Spec {
             spatial_k: rng.pick(&[1, 4, 8, 16, 32, 64]),
@@ -1273,6 +1277,11 @@ pub fn generate_target(seed: u64) -> TargetRecipe {
         c.partial_sums = later.chance(0.5);
     }
     let host_any_layout = later.chance(0.5);
+    if let Some(c) = &mut cluster {
+        if c.partial_sums && later.chance(0.5) {
+            c.partial_sum_rate = Some(later.range(1, 16) as u32);
+        }
+    }
     TargetRecipe {
         name: format!("rnd{}", seed % 100_000),
         clock_mhz: rng.range(10, 1000) as u32,
@@ -1362,8 +1371,14 @@ impl TargetRecipe {
             } else {
                 let _ = writeln!(w, "        activation_layout order(C, H, W)");
             }
-            if c.partial_sums {
-                let _ = writeln!(w, "        partial_sums");
+            match (c.partial_sums, c.partial_sum_rate) {
+                (true, Some(r)) => {
+                    let _ = writeln!(w, "        partial_sums {r}/cycle");
+                }
+                (true, None) => {
+                    let _ = writeln!(w, "        partial_sums");
+                }
+                _ => {}
             }
             let _ = writeln!(w, "    }}");
         }

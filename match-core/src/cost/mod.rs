@@ -64,6 +64,10 @@
 //!   written once, after the last C tile (requantization runs once, in the
 //!   kernel's chain). The footprint adds the int32 accumulator (4 B per
 //!   output element of the tile), kept in `compute_in` across the C tiles.
+//!   With a `partial_sums` rate, a call's compute adds the accumulator's
+//!   traffic ([`Problem::acc_cycles`]): the tile's output elements over
+//!   the rate for reading the sums (every C tile but the first) and again
+//!   for writing them (every C tile but the last).
 //!   The floors ([`Floor`]) then count every step's loads, which every
 //!   order makes (exact terms).
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
@@ -544,7 +548,8 @@ impl<'a> Problem<'a> {
     /// (its setup). With the default compute model a call costs at least
     /// max(MACs, outputs) over the peak (unrolling only rounds up), so the
     /// calls' compute is at least max(MACs, C tiles x outputs) over the
-    /// peak; a target's own cycle expression is bounded by 0 only. A
+    /// peak; a target's own cycle expression is bounded by 0 only. The
+    /// accumulator's traffic ([`Problem::acc_cycles`]) is exact. A
     /// schedule also costs at least all its transfers.
     pub fn c_tile_floor(&self) -> Result<f64, String> {
         let l = &self.layer;
@@ -567,7 +572,15 @@ impl<'a> Problem<'a> {
         let w_dma = self.w_dma.or(self.act_dma);
         let weights = self.has_weights();
         let moves = 2.0 * setup(self.act_dma) + if weights { setup(w_dma) } else { 0.0 };
-        let calls = compute + n_c as f64 * self.unit.call_overhead as f64 + moves;
+        // Every output element's partial sums are written after each C
+        // tile but the last and read before each but the first.
+        let acc = match self.unit.partial_sum_rate {
+            Some(rate) if n_c > 1 => {
+                2.0 * (n_c - 1) as f64 * (l.n.max(1) * l.k * l.oy * l.ox).max(0) as f64 / rate
+            }
+            _ => 0.0,
+        };
+        let calls = compute + acc + n_c as f64 * self.unit.call_overhead as f64 + moves;
         // And at least every transfer: the compulsory bytes, and a command
         // per C tile of the input and of the weights (each C tile is its
         // own box) and one for the output.
@@ -589,6 +602,18 @@ impl<'a> Problem<'a> {
             return 0;
         }
         4 * self.output_tile(k, oy, ox).iter().product::<i64>().max(0) as u64
+    }
+
+    /// Cycles a call on a C tile spends on the int32 accumulator of its
+    /// (K, OY, OX) output tile beyond the MACs: reading the partial sums
+    /// unless it is the first C tile, writing them unless it is the last,
+    /// each the tile's output elements over the unit's `partial_sums`
+    /// rate. Zero when C is whole or the target states no rate.
+    pub fn acc_cycles(&self, k: i64, oy: i64, ox: i64, first: bool, last: bool) -> f64 {
+        let Some(rate) = self.unit.partial_sum_rate.filter(|_| self.c_split()) else { return 0.0 };
+        let elements = self.output_tile(k, oy, ox).iter().product::<i64>().max(0) as f64;
+        let passes = u8::from(!first) + u8::from(!last);
+        f64::from(passes) * elements / rate
     }
 
     fn shared_weights_mem(&self) -> bool {
@@ -1043,7 +1068,13 @@ impl<'a> Problem<'a> {
                             left: cx.first,
                             right: cx.last,
                         };
-                        let call = if calls { self.kernel_cycles(key)? + ovh } else { 0.0 };
+                        let call = if calls {
+                            self.kernel_cycles(key)?
+                                + ovh
+                                + self.acc_cycles(ck.extent, cy.extent, cx.extent, cc.first, cc.last)
+                        } else {
+                            0.0
+                        };
                         f.compute += n * cc.count as f64 * call;
                         if ck.first && cy.first && cx.first && cc.first {
                             f.first_call = call;
@@ -1186,7 +1217,7 @@ impl<'a> Problem<'a> {
                             left: cl[2].first,
                             right: cl[2].last,
                         };
-                        let call = self.kernel_cycles(key)?;
+                        let call = self.kernel_cycles(key)? + self.acc_cycles(k, oy, ox, cc.first, cc.last);
                         // A split C changes its tile at every step: both
                         // operands load at every step.
                         let first = level.is_none() && cc.first;
@@ -1543,6 +1574,51 @@ mod tests {
         assert_eq!(p.footprint([1, 1, 1], buf).unwrap().act, 13);
         p.set_c_tile(0);
         assert_eq!(p.footprint([1, 1, 1], buf).unwrap().act, 17);
+    }
+
+    /// The accumulator's traffic of a split C, by hand: a dense layer of
+    /// 12 inputs and 4 outputs on a unit that reads or writes 2 partial
+    /// sums per cycle; DMA setup 20 cycles, 4 B/cycle; 8 MACs/cycle, call
+    /// overhead 30; all single-buffered.
+    #[test]
+    fn partial_sum_traffic_by_hand() {
+        let src = "target t {\n clock 100 MHz\n memory L2 { size 1000000 B }\n memory L1 { size 1000 B; double_buffer }\n dma L2 <-> L1 { bandwidth 4 B/cycle; setup 20 cycles; dims 3; overhead 1d 0 cycles, 2d 0 cycles, 3d 0 cycles; start \"s\"; wait \"w\" }\n unit cpu { host; macs 1/cycle; compute_in L2 }\n unit acc { macs 8/cycle; compute_in L1; call_overhead 30 cycles; partial_sums 2/cycle }\n pattern fc = dense\n offload fc to acc call \"k\"\n}\n";
+        let hw = match_dsl::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(hw.unit("acc").unwrap().partial_sum_rate, Some(2.0));
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), Layer::dense(4, 12)).unwrap();
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        // Whole C: no partial sums, nothing charged.
+        assert_eq!(p.acc_cycles(4, 1, 1, true, true), 0.0);
+        let whole = p.evaluate([4, 1, 1], order, buf).unwrap();
+        // Input 12 B (20 + 3), weights 48 B (20 + 12), compute 48 / 8 = 6,
+        // overhead 30, output 4 B (20 + 1): 112.
+        assert_eq!(whole.cycles.total, 112.0);
+        p.set_c_tile(4);
+        // Three C tiles of 4: the first writes the 4 sums (4 / 2 = 2
+        // cycles), the second reads and writes them (4), the last reads
+        // them (2).
+        assert_eq!(p.acc_cycles(4, 1, 1, true, false), 2.0);
+        assert_eq!(p.acc_cycles(4, 1, 1, false, false), 4.0);
+        assert_eq!(p.acc_cycles(4, 1, 1, false, true), 2.0);
+        // Each step: input 4 B (20 + 1), weights 16 B (20 + 4), compute
+        // 16 / 8 = 2 plus its accumulator cycles, overhead 30; the output
+        // once (20 + 1): 3 * (21 + 24 + 2 + 30) + (2 + 4 + 2) + 21 = 260.
+        let e = p.evaluate([4, 1, 1], order, buf).unwrap();
+        assert_eq!(e.calls, 3);
+        assert_eq!(e.cycles.compute, 6.0 + 8.0);
+        assert_eq!(e.cycles.total, 260.0);
+        // The floor is exact for this walk, and the C tile's floor counts
+        // the same accumulator cycles: 2 * (3 - 1) * 4 / 2 = 8.
+        assert_eq!(p.floor([4, 1, 1]).unwrap().cycles(buf), 260.0);
+        assert!(p.c_tile_floor().unwrap() <= 260.0);
+        assert!(p.c_tile_floor().unwrap() >= 6.0 + 8.0 + 3.0 * 30.0);
+        // Without a rate the same split charges no accumulator traffic.
+        let free = match_dsl::check(&src.replace("partial_sums 2/cycle", "partial_sums"), "t.hwm").unwrap();
+        let q = Problem::new(&free, free.unit("acc").unwrap(), free.offloads.first(), Layer::dense(4, 12))
+            .unwrap();
+        q.set_c_tile(4);
+        assert_eq!(q.evaluate([4, 1, 1], order, buf).unwrap().cycles.total, 252.0);
     }
 
     #[test]
