@@ -221,12 +221,14 @@ void gap9_cluster_end(void)
 
 /* ----------------------------------------------------- L2 <-> L1 cluster DMA */
 
-/* Commands in flight per channel. Each holds one of the DMA's hardware
- * counters until waited (cl_dma.h), so a full queue waits its oldest
- * commands first: waiting early is always safe. unverified: GAP9's counter
- * count (16 on the PULP cluster DMA); 8 per channel x 3 channels stays
- * below it. */
-#define G9D_DMA_QUEUE 8
+/* Commands in flight per channel. Each holds one of the cluster DMA's
+ * transfer counters until waited (pmsis_api cl_dma.h: "freed when the wait
+ * function is called"), and there are 16 (the GAP9 HAL's cluster DMA
+ * TID field is 4 bits, its status mask 16 bits): a 17th allocation would
+ * wait for a counter only this core can free. 5 per channel x 3 channels
+ * stays below; a full queue waits its commands first, which is always
+ * safe. */
+#define G9D_DMA_QUEUE 5
 #define G9D_CHANNELS 3
 /* cl_dma.h: the command's size field is 16 bits. */
 #define G9D_DMA_MAX 65535u
@@ -278,8 +280,8 @@ static void g9d_dma_1d(g9d_queue_t *q, uint32_t ext, uint32_t loc, uint32_t byte
 /* `rows` rows of `run` bytes, `ext_stride` apart in L2, packed in L1: 2-D
  * commands (cl_dma.h: the external side is the strided one; `length` bytes
  * per line, lines `stride` apart), split into row blocks under the 16-bit
- * size. unverified: whether GAP9's 2-D stride and length fields are also
- * 16 bits (then strides above 64 KiB need 1-D rows). */
+ * size. GAP9's HAL writes the 2-D length and stride as two 32-bit command
+ * words (MCHAN v7), so they take any value here. */
 static void g9d_dma_2d(g9d_queue_t *q, uint32_t ext, uint32_t loc, uint32_t run, uint32_t rows,
                        uint32_t ext_stride, pi_cl_dma_dir_e dir)
 {
