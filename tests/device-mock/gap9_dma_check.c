@@ -153,7 +153,7 @@ void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd)
     fail("a wait for a command not in flight");
 }
 
-/* ---- the HyperRAM double: RAM addresses index mock_ram ---- */
+/* ---- the external RAM double: RAM addresses index mock_ram ---- */
 
 void pi_cl_ram_read_2d(struct pi_device *device, uint32_t ram, void *addr, uint32_t size, uint32_t stride,
                        uint32_t length, pi_cl_ram_req_t *req);
@@ -365,7 +365,7 @@ static void l2_l1_batch(int spread)
     }
 }
 
-/* One transfer between HyperRAM and L2, then its wait. */
+/* One transfer between the external RAM and L2, then its wait. */
 static void l3_l2_one(void)
 {
     const int channel = (int)rnd(3);

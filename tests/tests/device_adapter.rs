@@ -375,7 +375,7 @@ fn gap9_stubs_declare_the_api_names_of_hardware_md() {
     let stubs = identifiers(&stub_text(&GAP9));
     let absent: Vec<&&str> = GAP9_API.iter().filter(|n| !stubs.contains(**n)).collect();
     assert!(absent.is_empty(), "HARDWARE.md names the stub SDK does not declare: {absent:?}");
-    // And the adapter uses them: the cluster, its DMA, HyperRAM and NE16.
+    // And the adapter uses them: the cluster, its DMA, the external RAM and NE16.
     let adapter: String = c_files(&root().join("targets/gap9/device"))
         .iter()
         .map(|p| std::fs::read_to_string(p).expect("read an adapter source"))
@@ -572,7 +572,7 @@ fn gap9_unit_kernels_run_bit_exact_under_pmsis_and_ne16_doubles() {
 
 /// The GAP9 adapter's DMA splitting, run: tests/device-mock/gap9_dma_check.c
 /// drives gap9_dma_start / gap9_l3_dma_start with random strided transfers
-/// against a double of the cluster DMA and HyperRAM calls that checks what
+/// against a double of the cluster DMA and external RAM calls that checks what
 /// PMSIS requires of each command and copies at the wait; built for rv32
 /// (32-bit addresses, as the PMSIS calls take them) with tools/rv32 and run
 /// under qemu-riscv32.

@@ -1,12 +1,13 @@
 /*
  * GAP9 device adapter: the platform functions gap9.hwm names (api block,
  * the two DMAs' start / wait) on the GAP SDK (PMSIS cluster, cluster DMA,
- * HyperRAM driver) and the pulp-nnx NE16 driver's device handle.
+ * the board's external RAM driver) and the pulp-nnx NE16 driver's device
+ * handle.
  *
  * UNTESTED ON SILICON (README.md): type-checked against our stub SDK
  * headers and cross-compiled for rv32imc, never run on a GAP9.
  *
- * Execution model: the FC opens the cluster and the HyperRAM (gap9_init),
+ * Execution model: the FC opens the cluster and the external RAM (gap9_init),
  * then sends one cluster task that runs the whole network on the cluster
  * controller (gap9_main.c). So every DMA start / wait below is issued from
  * the cluster, as PMSIS requires for pi_cl_dma_* and pi_cl_ram_*, and the
@@ -18,12 +19,12 @@
 
 #include <stdarg.h>
 
-#include "bsp/ram/hyperram.h"
+#include "bsp/bsp.h"
 
 struct pi_device gap9_cluster_dev;
 struct pi_device gap9_ram_dev;
 static struct pi_cluster_conf g9d_cluster_conf;
-static struct pi_hyperram_conf g9d_ram_conf;
+static struct pi_default_ram_conf g9d_ram_conf;
 static int g9d_ram_open;
 
 /* ------------------------------------------------------------------ api */
@@ -37,8 +38,10 @@ void gap9_init(void)
     if (pi_cluster_open(&gap9_cluster_dev) != 0) {
         gap9_device_fail("gap9_init", "-", "pi_cluster_open failed");
     }
-    /* bsp/ram/hyperram.h, bsp/ram.h: the L3 HyperRAM. */
-    pi_hyperram_conf_init(&g9d_ram_conf);
+    /* bsp/bsp.h, bsp/ram.h: the board's L3 RAM. On the GAP9 EVK that is
+     * the APS25XXXN OctaSPI PSRAM (gap_sdk bsp/gap9_evk.h: the default RAM
+     * configuration; the board has no HyperRAM). */
+    pi_default_ram_conf_init(&g9d_ram_conf);
     pi_open_from_conf(&gap9_ram_dev, &g9d_ram_conf);
     if (pi_ram_open(&gap9_ram_dev) != 0) {
         gap9_device_fail("gap9_init", "-", "pi_ram_open failed");
@@ -92,7 +95,7 @@ void *gap9_malloc(const char *memory, uint32_t bytes)
         return pi_cl_l2_malloc_wait(&req);
     }
     {
-        /* HyperRAM: the address is not a pointer of the chip; the
+        /* external RAM: the address is not a pointer of the chip; the
          * generated code only hands it to gap9_l3_dma_start. */
         pi_cl_ram_alloc_req_t req;
         uint32_t addr = 0;
@@ -372,10 +375,10 @@ void gap9_dma_wait(int channel)
     g9d_drain(g9d_channel("gap9_dma_wait", channel));
 }
 
-/* ----------------------------------------------------- L3 <-> L2 HyperRAM */
+/* ------------------------------------------------ L3 <-> L2 external RAM */
 
 /* Cluster-side RAM requests (bsp/ram.h pi_cl_ram_*): remote calls to the
- * FC's HyperRAM driver, each request alive until its wait. */
+ * FC's external RAM driver, each request alive until its wait. */
 #define G9D_RAM_QUEUE 8
 
 typedef struct {
@@ -416,7 +419,7 @@ static pi_cl_ram_req_t *g9d_ram_slot(g9d_ram_queue_t *q, int write)
     return &q->req[q->n++];
 }
 
-/* One strided block: rows of `run` bytes, `ram_stride` apart in HyperRAM,
+/* One strided block: rows of `run` bytes, `ram_stride` apart in external RAM,
  * packed on the chip side (bsp/ram.h: the 2-D variants stride the RAM
  * side); rows strided on the chip side too go one request per row. */
 static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *chip, uint32_t run, uint32_t rows,
@@ -442,9 +445,9 @@ static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *
     }
 }
 
-/* The same contract as gap9_dma_start, between HyperRAM and L2. The side
- * outside the chip's memories is the HyperRAM address. unverified: how a
- * device build gives L3-resident tensors their HyperRAM addresses (the
+/* The same contract as gap9_dma_start, between external RAM and L2. The side
+ * outside the chip's memories is the external RAM address. unverified: how a
+ * device build gives L3-resident tensors their external RAM addresses (the
  * generated code holds them as pointers; here their value is taken as the
  * RAM address, e.g. from pi_ram_alloc). */
 void gap9_l3_dma_start(void *dst, const void *src, uint32_t bytes_per_row, uint32_t rows, uint32_t dst_stride,
