@@ -201,10 +201,19 @@ void pi_cl_ram_write(struct pi_device *d, uint32_t ram, void *addr, uint32_t siz
     ram_copy(1, ram, addr, size, size, size, req);
 }
 
+/* The 2-D requests copy several lines in one request per bsp/ram.h; on
+ * GAP9 silicon they do not: Deeploy's GAP9 L3 DMA
+ * (pulp-platform/Deeploy Deeploy/Targets/GAP9/DMA/L3Dma.py) reports that
+ * the OctaSPI RAM's 2-D copy delivers garbage on hardware for more than
+ * one line (right in GVSoC) and splits every 2-D transfer into 1-D line
+ * copies. So the double refuses a 2-D request of more than one line. */
 void pi_cl_ram_read_2d(struct pi_device *d, uint32_t ram, void *addr, uint32_t size, uint32_t stride,
                        uint32_t length, pi_cl_ram_req_t *req)
 {
     (void)d;
+    if (size > length) {
+        fail("a multi-line 2-D RAM request (broken on GAP9 silicon)");
+    }
     ram_copy(0, ram, addr, size, stride, length, req);
 }
 
@@ -212,6 +221,9 @@ void pi_cl_ram_write_2d(struct pi_device *d, uint32_t ram, void *addr, uint32_t 
                         uint32_t length, pi_cl_ram_req_t *req)
 {
     (void)d;
+    if (size > length) {
+        fail("a multi-line 2-D RAM request (broken on GAP9 silicon)");
+    }
     ram_copy(1, ram, addr, size, stride, length, req);
 }
 

@@ -387,8 +387,8 @@ fn gap9_stubs_declare_the_api_names_of_hardware_md() {
         "pi_cl_dma_cmd_2d",
         "PI_CL_DMA_DIR_EXT2LOC",
         "PI_CL_DMA_DIR_LOC2EXT",
-        "pi_cl_ram_read_2d",
-        "pi_cl_ram_write_2d",
+        "pi_cl_ram_read",
+        "pi_cl_ram_write",
         "ne16_task_set_weight_offset",
         "ne16_task_set_norm_quant",
         "ne16_task_set_dims",
@@ -397,6 +397,11 @@ fn gap9_stubs_declare_the_api_names_of_hardware_md() {
         "ne16_nnx_resolve_wait",
     ] {
         assert!(used.contains(n), "the GAP9 adapter does not call {n}");
+    }
+    // Multi-line 2-D RAM copies deliver garbage on GAP9 silicon (Deeploy's
+    // GAP9 L3 DMA, found on hardware): the adapter moves rows as 1-D copies.
+    for n in ["pi_cl_ram_read_2d", "pi_cl_ram_write_2d", "pi_cl_ram_copy_2d"] {
+        assert!(!used.contains(n), "the GAP9 adapter calls {n}");
     }
 }
 

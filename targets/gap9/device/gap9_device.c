@@ -419,9 +419,12 @@ static pi_cl_ram_req_t *g9d_ram_slot(g9d_ram_queue_t *q, int write)
     return &q->req[q->n++];
 }
 
-/* One strided block: rows of `run` bytes, `ram_stride` apart in external RAM,
- * packed on the chip side (bsp/ram.h: the 2-D variants stride the RAM
- * side); rows strided on the chip side too go one request per row. */
+/* One strided block: rows of `run` bytes, `ram_stride` apart in the RAM,
+ * `chip_stride` apart on the chip: one request when both sides are
+ * contiguous, else one per row. Not the _2d requests (bsp/ram.h): on GAP9
+ * silicon the OctaSPI RAM's 2-D copy delivers garbage for more than one
+ * line (pulp-platform/Deeploy Deeploy/Targets/GAP9/DMA/L3Dma.py, found on
+ * hardware, right in GVSoC), so rows go as 1-D requests, as Deeploy does. */
 static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *chip, uint32_t run, uint32_t rows,
                           uint32_t ram_stride, uint32_t chip_stride)
 {
@@ -431,12 +434,6 @@ static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *
             pi_cl_ram_write(&gap9_ram_dev, ram, chip, rows * run, g9d_ram_slot(q, 1));
         } else {
             pi_cl_ram_read(&gap9_ram_dev, ram, chip, rows * run, g9d_ram_slot(q, 0));
-        }
-    } else if (chip_stride == run) {
-        if (write) {
-            pi_cl_ram_write_2d(&gap9_ram_dev, ram, chip, rows * run, ram_stride, run, g9d_ram_slot(q, 1));
-        } else {
-            pi_cl_ram_read_2d(&gap9_ram_dev, ram, chip, rows * run, ram_stride, run, g9d_ram_slot(q, 0));
         }
     } else {
         for (r = 0; r < rows; r++) {
