@@ -252,9 +252,9 @@ static void dnu_digital(const char *kernel, const mk_job_t *j, int kind)
         layer.cy = (uint32_t)j->h;
         layer.ox = ow16;
         layer.oy = (uint32_t)j->oh;
-        /* unverified: DORY's Diana template sets stride 1 for a strided
-         * layer and 0 otherwise (a flag); MATCH's wrapper the stride
-         * itself. DORY's is used. */
+        /* DORY's Diana template sets 1 for a strided layer and 0
+         * otherwise, and MATCH's DIANA wrapper (match/target/diana/digital/
+         * src/digital_lib.c) stride_x - 1: the same for strides 1 and 2. */
         layer.stride = j->sy > 1 ? 1u : 0u;
         layer.padding = dnu_digital_padding(j);
         if (dw) {
