@@ -96,7 +96,9 @@ void *gap9_malloc(const char *memory, uint32_t bytes)
     }
     {
         /* external RAM: the address is not a pointer of the chip; the
-         * generated code only hands it to gap9_l3_dma_start. */
+         * generated code only hands it to gap9_l3_dma_start. Never 0 (a
+         * NULL here): the default RAM configuration reserves address 0
+         * (aps25xxxn.c: reserve_addr_0 = 1, allocations from 4). */
         pi_cl_ram_alloc_req_t req;
         uint32_t addr = 0;
         pi_cl_ram_alloc(&gap9_ram_dev, bytes, &req);

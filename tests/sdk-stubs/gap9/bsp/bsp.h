@@ -20,7 +20,9 @@ struct pi_ram_conf {
 };
 
 /* bsp/ram/aps25xxxn.h: the generic RAM configuration first; members the
- * adapter never touches are left out. */
+ * adapter never touches are left out. The driver's conf_init sets
+ * reserve_addr_0 = 1 (aps25xxxn.c), so its allocator starts at RAM address
+ * 4: no allocation is at 0, which gap9_malloc would return as NULL. */
 struct pi_aps25xxxn_conf {
     struct pi_ram_conf ram;
     uint32_t baudrate;
