@@ -621,7 +621,10 @@ fn diana_hwme_copies_run_under_a_double() {
             root.join("match-core/src/emit/c"),
             root.join("tests/sdk-stubs/diana"),
         ],
-        &[root.join("targets/diana/device/diana_device.c"), root.join("tests/device-mock/diana_hwme_check.c")],
+        &[
+            root.join("targets/diana/device/diana_device.c"),
+            root.join("tests/device-mock/diana_hwme_check.c"),
+        ],
         "HWME jobs checked",
     );
 }
