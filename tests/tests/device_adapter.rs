@@ -10,9 +10,11 @@
 //!
 //! GAP9's adapter also runs against test doubles (tests/device-mock/): its
 //! DMA splitting on rv32 under qemu, its unit kernels in a host build,
-//! bit-exact with the emulation. DIANA's is checked for types and symbols
-//! only: the register-level meaning of its runtime's arguments is not
-//! public, so a double would only test our own reading. Both are untested
+//! bit-exact with the emulation. DIANA's is checked for types and symbols,
+//! and its HWME copies run against a double of the copy engines as DORY's
+//! Diana backend programs them (addresses, units, 4-bank rows); the
+//! register-level meaning of its runtime's kernel arguments is not public,
+//! so a double of those would only test our own reading. Both are untested
 //! on silicon (their READMEs say so). Without the cross compiler the tests
 //! say so and skip; with `MATCH_REQUIRE_RV32=1` (set by `.ci/run`) that is
 //! a failure.
@@ -375,7 +377,7 @@ fn gap9_stubs_declare_the_api_names_of_hardware_md() {
     let stubs = identifiers(&stub_text(&GAP9));
     let absent: Vec<&&str> = GAP9_API.iter().filter(|n| !stubs.contains(**n)).collect();
     assert!(absent.is_empty(), "HARDWARE.md names the stub SDK does not declare: {absent:?}");
-    // And the adapter uses them: the cluster, its DMA, HyperRAM and NE16.
+    // And the adapter uses them: the cluster, its DMA, the external RAM and NE16.
     let adapter: String = c_files(&root().join("targets/gap9/device"))
         .iter()
         .map(|p| std::fs::read_to_string(p).expect("read an adapter source"))
@@ -387,8 +389,8 @@ fn gap9_stubs_declare_the_api_names_of_hardware_md() {
         "pi_cl_dma_cmd_2d",
         "PI_CL_DMA_DIR_EXT2LOC",
         "PI_CL_DMA_DIR_LOC2EXT",
-        "pi_cl_ram_read_2d",
-        "pi_cl_ram_write_2d",
+        "pi_cl_ram_read",
+        "pi_cl_ram_write",
         "ne16_task_set_weight_offset",
         "ne16_task_set_norm_quant",
         "ne16_task_set_dims",
@@ -397,6 +399,11 @@ fn gap9_stubs_declare_the_api_names_of_hardware_md() {
         "ne16_nnx_resolve_wait",
     ] {
         assert!(used.contains(n), "the GAP9 adapter does not call {n}");
+    }
+    // Multi-line 2-D RAM copies deliver garbage on GAP9 silicon (Deeploy's
+    // GAP9 L3 DMA, found on hardware): the adapter moves rows as 1-D copies.
+    for n in ["pi_cl_ram_read_2d", "pi_cl_ram_write_2d", "pi_cl_ram_copy_2d"] {
+        assert!(!used.contains(n), "the GAP9 adapter calls {n}");
     }
 }
 
@@ -572,12 +579,60 @@ fn gap9_unit_kernels_run_bit_exact_under_pmsis_and_ne16_doubles() {
 
 /// The GAP9 adapter's DMA splitting, run: tests/device-mock/gap9_dma_check.c
 /// drives gap9_dma_start / gap9_l3_dma_start with random strided transfers
-/// against a double of the cluster DMA and HyperRAM calls that checks what
+/// against a double of the cluster DMA and external RAM calls that checks what
 /// PMSIS requires of each command and copies at the wait; built for rv32
 /// (32-bit addresses, as the PMSIS calls take them) with tools/rv32 and run
 /// under qemu-riscv32.
 #[test]
 fn gap9_dma_commands_run_under_a_pmsis_double() {
+    let root = root();
+    let mock = root.join("tests/device-mock");
+    let include = mock.join("gap9_dma_windows.h").display().to_string();
+    run_rv32_check(
+        "dma_check",
+        &["-include", &include],
+        &[
+            root.join("targets/gap9"),
+            root.join("targets/gap9/device"),
+            root.join("match-core/src/emit/c"),
+            root.join("tests/sdk-stubs/gap9"),
+            root.join("tests/sdk-stubs/gap9/pulp-nnx"),
+        ],
+        &[root.join("targets/gap9/device/gap9_device.c"), mock.join("gap9_dma_check.c")],
+        "commands checked",
+    );
+}
+
+/// The DIANA adapter's HWME copies, run: tests/device-mock/diana_hwme_check.c
+/// moves random buffers (beyond the adapter's 32 KiB chunks) through
+/// diana_device_copy into a double of the digital and analog copy engines
+/// (DORY's Diana backend's reading of their registers: 16-byte words, and
+/// 64-byte rows of the 4-bank analog engine) and checks where the data lands
+/// and that it comes back; rv32 under qemu-riscv32, as the GAP9 DMA check.
+#[test]
+fn diana_hwme_copies_run_under_a_double() {
+    let root = root();
+    run_rv32_check(
+        "hwme_check",
+        &[],
+        &[
+            root.join("targets/diana"),
+            root.join("targets/diana/device"),
+            root.join("match-core/src/emit/c"),
+            root.join("tests/sdk-stubs/diana"),
+        ],
+        &[
+            root.join("targets/diana/device/diana_device.c"),
+            root.join("tests/device-mock/diana_hwme_check.c"),
+        ],
+        "HWME jobs checked",
+    );
+}
+
+/// Builds `sources` (with tools/rv32's start-up and system calls) for rv32
+/// against the include folders, runs the program under qemu-riscv32 and
+/// checks it succeeds and prints `expect`. Skips without the cross tools.
+fn run_rv32_check(name: &str, extra_flags: &[&str], includes: &[PathBuf], sources: &[PathBuf], expect: &str) {
     if !cross_available() {
         return;
     }
@@ -588,34 +643,21 @@ fn gap9_dma_commands_run_under_a_pmsis_double() {
         if std::env::var("MATCH_REQUIRE_RV32").is_ok_and(|v| v == "1") {
             panic!("MATCH_REQUIRE_RV32=1 but qemu-riscv32 not found (Debian: qemu-user)");
         }
-        eprintln!("skipping the DMA check: qemu-riscv32 not found");
+        eprintln!("skipping {name}: qemu-riscv32 not found");
         return;
     };
-    let root = root();
-    let rv32 = root.join("tools/rv32");
-    let mock = root.join("tests/device-mock");
-    let dir = scratch("dma_check");
+    let rv32 = root().join("tools/rv32");
+    let dir = scratch(name);
     let mut flags: Vec<String> = CFLAGS.iter().map(|s| s.to_string()).collect();
     flags.extend(["-nostdlib".to_string(), "-ffunction-sections".to_string(), "-fdata-sections".to_string()]);
-    flags.push("-include".to_string());
-    flags.push(mock.join("gap9_dma_windows.h").display().to_string());
-    for d in [
-        root.join("targets/gap9"),
-        root.join("targets/gap9/device"),
-        root.join("match-core/src/emit/c"),
-        root.join("tests/sdk-stubs/gap9"),
-        root.join("tests/sdk-stubs/gap9/pulp-nnx"),
-        rv32.clone(),
-    ] {
+    flags.extend(extra_flags.iter().map(|s| s.to_string()));
+    for d in includes.iter().chain([&rv32]) {
         flags.push(format!("-I{}", d.display()));
     }
-    let sources = [
-        root.join("targets/gap9/device/gap9_device.c"),
-        mock.join("gap9_dma_check.c"),
-        rv32.join("rv32_sys.c"),
-    ];
-    let objects = compile_all(GCC, &flags, &sources, &dir.join("obj"));
-    let elf = dir.join("gap9_dma_check.elf");
+    let mut all: Vec<PathBuf> = sources.to_vec();
+    all.push(rv32.join("rv32_sys.c"));
+    let objects = compile_all(GCC, &flags, &all, &dir.join("obj"));
+    let elf = dir.join(format!("{name}.elf"));
     let link = Command::new(GCC)
         .args(["-march=rv32imc", "-mabi=ilp32", "-nostdlib", "-nostartfiles", "-static", "-Wl,--gc-sections"])
         .arg("-T")
@@ -630,7 +672,7 @@ fn gap9_dma_commands_run_under_a_pmsis_double() {
     assert!(link.status.success(), "link failed:\n{}", String::from_utf8_lossy(&link.stderr));
     let run = Command::new(qemu).arg(&elf).output().expect("run qemu");
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "the DMA check failed ({}):\n{stderr}", run.status);
-    assert!(stderr.contains("commands checked"), "unexpected output:\n{stderr}");
+    assert!(run.status.success(), "{name} failed ({}):\n{stderr}", run.status);
+    assert!(stderr.contains(expect), "unexpected output:\n{stderr}");
     eprintln!("{}", stderr.trim());
 }

@@ -150,9 +150,15 @@ void diana_device_free(void *p)
 /* ------------------------------------------------------ HWME memory copies */
 
 /* The engine's unit: DORY's Diana dory.c pads every length to 32 bytes
- * (DMA_PARALLELISM) and gives it in 4-byte words; the activation-memory
- * address in 16-byte words. unverified: the largest length one command
- * takes; 32 KiB chunks here (DORY's analog path moves 16 x 512 words). */
+ * (DMA_PARALLELISM) and gives it in 4-byte words, and the activation-memory
+ * address `act` (the value its kernels take too) divided by 16. Digital:
+ * one bank, 16 bytes an address. Analog: 4 banks of 16 bytes a row, one
+ * address a row: DORY's analog template moves 512-row (32 KiB) blocks with
+ * the address advanced by 16 * 512, and its output follows at 16 * 512 * 4
+ * (row 2048). So a chunk `done` bytes in starts at row act / 16 + done / 64
+ * there, at act / 16 + done / 16 on the digital engine. unverified: the
+ * largest length one command takes; 32 KiB chunks here (DORY's analog path
+ * moves 16 x 512 words). */
 #define DND_UNIT 32u
 #define DND_CHUNK 32768u
 
@@ -167,13 +173,12 @@ void diana_device_copy(int analog, void *l2, uint32_t act, uint32_t bytes, int t
         const uint32_t n = left < DND_CHUNK ? left : DND_CHUNK;
         const uint32_t words = (n + DND_UNIT - 1u) / DND_UNIT * DND_UNIT / 4u;
         const uint32_t ext = (uint32_t)(uintptr_t)l2 + done;
-        const uint32_t loc = (act + done) / 16u;
         if (analog) {
             /* DORY drives the analog engine with 4 banks (ops 3 / 4):
              * rows of 16 bytes per bank. */
             hwme_ana_memcpy_op(to_l2 ? 3u : 4u);
             hwme_ana_memcpy_addr_set(ext);
-            hwme_ana_l1addr_set(loc);
+            hwme_ana_l1addr_set(act / 16u + done / 64u);
             hwme_ana_memcpy_bank_length_set(4u);
             hwme_ana_memcpy_row_length_set(4u * words / (4u * 16u));
             hwme_ana_trigger_job();
@@ -181,7 +186,7 @@ void diana_device_copy(int analog, void *l2, uint32_t act, uint32_t bytes, int t
         } else {
             hwme_memcpy_op(to_l2 ? 1u : 2u);
             hwme_memcpy_addr_set(ext);
-            hwme_l1addr_set(loc);
+            hwme_l1addr_set((act + done) / 16u);
             hwme_memcpy_n_set(words);
             hwme_trigger_job();
             global_sync_digital();

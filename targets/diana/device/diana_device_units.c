@@ -252,9 +252,9 @@ static void dnu_digital(const char *kernel, const mk_job_t *j, int kind)
         layer.cy = (uint32_t)j->h;
         layer.ox = ow16;
         layer.oy = (uint32_t)j->oh;
-        /* unverified: DORY's Diana template sets stride 1 for a strided
-         * layer and 0 otherwise (a flag); MATCH's wrapper the stride
-         * itself. DORY's is used. */
+        /* DORY's Diana template sets 1 for a strided layer and 0
+         * otherwise, and MATCH's DIANA wrapper (match/target/diana/digital/
+         * src/digital_lib.c) stride_x - 1: the same for strides 1 and 2. */
         layer.stride = j->sy > 1 ? 1u : 0u;
         layer.padding = dnu_digital_padding(j);
         if (dw) {
@@ -367,7 +367,9 @@ static void dnu_analog(const char *kernel, const mk_job_t *j, int dense)
     const uint32_t rows = dnu_pad(j->c * fy * fx, 288), cols = dnu_pad(j->k, 128);
     const uint32_t c64 = dnu_pad(j->c, 64), k64 = dnu_pad(j->k, 64);
     const uint32_t in_bytes = (uint32_t)(ih * iw) * c64, out_bytes = (uint32_t)(oh * ow) * k64;
-    const uint32_t out_at = dnu_after(0u, in_bytes);
+    /* The output's rows follow the input's; the analog engine's address
+     * counts 16 per 64-byte row (diana_device_copy). */
+    const uint32_t out_row_bytes = dnu_after(0u, in_bytes), out_at = out_row_bytes / 4u;
     Layer_parameters layer;
     uint8_t *in, *out;
     int32_t *bn;
@@ -416,7 +418,7 @@ static void dnu_analog(const char *kernel, const mk_job_t *j, int dense)
         diana_device_fail(kernel, j->layer, "the analog core writes int8, clipped at 0 or not");
     }
     relu = lo == 0;
-    if (dnu_after(out_at, out_bytes) > DIANA_ACT_BYTES) {
+    if (dnu_after(out_row_bytes, out_bytes) > DIANA_ACT_BYTES) {
         diana_device_fail(kernel, j->layer, "the tile's padded layout exceeds the activation memory");
     }
     in = (uint8_t *)diana_device_alloc(in_bytes);

@@ -1,12 +1,13 @@
 /*
  * GAP9 device adapter: the platform functions gap9.hwm names (api block,
  * the two DMAs' start / wait) on the GAP SDK (PMSIS cluster, cluster DMA,
- * HyperRAM driver) and the pulp-nnx NE16 driver's device handle.
+ * the board's external RAM driver) and the pulp-nnx NE16 driver's device
+ * handle.
  *
  * UNTESTED ON SILICON (README.md): type-checked against our stub SDK
  * headers and cross-compiled for rv32imc, never run on a GAP9.
  *
- * Execution model: the FC opens the cluster and the HyperRAM (gap9_init),
+ * Execution model: the FC opens the cluster and the external RAM (gap9_init),
  * then sends one cluster task that runs the whole network on the cluster
  * controller (gap9_main.c). So every DMA start / wait below is issued from
  * the cluster, as PMSIS requires for pi_cl_dma_* and pi_cl_ram_*, and the
@@ -18,12 +19,12 @@
 
 #include <stdarg.h>
 
-#include "bsp/ram/hyperram.h"
+#include "bsp/bsp.h"
 
 struct pi_device gap9_cluster_dev;
 struct pi_device gap9_ram_dev;
 static struct pi_cluster_conf g9d_cluster_conf;
-static struct pi_hyperram_conf g9d_ram_conf;
+static struct pi_default_ram_conf g9d_ram_conf;
 static int g9d_ram_open;
 
 /* ------------------------------------------------------------------ api */
@@ -37,8 +38,10 @@ void gap9_init(void)
     if (pi_cluster_open(&gap9_cluster_dev) != 0) {
         gap9_device_fail("gap9_init", "-", "pi_cluster_open failed");
     }
-    /* bsp/ram/hyperram.h, bsp/ram.h: the L3 HyperRAM. */
-    pi_hyperram_conf_init(&g9d_ram_conf);
+    /* bsp/bsp.h, bsp/ram.h: the board's L3 RAM. On the GAP9 EVK that is
+     * the APS25XXXN OctaSPI PSRAM (gap_sdk bsp/gap9_evk.h: the default RAM
+     * configuration; the board has no HyperRAM). */
+    pi_default_ram_conf_init(&g9d_ram_conf);
     pi_open_from_conf(&gap9_ram_dev, &g9d_ram_conf);
     if (pi_ram_open(&gap9_ram_dev) != 0) {
         gap9_device_fail("gap9_init", "-", "pi_ram_open failed");
@@ -92,8 +95,10 @@ void *gap9_malloc(const char *memory, uint32_t bytes)
         return pi_cl_l2_malloc_wait(&req);
     }
     {
-        /* HyperRAM: the address is not a pointer of the chip; the
-         * generated code only hands it to gap9_l3_dma_start. */
+        /* external RAM: the address is not a pointer of the chip; the
+         * generated code only hands it to gap9_l3_dma_start. Never 0 (a
+         * NULL here): the default RAM configuration reserves address 0
+         * (aps25xxxn.c: reserve_addr_0 = 1, allocations from 4). */
         pi_cl_ram_alloc_req_t req;
         uint32_t addr = 0;
         pi_cl_ram_alloc(&gap9_ram_dev, bytes, &req);
@@ -221,12 +226,14 @@ void gap9_cluster_end(void)
 
 /* ----------------------------------------------------- L2 <-> L1 cluster DMA */
 
-/* Commands in flight per channel. Each holds one of the DMA's hardware
- * counters until waited (cl_dma.h), so a full queue waits its oldest
- * commands first: waiting early is always safe. unverified: GAP9's counter
- * count (16 on the PULP cluster DMA); 8 per channel x 3 channels stays
- * below it. */
-#define G9D_DMA_QUEUE 8
+/* Commands in flight per channel. Each holds one of the cluster DMA's
+ * transfer counters until waited (pmsis_api cl_dma.h: "freed when the wait
+ * function is called"), and there are 16 (the GAP9 HAL's cluster DMA
+ * TID field is 4 bits, its status mask 16 bits): a 17th allocation would
+ * wait for a counter only this core can free. 5 per channel x 3 channels
+ * stays below; a full queue waits its commands first, which is always
+ * safe. */
+#define G9D_DMA_QUEUE 5
 #define G9D_CHANNELS 3
 /* cl_dma.h: the command's size field is 16 bits. */
 #define G9D_DMA_MAX 65535u
@@ -278,8 +285,8 @@ static void g9d_dma_1d(g9d_queue_t *q, uint32_t ext, uint32_t loc, uint32_t byte
 /* `rows` rows of `run` bytes, `ext_stride` apart in L2, packed in L1: 2-D
  * commands (cl_dma.h: the external side is the strided one; `length` bytes
  * per line, lines `stride` apart), split into row blocks under the 16-bit
- * size. unverified: whether GAP9's 2-D stride and length fields are also
- * 16 bits (then strides above 64 KiB need 1-D rows). */
+ * size. GAP9's HAL writes the 2-D length and stride as two 32-bit command
+ * words (MCHAN v7), so they take any value here. */
 static void g9d_dma_2d(g9d_queue_t *q, uint32_t ext, uint32_t loc, uint32_t run, uint32_t rows,
                        uint32_t ext_stride, pi_cl_dma_dir_e dir)
 {
@@ -370,10 +377,10 @@ void gap9_dma_wait(int channel)
     g9d_drain(g9d_channel("gap9_dma_wait", channel));
 }
 
-/* ----------------------------------------------------- L3 <-> L2 HyperRAM */
+/* ------------------------------------------------ L3 <-> L2 external RAM */
 
 /* Cluster-side RAM requests (bsp/ram.h pi_cl_ram_*): remote calls to the
- * FC's HyperRAM driver, each request alive until its wait. */
+ * FC's external RAM driver, each request alive until its wait. */
 #define G9D_RAM_QUEUE 8
 
 typedef struct {
@@ -414,9 +421,12 @@ static pi_cl_ram_req_t *g9d_ram_slot(g9d_ram_queue_t *q, int write)
     return &q->req[q->n++];
 }
 
-/* One strided block: rows of `run` bytes, `ram_stride` apart in HyperRAM,
- * packed on the chip side (bsp/ram.h: the 2-D variants stride the RAM
- * side); rows strided on the chip side too go one request per row. */
+/* One strided block: rows of `run` bytes, `ram_stride` apart in the RAM,
+ * `chip_stride` apart on the chip: one request when both sides are
+ * contiguous, else one per row. Not the _2d requests (bsp/ram.h): on GAP9
+ * silicon the OctaSPI RAM's 2-D copy delivers garbage for more than one
+ * line (pulp-platform/Deeploy Deeploy/Targets/GAP9/DMA/L3Dma.py, found on
+ * hardware, right in GVSoC), so rows go as 1-D requests, as Deeploy does. */
 static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *chip, uint32_t run, uint32_t rows,
                           uint32_t ram_stride, uint32_t chip_stride)
 {
@@ -427,12 +437,6 @@ static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *
         } else {
             pi_cl_ram_read(&gap9_ram_dev, ram, chip, rows * run, g9d_ram_slot(q, 0));
         }
-    } else if (chip_stride == run) {
-        if (write) {
-            pi_cl_ram_write_2d(&gap9_ram_dev, ram, chip, rows * run, ram_stride, run, g9d_ram_slot(q, 1));
-        } else {
-            pi_cl_ram_read_2d(&gap9_ram_dev, ram, chip, rows * run, ram_stride, run, g9d_ram_slot(q, 0));
-        }
     } else {
         for (r = 0; r < rows; r++) {
             g9d_ram_block(q, write, ram + r * ram_stride, chip + r * chip_stride, run, 1u, run, run);
@@ -440,9 +444,9 @@ static void g9d_ram_block(g9d_ram_queue_t *q, int write, uint32_t ram, uint8_t *
     }
 }
 
-/* The same contract as gap9_dma_start, between HyperRAM and L2. The side
- * outside the chip's memories is the HyperRAM address. unverified: how a
- * device build gives L3-resident tensors their HyperRAM addresses (the
+/* The same contract as gap9_dma_start, between external RAM and L2. The side
+ * outside the chip's memories is the external RAM address. unverified: how a
+ * device build gives L3-resident tensors their external RAM addresses (the
  * generated code holds them as pointers; here their value is taken as the
  * RAM address, e.g. from pi_ram_alloc). */
 void gap9_l3_dma_start(void *dst, const void *src, uint32_t bytes_per_row, uint32_t rows, uint32_t dst_stride,

@@ -25,7 +25,7 @@
 #define GAP9_CL_CORES 8
 
 /* Address windows of the memories, used to tell an L1 or L2 pointer from
- * an external (HyperRAM) address. unverified: the GAP9 memory map (cluster
+ * an external RAM address. unverified: the GAP9 memory map (cluster
  * TCDM aliased at 0x10000000, L2 at 0x1C000000) is GAP8's and the GAP SDK
  * linker scripts'; GAP9's datasheet is not public. */
 #ifndef GAP9_L1_BASE /* a test double may place the windows elsewhere */

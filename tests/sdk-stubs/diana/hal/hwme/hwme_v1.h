@@ -11,7 +11,8 @@
  * Memory copies between L2 and an accelerator's activation memory:
  *   op 2 = L2 -> L1, op 1 = L1 -> L2 (single bank; 3 / 4 multi-bank);
  *   addr = L2 byte address; l1addr = activation-memory address in 16-byte
- *   words; n = length in 4-byte words; then trigger.
+ *   words (multi-bank: one per row of banks x 16 bytes, DORY's analog
+ *   path); n = length in 4-byte words; then trigger.
  */
 #ifndef MATCH_STUB_HAL_HWME_V1_H
 #define MATCH_STUB_HAL_HWME_V1_H
