@@ -385,6 +385,8 @@ fn ne16_rejects_what_hardware_md_forbids() {
         (Layer::depthwise(32, 16, 16, 5, 5, 1, 2), dw, "kernel"),
         (Layer::depthwise(32, 16, 16, 3, 3, 3, 1), dw, "stride in"),
         (Layer::conv(32, 16, 8, 8, 3, 3, 1, 3), o, "pad"),
+        // A padded 1x1 convolution (pulp-nnx refuses it).
+        (Layer::conv(32, 16, 8, 8, 1, 1, 1, 1), o, "pad == 0"),
         (Layer::depthwise(32, 8, 8, 3, 3, 1, 3), dw, "pad"),
         (Layer { dy: 2, dx: 2, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 2) }, o, "dilation"),
         (Layer { w_bits: 4, ..Layer::conv(32, 16, 8, 8, 3, 3, 1, 1) }, o, "w_bits"),
