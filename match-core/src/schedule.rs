@@ -219,6 +219,8 @@ pub fn search_in(
     };
     let bufs = p.bufferings();
     let mut best: Option<(Schedule, (f64, f64))> = None;
+    // The first tile_condition failure met, for the error when nothing fits.
+    let mut refused: Option<String> = None;
     // A floor prunes only what is strictly worse than the best so far, with
     // a margin for the rounding of sums taken in another order: a pruned
     // schedule can neither beat nor tie the best (ties are broken by
@@ -251,6 +253,12 @@ pub fn search_in(
             for &toy in &cands[1] {
                 for &tox in &cands[2] {
                     let tile = [tk, toy, tox];
+                    // Tile sizes the rule's `tile_condition` refuses are
+                    // not candidates.
+                    if let Some(why) = p.tile_refusal(tile)? {
+                        refused.get_or_insert(why);
+                        continue;
+                    }
                     let trips = [0, 1, 2].map(|i| (ext[i] + tile[i] - 1) / tile[i]);
                     // The calls' cycles do not depend on the fetch mode: computed
                     // once per tile, when a floor first needs them.
@@ -365,11 +373,15 @@ pub fn search_in(
             }
         }
     }
-    let (mut s, _) = best.ok_or_else(|| {
-        format!(
+    let (mut s, _) = best.ok_or_else(|| match &refused {
+        Some(why) => format!(
+            "no tile of the layer both fits unit `{}` ({} B usable in {}) and meets its rule's tile_condition (e.g. `{why}` fails)",
+            p.unit.name, p.act_capacity, p.unit.compute_in
+        ),
+        None => format!(
             "no tile of the layer fits unit `{}` ({} B usable in {})",
             p.unit.name, p.act_capacity, p.unit.compute_in
-        )
+        ),
     })?;
     if p.untiled() {
         s.fetch = Fetch::Window;
@@ -660,10 +672,12 @@ mod tests {
         // Half the units accumulate partial sums: the search also splits C
         // (half of those charge the accumulator's traffic).
         let partial = r.pick(&["", " partial_sums;", "", " partial_sums 4/cycle;"]);
+        let (macs, overhead) = (r.pick(&[1, 4, 8, 64]), r.range(0, 80));
+        // Some rules restrict their tiles: even K tiles (K 1 always
+        // passes, so every layer keeps a schedule).
+        let tiles = r.pick(&["", "", "\n   tile_condition = K % 2 == 0 or K == 1"]);
         let src = format!(
-            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {}/cycle; compute_in L1;{weights_in} call_overhead {} cycles;{scratch}{cycles}{layout}{partial} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"\n}}\n",
-            r.pick(&[1, 4, 8, 64]),
-            r.range(0, 80),
+            "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n{mems} unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ {spatial} macs {macs}/cycle; compute_in L1;{weights_in} call_overhead {overhead} cycles;{scratch}{cycles}{layout}{partial} }}\n pattern conv = conv2d\n offload conv to acc call \"k\"{tiles}\n}}\n",
         );
         match_dsl::check(&src, "t.hwm").unwrap_or_else(|d| panic!("{d}\n{src}"))
     }
@@ -687,7 +701,7 @@ mod tests {
         // schedule (the first optimum), field for field, over the issue's
         // candidates and over every tile size.
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let (mut compared, mut pruned_any, mut split_any) = (0, 0, 0);
+        let (mut compared, mut pruned_any, mut split_any, mut conditioned) = (0, 0, 0, 0);
         for _ in 0..80 {
             let hw = random_target(&mut r);
             for _ in 0..6 {
@@ -700,6 +714,17 @@ mod tests {
                     (Ok(f), Ok(s)) => {
                         assert_eq!(f, s, "{layer:?}");
                         split_any += usize::from(f.acc_bytes > 0);
+                        // A rule's tile_condition holds on every K tile,
+                        // the remainder included (checked by hand).
+                        if hw.offloads[0].tile_condition.is_some() {
+                            let (d, t) = (p.extents()[0], f.tile.k);
+                            let rest = d - (d + t - 1) / t * t + t;
+                            assert!(
+                                [t.min(d), rest].iter().all(|&x| x % 2 == 0 || x == 1),
+                                "{layer:?} {f:?}"
+                            );
+                            conditioned += 1;
+                        }
                         // No schedule beats the bounds (compulsory bytes and
                         // the whole layer's compute, no overheads).
                         assert!(f.cycles.total >= f.bound_cycles * (1.0 - 1e-9), "{layer:?} {f:?}");
@@ -730,6 +755,41 @@ mod tests {
         assert!(pruned_any > 0);
         // Some optima split C (the comparison covers the C candidates).
         assert!(split_any > 0, "no schedule split C");
+        assert!(conditioned > 50, "{conditioned}");
+    }
+
+    /// A rule's `tile_condition` leaves out the tile sizes some tile of
+    /// which fails it: a 3x3 convolution of 34 output channels whose best
+    /// K tile is 17 (odd) unconstrained takes even tiles with `K % 2 == 0`
+    /// (remainder tiles included), and with a condition no tile meets the
+    /// search says which.
+    #[test]
+    fn tile_condition_leaves_out_tilings() {
+        let target = |cond: &str| {
+            let src = format!(
+                "target t {{\n clock 100 MHz\n memory L2 {{ size 1000000 B }}\n memory L1 {{ size 1500 B }}\n dma L2 <-> L1 {{ bandwidth 4 B/cycle; setup 20 cycles; dims 3; start \"s\"; wait \"w\" }}\n unit cpu {{ host; macs 1/cycle; compute_in L2 }}\n unit acc {{ macs 8/cycle; compute_in L1; call_overhead 30 cycles }}\n pattern conv = conv2d\n offload conv to acc call \"k\"{cond}\n}}\n"
+            );
+            match_dsl::check(&src, "t.hwm").unwrap_or_else(|d| panic!("{d}\n{src}"))
+        };
+        let layer = Layer::conv(34, 4, 4, 4, 3, 3, 1, 1);
+        let free = target("");
+        let f = search(&problem(&free, "acc", layer.clone()), Objective::Latency).unwrap();
+        assert_eq!(f.tile.k, 17, "{f:?}");
+        let even = target("\n   tile_condition = K % 2 == 0");
+        let p = problem(&even, "acc", layer.clone());
+        let e = search(&p, Objective::Latency).unwrap();
+        let (d, t) = (34, e.tile.k);
+        assert!(t % 2 == 0 && (d % t) % 2 == 0, "{e:?}");
+        assert!(e.cycles.total > f.cycles.total);
+        assert_eq!(
+            p.tile_refusal([17, 4, 4]).unwrap().as_deref(),
+            Some("K % 2 == 0 (tile K 17 C 4 OY 4 OX 4)")
+        );
+        // Padding is the tile's own: only border tiles have it.
+        let inner = target("\n   tile_condition = PT == 0");
+        let p = problem(&inner, "acc", layer.clone());
+        let err = search(&p, Objective::Latency).unwrap_err();
+        assert!(err.contains("meets its rule's tile_condition (e.g. `PT == 0 (tile"), "{err}");
     }
 
     #[test]

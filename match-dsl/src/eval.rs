@@ -254,6 +254,19 @@ impl HwModel {
         Ok(Verdict::Accepted)
     }
 
+    /// Whether `tile` (a tile's [`Layer`], as the `cycles` expression sees
+    /// it) meets `offload`'s `tile_condition`: `None` when it does (or the
+    /// rule states none), else the first failing conjunct.
+    pub fn check_tile(&self, offload: &Offload, tile: &Layer) -> Result<Option<String>, EvalError> {
+        let Some(cond) = &offload.tile_condition else { return Ok(None) };
+        for c in conjuncts(cond) {
+            if !as_bool(self.eval(c, tile)?)? {
+                return Ok(Some(c.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Compute cycles of one call of `unit` on `layer` (a tile), from the
     /// unit's `cycles` expression; `None` when the unit gives none.
     pub fn call_cycles(&self, unit: &Unit, layer: &Layer) -> Result<Option<f64>, EvalError> {

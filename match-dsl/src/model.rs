@@ -437,6 +437,13 @@ pub struct Offload {
     /// ([`HwModel::offload_call_cycles`]).
     #[serde(default)]
     pub cycles: Option<Expr>,
+    /// `tile_condition = COND`: a condition every tile of a schedule must
+    /// meet, evaluated on each tile as the `cycles` expression sees it
+    /// (the tile's K, C, OY, OX, its padding on the borders, the layer's
+    /// other attributes): the schedule search leaves out tile sizes for
+    /// which some tile, remainder tiles included, fails it. `None`: any.
+    #[serde(default)]
+    pub tile_condition: Option<Expr>,
 }
 
 /// A helper function for cost expressions: `def load(k) = ...`.

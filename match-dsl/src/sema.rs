@@ -118,7 +118,16 @@ const STEPS: &[(&str, &str)] = &[
 ];
 /// The clauses an offload rule may add after `call`: each overrides the
 /// unit's property of the same name for the matches of the rule.
-const OFFLOAD_CLAUSES: &[&str] = &["weight_layout", "activation_layout", "cycles"];
+/// The clauses of one offload rule ([`Offload`]'s optional fields).
+#[derive(Default)]
+struct OffloadClauses {
+    weight_layout: Option<Vec<LayoutStep>>,
+    activation_layout: Option<Vec<LayoutStep>>,
+    cycles: Option<Expr>,
+    tile_condition: Option<Expr>,
+}
+
+const OFFLOAD_CLAUSES: &[&str] = &["weight_layout", "activation_layout", "cycles", "tile_condition"];
 const WEIGHT_DIMS: &[&str] = &["K", "C", "FY", "FX"];
 const ACTIVATION_DIMS: &[&str] = &["C", "H", "W"];
 
@@ -902,6 +911,10 @@ impl<'a> Checker<'a> {
             d.help(format!("`{key}` is a property of `{kind}` blocks; valid here: {}", keys.join(", ")))
         } else if TARGET_PROPS.contains(&key) {
             d.help(format!("`{key}` belongs at the target level; valid here: {}", keys.join(", ")))
+        } else if key == "tile_condition" {
+            d.help(
+                "`tile_condition` is a clause of an offload rule: write it after the rule's `call \"...\"`",
+            )
         } else {
             d.help(format!("valid properties: {}", keys.join(", ")))
         };
@@ -2314,28 +2327,26 @@ impl<'a> Checker<'a> {
             x
         });
         ok &= self.c_symbol(&o.kernel);
-        let (weight_layout, activation_layout, cycles) = self.offload_clauses(o);
+        let clauses = self.offload_clauses(o);
         ok.then(|| Offload {
             pattern: pat.to_string(),
             unit: unit.to_string(),
             condition,
             kernel: o.kernel.value.clone(),
-            weight_layout,
-            activation_layout,
-            cycles,
+            weight_layout: clauses.weight_layout,
+            activation_layout: clauses.activation_layout,
+            cycles: clauses.cycles,
+            tile_condition: clauses.tile_condition,
         })
     }
 
     /// The clauses of an offload rule, each at most once, checked as the
-    /// unit properties of the same name.
-    #[allow(clippy::type_complexity)]
-    fn offload_clauses(
-        &mut self,
-        o: &'a ast::OffloadDecl,
-    ) -> (Option<Vec<LayoutStep>>, Option<Vec<LayoutStep>>, Option<Expr>) {
+    /// unit properties of the same name (`tile_condition` as a `where`
+    /// condition).
+    fn offload_clauses(&mut self, o: &'a ast::OffloadDecl) -> OffloadClauses {
         let ctx = format!("`offload {} to {}`", o.pattern.name, o.unit.name);
         let mut seen: Vec<&'a Prop> = Vec::new();
-        let (mut weights, mut activations, mut cycles) = (None, None, None);
+        let mut out = OffloadClauses::default();
         for p in &o.clauses {
             let key = p.key.name.as_str();
             if !OFFLOAD_CLAUSES.contains(&key) {
@@ -2345,10 +2356,13 @@ impl<'a> Checker<'a> {
                 } else if UNIT_KEYS.contains(&key) {
                     d.help(format!(
                         "`{key}` is a property of the unit; a rule overrides only weight_layout, \
-                         activation_layout and cycles"
+                         activation_layout and cycles, and adds tile_condition"
                     ))
                 } else {
-                    d.help("an offload rule's clauses: `weight_layout STEPS`, `activation_layout STEPS`, `cycles = EXPR`")
+                    d.help(
+                        "an offload rule's clauses: `weight_layout STEPS`, `activation_layout STEPS`, \
+                         `cycles = EXPR`, `tile_condition = CONDITION`",
+                    )
                 };
                 self.error(d);
                 continue;
@@ -2371,12 +2385,26 @@ impl<'a> Checker<'a> {
             }
             seen.push(p);
             match key {
-                "weight_layout" => weights = Some(self.layout(p, WEIGHT_DIMS)),
-                "activation_layout" => activations = Some(self.layout(p, ACTIVATION_DIMS)),
-                _ => cycles = self.cycles(p),
+                "weight_layout" => out.weight_layout = Some(self.layout(p, WEIGHT_DIMS)),
+                "activation_layout" => out.activation_layout = Some(self.layout(p, ACTIVATION_DIMS)),
+                "tile_condition" => out.tile_condition = self.tile_condition(p),
+                _ => out.cycles = self.cycles(p),
             }
         }
-        (weights, activations, cycles)
+        out
+    }
+
+    /// A `tile_condition = COND` clause: a condition over a tile.
+    fn tile_condition(&mut self, p: &'a Prop) -> Option<Expr> {
+        let PropValue::Expr(e) = &p.value else {
+            let d = Diagnostic::new(value_span(p), "`tile_condition` needs a condition")
+                .help("write e.g. `tile_condition = K % 2 == 0` (over the tile's K, C, OY, OX)");
+            self.error(d);
+            return None;
+        };
+        let (x, ty) = self.expr(e, &mut Vec::new());
+        self.expect_top(e, ty, Type::Bool, "a `tile_condition` must be true or false");
+        Some(x)
     }
 
     // ----- defs -----

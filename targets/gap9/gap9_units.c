@@ -251,6 +251,16 @@ static void ne16_run(const char *kernel, const mk_job_t *j, int dw)
         || j->pr > 2) {
         g9_fail(j, kernel, "kernel, stride, dilation or padding outside NE16's");
     }
+    if (j->fy == 1 && (j->pt | j->pb | j->pl | j->pr) != 0) {
+        /* pulp-nnx refuses a padded 1x1 convolution (gap9.hwm's rule). */
+        g9_fail(j, kernel, "a padded 1x1 convolution");
+    }
+    if ((j->sy == 2 || j->sx == 2) && (j->k * (j->ydt == MK_I32 ? 4 : 1)) % 2 != 0) {
+        /* The 2x2-strided mode halves the output strides of the tile
+         * (pulp-nnx ne16_task_set_dims_stride2x2): its output channels x
+         * bytes must be even (gap9.hwm's tile_condition). */
+        g9_fail(j, kernel, "a 2x2-strided tile with an odd number of output bytes per pixel");
+    }
     if (j->w_bytes != ne16_w_size(j, dw)) {
         g9_fail(j, kernel, "the weights are not in NE16's layout (size)");
     }

@@ -274,6 +274,8 @@ pub struct Problem<'a> {
     /// [`Problem::fetch_dominated`] per (K, C, OY, OX) tile and mode (K
     /// 0 unless channel-wise: the search asks again for every K tile).
     dominated_cache: RefCell<SmallKeyMap<InputKey, Option<Fetch>>>,
+    /// [`Problem::tile_refusal`] per (K, OY, OX, C) tile.
+    refusal_cache: RefCell<SmallKeyMap<InputKey, Option<String>>>,
     /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
     c_tile: Cell<i64>,
 }
@@ -485,6 +487,7 @@ impl<'a> Problem<'a> {
             out_cache: RefCell::new(SmallKeyMap::default()),
             w_cache: RefCell::new(SmallKeyMap::default()),
             dominated_cache: RefCell::new(SmallKeyMap::default()),
+            refusal_cache: RefCell::new(SmallKeyMap::default()),
             c_tile: Cell::new(0),
         })
     }
@@ -705,6 +708,48 @@ impl<'a> Problem<'a> {
             t.ix = ix.clamp(1, l.ix.max(1));
         }
         t
+    }
+
+    /// The first conjunct of the rule's `tile_condition` that some tile of
+    /// this tiling fails (every distinct tile: remainders, borders with
+    /// their padding, each C tile), or `None` when every tile meets it.
+    pub fn tile_refusal(&self, tile: [i64; 3]) -> Result<Option<String>, String> {
+        let Some(o) = self.offload.filter(|o| o.tile_condition.is_some()) else { return Ok(None) };
+        let ext = self.extents();
+        let key =
+            ([tile[0].min(ext[0]), tile[1].min(ext[1]), tile[2].min(ext[2]), self.c_tile()], Fetch::Window);
+        if let Some(r) = self.refusal_cache.borrow().get(&key) {
+            return Ok(r.clone());
+        }
+        let (ks, ys, xs) = (classes(ext[0], tile[0]), classes(ext[1], tile[1]), classes(ext[2], tile[2]));
+        let mut refusal = None;
+        'tiles: for ck in &ks {
+            for cc in &self.c_classes() {
+                for cy in &ys {
+                    for cx in &xs {
+                        let t = self.tile_layer_c(
+                            ck.extent,
+                            cc.extent,
+                            cy.extent,
+                            cx.extent,
+                            [cy.first, cy.last, cx.first, cx.last],
+                        );
+                        let r = self.hw.check_tile(o, &t).map_err(|e| {
+                            format!(
+                                "cannot evaluate the tile condition of `{}` on unit `{}`: {e}",
+                                o.kernel, o.unit
+                            )
+                        })?;
+                        if let Some(c) = r {
+                            refusal = Some(format!("{c} (tile K {} C {} OY {} OX {})", t.k, t.c, t.oy, t.ox));
+                            break 'tiles;
+                        }
+                    }
+                }
+            }
+        }
+        self.refusal_cache.borrow_mut().insert(key, refusal.clone());
+        Ok(refusal)
     }
 
     /// Compute cycles of one call on a tile (cached by shape).
