@@ -521,6 +521,77 @@ pub fn recost(graph: &Graph, hw: &HwModel, layer: &mut MappedLayer, objective: O
     layer.schedule = Some(s);
 }
 
+/// The cost problem of a mapped layer on its unit, left at its schedule's
+/// C tile (`None` when the layer has no schedule or no longer costs).
+fn problem_of<'a>(graph: &Graph, hw: &'a HwModel, layer: &MappedLayer) -> Option<Problem<'a>> {
+    let s = layer.schedule.as_ref()?;
+    let unit = hw.unit(&layer.unit)?;
+    let offload = hw.offloads.iter().find(|o| {
+        Some(&o.pattern) == layer.pattern.as_ref() && o.unit == layer.unit && Some(&o.kernel) == layer.kernel.as_ref()
+    });
+    let l = if offload.is_some() { layer_of(graph, &layer.nodes) } else { generic_layer(graph, &layer.nodes) };
+    let p = Problem::new(hw, unit, offload, l).ok()?;
+    if p.c_splittable() {
+        p.set_c_tile(s.tile.c);
+    }
+    Some(p)
+}
+
+/// Inter-layer residency of activations in the compute memory: a pass
+/// over the mapped layers in execution order, after mapping. Where a
+/// layer's output is the next layer's input and both run as one tile
+/// from the same home memory into the same compute memory (the
+/// conditions of [`crate::emit::tiled::link_resident`], with the
+/// consumer's scratch counted in its footprint), the producer keeps its
+/// output buffer in the compute memory and the consumer reads it there:
+/// the producer's schedule gets `output_to`, the consumer's `input_from`,
+/// and each estimate drops exactly the transfers it no longer makes (the
+/// output write-back, the input load) and their stalls
+/// ([`Problem::set_resident_io`]); nothing else changes. Chains are
+/// greedy (each link in order, on the layouts the links before left).
+/// Applies to every target where the conditions hold: no switch.
+pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping) {
+    use crate::emit::tiled;
+    let mut plans: Vec<Option<tiled::TiledLayer>> =
+        mapping.layers.iter().map(|l| tiled::plan_layer(graph, hw, l).ok()).collect();
+    let layers = &mapping.layers;
+    let linked = tiled::link_all(graph, hw, layers, &mut plans, |i| {
+        // The consumer's scratch (the cost model counts it in the footprint).
+        let q = layers.get(i + 1)?;
+        let s = q.schedule.as_ref()?;
+        let p = problem_of(graph, hw, q)?;
+        p.scratch(s.tile.k.min(p.layer.k.max(1)), s.tile.oy.min(p.layer.oy.max(1)), s.tile.ox.min(p.layer.ox.max(1)))
+            .ok()
+    });
+    for &i in &linked {
+        if let Some(s) = mapping.layers[i].schedule.as_mut() {
+            s.output_to = Some(i + 1);
+        }
+        if let Some(s) = mapping.layers[i + 1].schedule.as_mut() {
+            s.input_from = Some(i);
+        }
+    }
+    for layer in mapping.layers.iter_mut() {
+        let Some(s) = layer.schedule.as_ref() else { continue };
+        let (input, output) = (s.input_from.is_some(), s.output_to.is_some());
+        if !input && !output {
+            continue;
+        }
+        let Some(p) = problem_of(graph, hw, layer) else { continue };
+        let tile = [s.tile.k, s.tile.oy, s.tile.ox];
+        let order = [s.order[0], s.order[1], s.order[2]];
+        let Ok(base) = p.evaluate_in(tile, order, s.buffering, s.fetch) else { continue };
+        p.set_resident_io(input, output);
+        let Ok(kept) = p.evaluate_in(tile, order, s.buffering, s.fetch) else { continue };
+        let s = layer.schedule.as_mut().expect("scheduled");
+        let c = &mut s.cycles;
+        c.transfer -= base.cycles.transfer - kept.cycles.transfer;
+        c.stall -= base.cycles.stall - kept.cycles.stall;
+        c.total = c.compute + c.overhead + c.transfer + c.stall;
+        s.energy_pj -= base.energy_pj - kept.energy_pj;
+    }
+}
+
 /// What the grouping of [`map_inner`] will ask, worked out beforehand on
 /// every core ([`crate::par`]): each rule's check of each chain it matches
 /// from each node, and the best schedule of each chain a node's longest
@@ -1107,7 +1178,8 @@ pub fn explain_with_notes(
 
 /// Maps `graph` for `hw` and explains the result (`matchc compile --explain`).
 pub fn explain_model(graph: &Graph, hw: &HwModel) -> anyhow::Result<String> {
-    let mapping = map(graph, hw)?;
+    let mut mapping = map(graph, hw)?;
+    apply_residency(graph, hw, &mut mapping);
     Ok(explain(graph, hw, &mapping))
 }
 

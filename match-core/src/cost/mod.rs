@@ -272,6 +272,10 @@ pub struct Problem<'a> {
     dominated_cache: RefCell<SmallKeyMap<InputKey, Option<Fetch>>>,
     /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
     c_tile: Cell<i64>,
+    /// Inter-layer residency ([`Problem::set_resident_io`]): the input is
+    /// read in place from the producer's buffer in `compute_in` (no input
+    /// load), the output stays there for the next layer (no write-back).
+    resident_io: Cell<[bool; 2]>,
 }
 
 /// Which box of the input a tile moves (`Problem::input_tile`): the
@@ -482,6 +486,7 @@ impl<'a> Problem<'a> {
             w_cache: RefCell::new(SmallKeyMap::default()),
             dominated_cache: RefCell::new(SmallKeyMap::default()),
             c_tile: Cell::new(0),
+            resident_io: Cell::new([false; 2]),
         })
     }
 
@@ -509,6 +514,17 @@ impl<'a> Problem<'a> {
     /// [`Problem::c_splittable`]).
     pub fn set_c_tile(&self, c: i64) {
         self.c_tile.set(c);
+    }
+
+    /// Inter-layer residency of the schedule [`Problem::evaluate_in`]
+    /// costs (`mapping::apply_residency`): with `input`, the input tile is
+    /// already in `compute_in` (the previous layer's output buffer) and no
+    /// load is charged; with `output`, the output tile stays there for the
+    /// next layer and no write-back is charged (nor its bytes and energy).
+    /// Everything else is unchanged. Only meaningful on a tiled layer
+    /// whose schedule has one tile (the mapping pass sets it only then).
+    pub fn set_resident_io(&self, input: bool, output: bool) {
+        self.resident_io.set([input, output]);
     }
 
     /// The C tile in effect: the whole C unless split.
@@ -1152,6 +1168,7 @@ impl<'a> Problem<'a> {
         let w_dep = |l: Loop| l == Loop::K;
         let in_dep = |l: Loop| l != Loop::K || self.channelwise;
         let mut last_write = 0.0;
+        let [keep_in, keep_out] = self.resident_io.get();
         // The C loop, innermost (one whole tile unless split).
         let cs = self.c_classes();
         let split = self.c_split();
@@ -1173,7 +1190,7 @@ impl<'a> Problem<'a> {
                         None => true,
                         Some(j) => (j..3).any(|p| dep(order[p]) && trips[order[p].index()] > 1),
                     };
-                    let out_t = self.output_dma(k, oy, ox);
+                    let out_t = if keep_out { 0.0 } else { self.output_dma(k, oy, ox) };
                     for cc in &cs {
                         let count = (a.count * b.count * c.count * cc.count) as f64;
                         let key = TileKey {
@@ -1190,7 +1207,7 @@ impl<'a> Problem<'a> {
                         // A split C changes its tile at every step: both
                         // operands load at every step.
                         let first = level.is_none() && cc.first;
-                        let load_in = split || changed(&in_dep);
+                        let load_in = (split || changed(&in_dep)) && !keep_in;
                         let load_w = split || changed(&w_dep);
                         let (ib, wb, ob) = self.tile_bytes_c(k, cc.extent, oy, ox, fetch);
                         let in_t = if load_in { self.input_dma(k, cc.extent, oy, ox, fetch) } else { 0.0 };
@@ -1202,7 +1219,7 @@ impl<'a> Problem<'a> {
                             0.0
                         };
                         // The output is written once, after the last C tile.
-                        let o_b = if self.act_dma.is_some() && cc.last { ob as f64 } else { 0.0 };
+                        let o_b = if self.act_dma.is_some() && cc.last && !keep_out { ob as f64 } else { 0.0 };
                         let i_b = if self.act_dma.is_some() { in_b } else { 0.0 };
                         bytes_moved += count * (i_b + w_b + o_b);
                         energy += count * (i_b * e_in + w_b * e_w + o_b * e_out);
@@ -1216,7 +1233,7 @@ impl<'a> Problem<'a> {
                             over += o_i + o_w;
                             // The previous write-back: at the first C tile
                             // of every (K, OY, OX) tile but the first.
-                            if buf.output && cc.first {
+                            if buf.output && cc.first && !keep_out {
                                 over += self.previous_output_dma(level, order, by, tile, trips.as_slice());
                             }
                         }

@@ -1,0 +1,180 @@
+//! Inter-layer residency end to end (mapping::apply_residency,
+//! emit/tiled.rs `link_resident`): where a tiled layer runs as one tile and
+//! the next layer reads exactly its output in one tile from the same
+//! compute memory, the producer keeps its output buffer (no store, the
+//! platform's `keep`) and the consumer reads it in place (no load).
+//!
+//! - The MLPerf Tiny models on gap9 (where residency applies: the
+//!   autoencoder's dense chain, ResNet-8, the streaming wake word) and on
+//!   host-tiled run bit-exact with the interpreter on the lowered graph
+//!   under ASan / UBSan, and gap9's DMA counters equal
+//!   [`match_core::cost::predict_counters`] (which drops exactly the
+//!   skipped loads and stores).
+//! - The emulation scrubs every tile buffer at a layer's end except what
+//!   the layer declared live (`gap9_keep`): the same project with the
+//!   `keep` calls removed, or with a consumer's input buffer moved off the
+//!   producer's output buffer, computes on the scrub pattern and is no
+//!   longer bit-exact (the test fails if it still is).
+//! - The buffer plan replayed: every tensor a layer reads resident was
+//!   written by its producer's kernel in that same buffer, and no buffer
+//!   of any layer in between (there is none: they are consecutive) nor any
+//!   other buffer of the consumer overlaps it.
+
+use match_core::compile;
+use match_core::emit::tiled::{self, TiledLayer};
+use match_tests::e2e::{emit_build_check, fresh_dir, lowered_golden, SANITIZED_CFLAGS};
+use match_tests::golden::diff;
+use std::path::{Path, PathBuf};
+
+fn tmp(parts: &[&str]) -> PathBuf {
+    fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "residency", parts)
+}
+
+/// The links of a mapping (producer index) and the emitted plans.
+fn links(mapping: &match_core::mapping::Mapping) -> Vec<usize> {
+    let mut v = Vec::new();
+    for (i, l) in mapping.layers.iter().enumerate() {
+        if let Some(s) = &l.schedule {
+            if let Some(j) = s.output_to {
+                assert_eq!(j, i + 1, "{}: output kept for a layer that is not the next", l.name);
+                let q = mapping.layers[j].schedule.as_ref().expect("scheduled consumer");
+                assert_eq!(q.input_from, Some(i), "{}: the link is one-sided", l.name);
+                v.push(i);
+            }
+            if let Some(p) = s.input_from {
+                assert_eq!(p + 1, i, "{}: input resident from a layer that is not the previous", l.name);
+            }
+        }
+    }
+    v
+}
+
+/// Replays the emitted buffer plan: for each link, the producer's
+/// single step writes its whole output into its output buffer (slot 0,
+/// the only one a single step uses), stores nothing, and the consumer's
+/// single step reads its input from exactly that buffer, loads nothing,
+/// and none of its other buffers overlaps it.
+fn replay(plans: &[Option<TiledLayer>], linked: &[usize]) {
+    let overlap = |a: u64, an: u64, b: u64, bn: u64| an > 0 && bn > 0 && a < b + bn && b < a + an;
+    for &i in linked {
+        let p = plans[i].as_ref().expect("a tiled producer");
+        let q = plans[i + 1].as_ref().expect("a tiled consumer");
+        assert!(p.output_kept && q.input_resident, "link {i}: plans not marked");
+        let ps = p.nest.walk(p.input_follows_k);
+        let qs = q.nest.walk(q.input_follows_k);
+        assert_eq!((ps.len(), qs.len()), (1, 1), "link {i}: not single steps");
+        assert!(ps[0].store, "link {i}: the producer's step does not complete its output");
+        assert!(p.transfers(&ps[0]).iter().all(|x| x.to_compute), "link {i}: the producer stores");
+        assert!(q.transfers(&qs[0]).iter().all(|x| x.channel != tiled::CH_IN), "link {i}: the consumer loads");
+        let (buf, bytes) = (p.layout.output[0], p.layout.output_bytes);
+        assert_eq!(q.layout.input, [buf, buf], "link {i}: the consumer reads another buffer");
+        assert_eq!(q.layout.input_bytes, bytes, "link {i}: sizes differ");
+        let l = &q.layout;
+        let mut others = vec![(l.acc, l.acc_bytes)];
+        if q.weights_memory.is_none() {
+            others.extend(l.weights.iter().map(|&o| (o, l.weight_bytes)));
+        }
+        others.extend(l.output.iter().map(|&o| (o, l.output_bytes)));
+        for (o, n) in others {
+            assert!(!overlap(o, n, buf, bytes), "link {i}: a consumer buffer at {o} ({n} B) overlaps its input");
+        }
+        assert!(l.total >= buf + bytes, "link {i}: the arena size misses the kept buffer");
+    }
+}
+
+/// Compiles golden model `id` for `target`, checks that residency applies
+/// (`expect_links`), replays the plan, and runs it bit-exact with counters.
+/// Returns the project folder and the number of links.
+fn run(id: &str, target: &str, expect_links: bool) -> Option<(PathBuf, usize, match_core::lower::Lowered)> {
+    match_tests::shared_models()?;
+    let (e, hw, platform, lowered) = lowered_golden(id, target);
+    let g = &lowered.graph;
+    let linked = links(&lowered.mapping);
+    if expect_links {
+        assert!(!linked.is_empty(), "{id} on {target}: no layer kept resident");
+    }
+    let plans = match_core::emit::emitted_tiling(g, &hw, &lowered.mapping, platform.as_deref()).expect("plans");
+    replay(&plans, &linked);
+    let dir = tmp(&[target, id]);
+    let name = "res".to_string();
+    let inputs = vec![e.case_inputs(0)];
+    let project = emit_build_check(g, &hw, &lowered.mapping, platform, &dir, &name, &inputs, &format!("{id} on {target}"));
+    eprintln!("{id} on {target}: {} link(s), bit-exact, counters equal", linked.len());
+    Some((project, linked.len(), lowered))
+}
+
+#[test]
+fn resident_chains_are_bit_exact_and_counted_on_gap9() {
+    for (id, expect) in [
+        ("mlperf-tiny/ad01_int8", true),
+        ("mlperf-tiny/pretrainedResnet_quant", true),
+        ("mlperf-tiny/str_ww_ref_model", true),
+        ("mlperf-tiny/kws_ref_model", false),
+        ("mlperf-tiny/vww_96_int8", false),
+    ] {
+        if run(id, "gap9", expect).is_none() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn resident_chains_are_bit_exact_on_host_tiled() {
+    for id in ["mlperf-tiny/ad01_int8", "mlperf-tiny/pretrainedResnet_quant"] {
+        if run(id, "host-tiled", false).is_none() {
+            return;
+        }
+    }
+}
+
+/// Builds the (edited) project in `dir` and tells whether its output is
+/// still bit-exact with the interpreter.
+fn still_exact(project: &Path, lowered: &match_core::lower::Lowered, id: &str, work: &Path) -> bool {
+    let e = match_tests::golden::manifest().models.into_iter().find(|e| e.id == id).expect("entry");
+    let inputs = vec![e.case_inputs(0)];
+    let vars = [("CC", "gcc"), ("CFLAGS", SANITIZED_CFLAGS), ("BUILD", "build-broken")];
+    let bin = compile::build(project, "res", &vars).expect("the edited project builds");
+    let Ok(outs) = compile::run_binary(&bin, &lowered.graph, &inputs, work) else { return false };
+    let want = match_core::interp::run(&lowered.graph, &inputs[0]).expect("interpreter");
+    outs[0].iter().zip(&want).all(|(got, w)| diff(got, w).is_none())
+}
+
+#[test]
+fn skipping_the_load_without_keeping_the_buffer_fails() {
+    let id = "mlperf-tiny/ad01_int8";
+    let Some((project, n, lowered)) = run(id, "gap9", true) else { return };
+    assert!(n > 0);
+    let c_file = project.join("res.c");
+    let text = std::fs::read_to_string(&c_file).expect("generated C");
+    // 1. The producers do not declare their output buffers live.
+    let no_keep: String = text.lines().filter(|l| !l.contains("gap9_keep(")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(no_keep, text, "no keep call in the generated code");
+    std::fs::write(&c_file, &no_keep).expect("write");
+    assert!(
+        !still_exact(&project, &lowered, id, &project.join("io-nokeep")),
+        "the consumers read their input although no producer kept it"
+    );
+    // 2. A consumer's input buffer moved off its producer's output buffer
+    // (the first resident consumer's in_buf slots point 4 bytes further).
+    let mut moved = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        if !done && line.contains("mt_layer_t L = {1, ") && line.contains("_tile, NULL, ") {
+            let start = line.find("}, {").map(|_| ()).and(line.find(", 0, {")).expect("the in_buf slots");
+            let rest = &line[start + 4..];
+            let end = rest.find('}').expect("slot end");
+            let slots = rest[..end].replace(" + ", " + 4 + ");
+            moved.push_str(&format!("{}{}{}\n", &line[..start + 4], slots, &rest[end..]));
+            done = true;
+        } else {
+            moved.push_str(line);
+            moved.push('\n');
+        }
+    }
+    assert!(done, "no resident consumer in the generated code");
+    std::fs::write(&c_file, &moved).expect("write");
+    assert!(
+        !still_exact(&project, &lowered, id, &project.join("io-moved")),
+        "a consumer reading off its producer's buffer is still bit-exact"
+    );
+}
