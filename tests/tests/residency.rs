@@ -4,10 +4,10 @@
 //! compute memory, the producer keeps its output buffer (no store, the
 //! platform's `keep`) and the consumer reads it in place (no load).
 //!
-//! - The MLPerf Tiny models on gap9 (where residency applies: the
-//!   autoencoder's dense chain, ResNet-8, the streaming wake word) and on
-//!   host-tiled run bit-exact with the interpreter on the lowered graph
-//!   under ASan / UBSan, and gap9's DMA counters equal
+//! - The MLPerf Tiny models on gap9 (residency applies to all
+//!   five), on diana (the autoencoder's dense chain on the digital array)
+//!   and on host-tiled run bit-exact with the interpreter on the lowered graph
+//!   under ASan / UBSan, and gap9's and diana's DMA counters equal
 //!   [`match_core::cost::predict_counters`] (which drops exactly the
 //!   skipped loads and stores).
 //! - The emulation scrubs every tile buffer at a layer's end except what
@@ -22,7 +22,10 @@
 
 use match_core::compile;
 use match_core::emit::tiled::{self, TiledLayer};
-use match_tests::e2e::{emit_build_check, fresh_dir, lowered_golden, SANITIZED_CFLAGS};
+use match_tests::e2e::{
+    emit_build_check, emit_build_check_with, fresh_dir, gap9_device_double_vars, lowered_golden,
+    SANITIZED_CFLAGS,
+};
 use match_tests::golden::diff;
 use std::path::{Path, PathBuf};
 
@@ -65,7 +68,10 @@ fn replay(plans: &[Option<TiledLayer>], linked: &[usize]) {
         assert_eq!((ps.len(), qs.len()), (1, 1), "link {i}: not single steps");
         assert!(ps[0].store, "link {i}: the producer's step does not complete its output");
         assert!(p.transfers(&ps[0]).iter().all(|x| x.to_compute), "link {i}: the producer stores");
-        assert!(q.transfers(&qs[0]).iter().all(|x| x.channel != tiled::CH_IN), "link {i}: the consumer loads");
+        assert!(
+            q.transfers(&qs[0]).iter().all(|x| x.channel != tiled::CH_IN),
+            "link {i}: the consumer loads"
+        );
         let (buf, bytes) = (p.layout.output[0], p.layout.output_bytes);
         assert_eq!(q.layout.input, [buf, buf], "link {i}: the consumer reads another buffer");
         assert_eq!(q.layout.input_bytes, bytes, "link {i}: sizes differ");
@@ -76,7 +82,10 @@ fn replay(plans: &[Option<TiledLayer>], linked: &[usize]) {
         }
         others.extend(l.output.iter().map(|&o| (o, l.output_bytes)));
         for (o, n) in others {
-            assert!(!overlap(o, n, buf, bytes), "link {i}: a consumer buffer at {o} ({n} B) overlaps its input");
+            assert!(
+                !overlap(o, n, buf, bytes),
+                "link {i}: a consumer buffer at {o} ({n} B) overlaps its input"
+            );
         }
         assert!(l.total >= buf + bytes, "link {i}: the arena size misses the kept buffer");
     }
@@ -93,12 +102,14 @@ fn run(id: &str, target: &str, expect_links: bool) -> Option<(PathBuf, usize, ma
     if expect_links {
         assert!(!linked.is_empty(), "{id} on {target}: no layer kept resident");
     }
-    let plans = match_core::emit::emitted_tiling(g, &hw, &lowered.mapping, platform.as_deref()).expect("plans");
+    let plans =
+        match_core::emit::emitted_tiling(g, &hw, &lowered.mapping, platform.as_deref()).expect("plans");
     replay(&plans, &linked);
     let dir = tmp(&[target, id]);
     let name = "res".to_string();
     let inputs = vec![e.case_inputs(0)];
-    let project = emit_build_check(g, &hw, &lowered.mapping, platform, &dir, &name, &inputs, &format!("{id} on {target}"));
+    let what = format!("{id} on {target}");
+    let project = emit_build_check(g, &hw, &lowered.mapping, platform, &dir, &name, &inputs, &what);
     eprintln!("{id} on {target}: {} link(s), bit-exact, counters equal", linked.len());
     Some((project, linked.len(), lowered))
 }
@@ -109,13 +120,42 @@ fn resident_chains_are_bit_exact_and_counted_on_gap9() {
         ("mlperf-tiny/ad01_int8", true),
         ("mlperf-tiny/pretrainedResnet_quant", true),
         ("mlperf-tiny/str_ww_ref_model", true),
-        ("mlperf-tiny/kws_ref_model", false),
-        ("mlperf-tiny/vww_96_int8", false),
+        ("mlperf-tiny/kws_ref_model", true),
+        ("mlperf-tiny/vww_96_int8", true),
     ] {
-        if run(id, "gap9", expect).is_none() {
-            return;
+        let Some((_, _, lowered)) = run(id, "gap9", expect) else { return };
+        if id.contains("kws") || id.contains("ad01") {
+            // The device adapter's unit kernels (cluster jobs, NE16 through
+            // the pulp-nnx double) on the resident buffers, counters equal.
+            let (e, hw, platform, _) = lowered_golden(id, "gap9");
+            let dir = tmp(&["gap9-device", id]);
+            let vars = |p: &Path| {
+                let mut v = vec![("CC", "gcc".to_string()), ("BUILD", "build-device".to_string())];
+                v.extend(gap9_device_double_vars(p, "res"));
+                v
+            };
+            let what = format!("{id} on gap9, device unit kernels");
+            let inputs = vec![e.case_inputs(0)];
+            emit_build_check_with(
+                &lowered.graph,
+                &hw,
+                &lowered.mapping,
+                platform,
+                &dir,
+                "res",
+                &inputs,
+                &what,
+                &vars,
+            );
         }
     }
+}
+
+#[test]
+fn resident_chains_are_bit_exact_and_counted_on_diana() {
+    // The autoencoder's dense chain on the digital array (its weights in
+    // their own memory, WD): the other models' tiled layers are split.
+    let _ = run("mlperf-tiny/ad01_int8", "diana", true);
 }
 
 #[test]
@@ -147,7 +187,8 @@ fn skipping_the_load_without_keeping_the_buffer_fails() {
     let c_file = project.join("res.c");
     let text = std::fs::read_to_string(&c_file).expect("generated C");
     // 1. The producers do not declare their output buffers live.
-    let no_keep: String = text.lines().filter(|l| !l.contains("gap9_keep(")).map(|l| format!("{l}\n")).collect();
+    let no_keep: String =
+        text.lines().filter(|l| !l.contains("gap9_keep(")).map(|l| format!("{l}\n")).collect();
     assert_ne!(no_keep, text, "no keep call in the generated code");
     std::fs::write(&c_file, &no_keep).expect("write");
     assert!(
@@ -177,4 +218,88 @@ fn skipping_the_load_without_keeping_the_buffer_fails() {
         !still_exact(&project, &lowered, id, &project.join("io-moved")),
         "a consumer reading off its producer's buffer is still bit-exact"
     );
+}
+
+/// A chain of three small convolutions (3x3, depthwise 3x3, 1x1), each
+/// with bias and per-channel requantization, whose tensors all fit
+/// host-tiled's 16 KiB of L1 in one tile: the portable kernels' path
+/// (`mk_conv2d` on the tile buffers) with resident inputs.
+fn small_chain() -> match_core::ir::Graph {
+    use match_core::ir::{DType, Data, Graph, Op, Quant};
+    use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
+    let mut g = Graph::default();
+    let x = t(&mut g, "x", &[1, 6, 6, 8], DType::I8);
+    g.tensor_mut(x).quant = Some(Quant::per_tensor(0.05, -3));
+    let mut cur = x;
+    for (i, (k, f, groups)) in [(8usize, 3usize, 1usize), (8, 3, 8), (4, 1, 1)].into_iter().enumerate() {
+        let cin = 8;
+        let wt = c(
+            &mut g,
+            &format!("w{i}"),
+            &[k, f, f, cin / groups],
+            i8s(10 + i as u64, k * f * f * cin / groups),
+        );
+        let b = c(
+            &mut g,
+            &format!("b{i}"),
+            &[k],
+            Data::I32(values(20 + i as u64, k, -500, 500).into_iter().map(|v| v as i32).collect()),
+        );
+        let acc = t(&mut g, &format!("acc{i}"), &[1, 6, 6, k], DType::I32);
+        let biased = t(&mut g, &format!("biased{i}"), &[1, 6, 6, k], DType::I32);
+        let y = t(&mut g, &format!("y{i}"), &[1, 6, 6, k], DType::I8);
+        g.tensor_mut(y).quant = Some(Quant::per_tensor(0.05, -3));
+        let p = f / 2;
+        let conv = Op::Conv2d {
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [p, p, p, p],
+            groups,
+            x_zp: -3,
+            w_zp: vec![0],
+        };
+        let name = format!("conv{i}");
+        n(&mut g, &name, conv, &[cur, wt], &[acc]);
+        n(&mut g, &name, Op::BiasAdd, &[acc, b], &[biased]);
+        n(
+            &mut g,
+            &name,
+            Op::Requantize { requant: fixed_requant(k, 30 + i as u64), out_zp: -3 },
+            &[biased],
+            &[y],
+        );
+        cur = y;
+    }
+    g.inputs = vec![x];
+    g.outputs = vec![cur];
+    g
+}
+
+#[test]
+fn a_small_chain_is_resident_and_bit_exact_on_host_tiled() {
+    let mut graph = small_chain();
+    match_core::passes::prepare(&mut graph).expect("prepares");
+    let (hw, platform) = match_targets::resolve("host-tiled").expect("host-tiled");
+    let lowered =
+        match_core::lower::lower_for_target(&graph, &hw, match_core::schedule::Objective::Latency, false)
+            .expect("lowers");
+    let linked = links(&lowered.mapping);
+    assert_eq!(linked, [0, 1], "the three convolutions form one resident chain");
+    let plans = match_core::emit::emitted_tiling(&lowered.graph, &hw, &lowered.mapping, platform.as_deref())
+        .expect("plans");
+    replay(&plans, &linked);
+    let dir = tmp(&["host-tiled", "small_chain"]);
+    let inputs = match_tests::fixtures::input_sets(&lowered.graph, 3);
+    let project = emit_build_check(
+        &lowered.graph,
+        &hw,
+        &lowered.mapping,
+        platform,
+        &dir,
+        "res",
+        &inputs,
+        "small chain",
+    );
+    let text = std::fs::read_to_string(project.join("res.c")).expect("generated C");
+    assert_eq!(text.matches("_tile, NULL, ").count(), 2, "two consumers without an input load");
 }

@@ -1219,7 +1219,8 @@ impl<'a> Problem<'a> {
                             0.0
                         };
                         // The output is written once, after the last C tile.
-                        let o_b = if self.act_dma.is_some() && cc.last && !keep_out { ob as f64 } else { 0.0 };
+                        let o_b =
+                            if self.act_dma.is_some() && cc.last && !keep_out { ob as f64 } else { 0.0 };
                         let i_b = if self.act_dma.is_some() { in_b } else { 0.0 };
                         bytes_moved += count * (i_b + w_b + o_b);
                         energy += count * (i_b * e_in + w_b * e_w + o_b * e_out);
@@ -1523,6 +1524,51 @@ mod tests {
         let hw = one_d(false);
         let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide_hwc()).unwrap();
         assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), Some(Fetch::Window));
+    }
+
+    /// Inter-layer residency by hand: dense 8 -> 4 (P) then dense 4 -> 2
+    /// (Q), each one tile, single-buffered; DMA setup 20 cycles, 4 B/cycle;
+    /// 8 MACs/cycle, call overhead 30.
+    #[test]
+    fn residency_drops_exactly_the_kept_transfers_by_hand() {
+        let src = "target t {\n clock 100 MHz\n memory L2 { size 1000000 B }\n memory L1 { size 1000 B; double_buffer }\n dma L2 <-> L1 { bandwidth 4 B/cycle; setup 20 cycles; dims 3; overhead 1d 0 cycles, 2d 0 cycles, 3d 0 cycles; start \"s\"; wait \"w\" }\n unit cpu { host; macs 1/cycle; compute_in L2 }\n unit acc { macs 8/cycle; compute_in L1; call_overhead 30 cycles }\n pattern fc = dense\n offload fc to acc call \"k\"\n}\n";
+        let hw = match_dsl::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        let unit = hw.unit("acc").unwrap();
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        let p = Problem::new(&hw, unit, hw.offloads.first(), Layer::dense(4, 8)).unwrap();
+        let q = Problem::new(&hw, unit, hw.offloads.first(), Layer::dense(2, 4)).unwrap();
+        // P: input 8 B (20 + 2), weights 32 B (20 + 8), compute 32 / 8 = 4,
+        // overhead 30, output 4 B (20 + 1): 105; 44 B moved.
+        let e = p.evaluate([4, 1, 1], order, buf).unwrap();
+        assert_eq!((e.cycles.total, e.cycles.transfer, e.bytes_moved), (105.0, 71.0, 44.0));
+        // Q: input 4 B (20 + 1), weights 8 B (20 + 2), compute 1, overhead
+        // 30, output 2 B (20 + 0.5): 94.5; 14 B moved.
+        let f = q.evaluate([2, 1, 1], order, buf).unwrap();
+        assert_eq!((f.cycles.total, f.cycles.transfer, f.bytes_moved), (94.5, 63.5, 14.0));
+        // The chain without residency: 199.5 cycles. With P's output kept
+        // in L1 as Q's input: P drops its store (21), Q its load (21), and
+        // the 4 B each way; compute, overhead, calls and stall unchanged.
+        p.set_resident_io(false, true);
+        q.set_resident_io(true, false);
+        let (e2, f2) =
+            (p.evaluate([4, 1, 1], order, buf).unwrap(), q.evaluate([2, 1, 1], order, buf).unwrap());
+        assert_eq!((e2.cycles.total, e2.bytes_moved), (84.0, 40.0));
+        assert_eq!((f2.cycles.total, f2.bytes_moved), (73.5, 10.0));
+        assert_eq!(e.cycles.total + f.cycles.total - e2.cycles.total - f2.cycles.total, 42.0);
+        for (a, b) in [(&e, &e2), (&f, &f2)] {
+            assert_eq!(
+                (a.cycles.compute, a.cycles.overhead, a.cycles.stall, a.calls),
+                (b.cycles.compute, b.cycles.overhead, b.cycles.stall, b.calls)
+            );
+        }
+        // A double-buffered output pays its write-back as the epilogue:
+        // kept, that goes too (one tile: nothing overlaps).
+        let dbl = Buffering { output: true, ..buf };
+        p.set_resident_io(false, false);
+        assert_eq!(p.evaluate([4, 1, 1], order, dbl).unwrap().cycles.total, 105.0);
+        p.set_resident_io(false, true);
+        assert_eq!(p.evaluate([4, 1, 1], order, dbl).unwrap().cycles.total, 84.0);
     }
 
     /// A dense layer of 8 inputs and 1 output with C split in two tiles of
