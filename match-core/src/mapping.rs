@@ -611,7 +611,8 @@ fn single_tile(
 /// `output_to`, Q's `input_from`, and each estimate drops exactly the
 /// transfers it no longer makes (P's write-back, Q's load) and their
 /// stalls ([`Problem::set_resident_io`]); everything else is the one-tile
-/// schedule's own cost. Chains are greedy: a P linked from its
+/// schedule's own cost. Their bounds (`bound_cycles`, `roofline_cycles`)
+/// no longer count those bytes as compulsory traffic. Chains are greedy: a P linked from its
 /// predecessor stays one tile and keeps its input resident.
 /// Every target where the conditions hold gets it; no switch.
 pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objective: Objective) {
@@ -665,6 +666,21 @@ pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objec
         }
         mapping.layers[i] = pc;
         mapping.layers[i + 1] = qc;
+    }
+    // The bounds of the linked layers: their resident input or kept
+    // output is no compulsory traffic (cost/ `Problem::bounds`).
+    for layer in mapping.layers.iter_mut() {
+        let Some(s) = layer.schedule.as_ref() else { continue };
+        let (input, output) = (s.input_from.is_some(), s.output_to.is_some());
+        if !input && !output {
+            continue;
+        }
+        let Some(p) = problem_of(graph, hw, layer) else { continue };
+        p.set_resident_io(input, output);
+        if let (Ok((roofline, bound)), Some(s)) = (p.bounds(), layer.schedule.as_mut()) {
+            s.roofline_cycles = roofline;
+            s.bound_cycles = bound;
+        }
     }
 }
 

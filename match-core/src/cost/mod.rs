@@ -80,7 +80,9 @@
 //!   dimensions rounded up), without any overhead. Compulsory bytes are the
 //!   layer's inputs (the pixels some output reads: a strided window may
 //!   skip some), weights and outputs moved once; a unit that computes in
-//!   the home memory has no transfer term.
+//!   the home memory has no transfer term. Under inter-layer residency
+//!   ([`Problem::set_resident_io`]) a resident input or kept output is
+//!   not compulsory traffic: it never moves.
 
 use match_dsl::layer::{Layer, OpKind};
 use match_dsl::model::{Dim, Dma, LayoutStep, Offload, Unit};
@@ -1315,7 +1317,12 @@ impl<'a> Problem<'a> {
         } else {
             i as f64
         };
-        (input.min(i as f64) + o as f64, w as f64)
+        // Inter-layer residency: a resident input or a kept output does
+        // not move between the memories.
+        let [keep_in, keep_out] = self.resident_io.get();
+        let input = if keep_in { 0.0 } else { input.min(i as f64) };
+        let output = if keep_out { 0.0 } else { o as f64 };
+        (input + output, w as f64)
     }
 
     /// (roofline_cycles, bound_cycles) of the layer on this unit. The
