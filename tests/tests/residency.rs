@@ -303,3 +303,30 @@ fn a_small_chain_is_resident_and_bit_exact_on_host_tiled() {
     let text = std::fs::read_to_string(project.join("res.c")).expect("generated C");
     assert_eq!(text.matches("_tile, NULL, ").count(), 2, "two consumers without an input load");
 }
+
+#[test]
+fn explain_and_report_name_the_links() {
+    let Some(models) = match_tests::shared_models() else { return };
+    let model = models.join("mlperf-tiny/kws_ref_model.tflite");
+    let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
+    let options = compile::CompileOptions {
+        out_dir: tmp(&["report", "kws"]).join("project"),
+        model_name: None,
+        platform_dir: platform,
+    };
+    let (graph, compiled) =
+        compile::compile_file(&model, &Default::default(), &hw, &options).expect("compiles");
+    let text = compile::explain(&hw, &compiled);
+    assert!(text.contains("output kept in L1 for layer 1: no write-back"), "{text}");
+    assert!(text.contains("input resident in L1 from layer 0 (its output buffer): no input load"), "{text}");
+    let report = compile::report_json(&graph, &hw, &compiled, "kws_ref_model.tflite");
+    let l1 = &report["layers"][1]["tiles"];
+    assert_eq!((l1["input_resident_from"].as_u64(), l1["output_kept_for"].as_u64()), (Some(0), Some(2)));
+    // A layer without residency has neither field (the version-1 fields unchanged).
+    let last = report["layers"].as_array().expect("layers").iter().rev().find(|l| l["tiles"].is_object());
+    let t = &last.expect("a scheduled layer")["tiles"];
+    assert!(t.get("input_resident_from").is_none() || t["input_resident_from"].is_u64());
+    for key in ["from", "to", "K", "C", "OY", "OX", "order", "buffering", "calls", "bytes"] {
+        assert!(l1.get(key).is_some(), "tiles.{key}");
+    }
+}

@@ -66,6 +66,12 @@
 //!   output element of the tile), kept in `compute_in` across the C tiles.
 //!   The floors ([`Floor`]) then count every step's loads, which every
 //!   order makes (exact terms).
+//! - **Inter-layer residency** ([`Problem::set_resident_io`], decided by
+//!   `mapping::apply_residency` after mapping): a one-tile layer whose
+//!   input is the previous layer's output buffer, still in `compute_in`,
+//!   loads no input; one whose output stays there for the next layer
+//!   stores none. Exactly those transfers (their cycles, bytes and
+//!   energy) and their stalls are dropped; everything else is unchanged.
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
 //!   `transfer` the transfer cycles not hidden behind a call and `stall`
 //!   the cycles a call waits for an overlapped transfer longer than itself.
