@@ -597,7 +597,7 @@ fn single_tile(
 /// Inter-layer residency of activations in the compute memory: a pass
 /// over the mapped layers in execution order, after mapping (units are
 /// not revisited). For each pair of consecutive layers P, Q it considers
-/// P and Q each as one tile ([`single_tile`]: whole K, C, OY and OX,
+/// P and Q each as one tile (`single_tile`: whole K, C, OY and OX,
 /// single-buffered), P keeping its output in the compute memory and Q
 /// reading it there as its input. The link is made when the conditions
 /// of [`crate::emit::tiled::link_resident`] hold on the emitter's plans of
