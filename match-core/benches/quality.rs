@@ -78,7 +78,8 @@ fn without_fixed_costs(hw: &match_dsl::HwModel) -> match_dsl::HwModel {
 
 /// The cycles of `layer`'s chosen schedule on `free` (the target without
 /// fixed costs), or the estimate less its overhead (the call and any
-/// conversion) when untiled.
+/// conversion) when untiled. A layer with a resident input or a kept
+/// output (mapping::apply_residency) is costed so there too.
 fn free_cycles(free: &match_dsl::HwModel, layer: &MappedLayer, l: &match_dsl::layer::Layer) -> Option<f64> {
     let s = layer.schedule.as_ref()?;
     let unit = free.unit(&layer.unit)?;
@@ -91,6 +92,9 @@ fn free_cycles(free: &match_dsl::HwModel, layer: &MappedLayer, l: &match_dsl::la
             && Some(&o.kernel) == layer.kernel.as_ref()
     });
     let p = Problem::new(free, unit, offload, l.clone()).ok()?;
+    // The same inter-layer residency (no load of a resident input, no
+    // store of a kept output).
+    p.set_resident_io(s.input_from.is_some(), s.output_to.is_some());
     let order: [Loop; 3] = s.order.clone().try_into().ok()?;
     Some(p.evaluate_in([s.tile.k, s.tile.oy, s.tile.ox], order, s.buffering, s.fetch).ok()?.cycles.total)
 }

@@ -583,6 +583,16 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
                     "bytes": s.footprint,
                     "energy_pj": s.energy_pj,
                 });
+                // Inter-layer residency (mapping::apply_residency), when any.
+                let mut tiles = tiles;
+                if let Some(obj) = tiles.as_object_mut() {
+                    if let Some(n) = s.input_from {
+                        obj.insert("input_resident_from".into(), json!(n));
+                    }
+                    if let Some(m) = s.output_to {
+                        obj.insert("output_kept_for".into(), json!(m));
+                    }
+                }
                 (
                     serde_json::to_value(s.cycles).unwrap_or(Value::Null),
                     s.bound_cycles,

@@ -1105,7 +1105,8 @@ pub fn lower_for_target(
         Lowered { graph: g.clone(), mapping, exactness }
     };
     if hw.units.iter().all(|u| arith(u) == Arith::General) {
-        let mapping = mapping::map_with(graph, hw, objective)?;
+        let mut mapping = mapping::map_with(graph, hw, objective)?;
+        mapping::apply_residency(graph, hw, &mut mapping, objective);
         return Ok(native(mapping, graph));
     }
     let conv = Converter::new(graph, hw);
@@ -1262,6 +1263,7 @@ pub fn lower_for_target(
     }
     let mut mapping = Mapping { layers: out_layers };
     mapping::name_layers(&g, &mut mapping);
+    mapping::apply_residency(&g, hw, &mut mapping, objective);
     Ok(Lowered { graph: g, mapping, exactness })
 }
 

@@ -521,6 +521,173 @@ pub fn recost(graph: &Graph, hw: &HwModel, layer: &mut MappedLayer, objective: O
     layer.schedule = Some(s);
 }
 
+/// The cost problem of a mapped layer on its unit, left at its schedule's
+/// C tile (`None` when the layer has no schedule or no longer costs).
+fn problem_of<'a>(graph: &Graph, hw: &'a HwModel, layer: &MappedLayer) -> Option<Problem<'a>> {
+    let s = layer.schedule.as_ref()?;
+    let unit = hw.unit(&layer.unit)?;
+    let offload = hw.offloads.iter().find(|o| {
+        Some(&o.pattern) == layer.pattern.as_ref()
+            && o.unit == layer.unit
+            && Some(&o.kernel) == layer.kernel.as_ref()
+    });
+    let l =
+        if offload.is_some() { layer_of(graph, &layer.nodes) } else { generic_layer(graph, &layer.nodes) };
+    let p = Problem::new(hw, unit, offload, l).ok()?;
+    if p.c_splittable() {
+        p.set_c_tile(s.tile.c);
+    }
+    Some(p)
+}
+
+/// A layer's schedule as one tile (whole K, C, OY, OX), every operand
+/// single-buffered (one step overlaps nothing), the window fetched, with
+/// its estimate under inter-layer residency `(input, output)`
+/// ([`Problem::set_resident_io`]) and the layout-conversion cycles its
+/// schedule carried; `None` when the layer is untiled, or one tile does
+/// not fit, fails the rule's `tile_condition` or does not cost.
+fn single_tile(
+    graph: &Graph,
+    hw: &HwModel,
+    layer: &MappedLayer,
+    input: bool,
+    output: bool,
+) -> Option<Schedule> {
+    let s = layer.schedule.as_ref()?;
+    if s.from == s.to {
+        return None;
+    }
+    let p = problem_of(graph, hw, layer)?;
+    if p.untiled() {
+        return None;
+    }
+    p.set_c_tile(0);
+    let [k, oy, ox] = p.extents();
+    let tile = [k, oy, ox];
+    // The rule's tile_condition holds on the one tile too.
+    if p.tile_refusal(tile).ok()?.is_some() {
+        return None;
+    }
+    let buf = crate::cost::Buffering::default();
+    let f = p.footprint(tile, buf).ok()?;
+    if !p.fits(f) {
+        return None;
+    }
+    let order = [crate::cost::Loop::K, crate::cost::Loop::OY, crate::cost::Loop::OX];
+    p.set_resident_io(input, output);
+    let e = p.evaluate_in(tile, order, buf, crate::cost::Fetch::Window).ok()?;
+    let mut n = s.clone();
+    n.tile.k = k;
+    n.tile.c = if p.channelwise { k } else { p.c_tile() };
+    n.tile.oy = oy;
+    n.tile.ox = ox;
+    n.order = order.to_vec();
+    n.buffering = buf;
+    n.fetch = crate::cost::Fetch::Window;
+    n.resident = None;
+    n.calls = e.calls;
+    n.cycles = e.cycles;
+    n.cycles.overhead += s.conversion_cycles;
+    n.cycles.total += s.conversion_cycles;
+    n.energy_pj = e.energy_pj;
+    n.footprint = f.act;
+    n.weights_footprint = f.weights;
+    n.acc_bytes = 0;
+    n.input_from = None;
+    n.output_to = None;
+    Some(n)
+}
+
+/// Inter-layer residency of activations in the compute memory: a pass
+/// over the mapped layers in execution order, after mapping (units are
+/// not revisited). For each pair of consecutive layers P, Q it considers
+/// P and Q each as one tile (`single_tile`: whole K, C, OY and OX,
+/// single-buffered), P keeping its output in the compute memory and Q
+/// reading it there as its input. The link is made when the conditions
+/// of [`crate::emit::tiled::link_resident`] hold on the emitter's plans of
+/// those schedules (the same home and compute memory and DMA; Q's first
+/// operator reads P's output, its only reader and not a graph output, as
+/// its only input, whole; Q's buffers laid around P's output buffer plus
+/// Q's scratch fit the usable bytes) and the two estimates together
+/// beat the schedules they replace under `objective` (a layer the search
+/// split to overlap its transfers may be cheaper as one tile once its
+/// input load or output store is gone). Then P's schedule gets
+/// `output_to`, Q's `input_from`, and each estimate drops exactly the
+/// transfers it no longer makes (P's write-back, Q's load) and their
+/// stalls ([`Problem::set_resident_io`]); everything else is the one-tile
+/// schedule's own cost. Their bounds (`bound_cycles`, `roofline_cycles`)
+/// no longer count those bytes as compulsory traffic. Chains are greedy: a P linked from its
+/// predecessor stays one tile and keeps its input resident.
+/// Every target where the conditions hold gets it; no switch.
+pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objective: Objective) {
+    use crate::emit::tiled;
+    let n = mapping.layers.len();
+    // The plan of each layer already linked as a consumer (relaid).
+    let mut relaid: Vec<Option<tiled::TiledLayer>> = vec![None; n];
+    for i in 0..n.saturating_sub(1) {
+        let (pl, ql) = (&mapping.layers[i], &mapping.layers[i + 1]);
+        let (Some(ps), Some(qs)) = (pl.schedule.as_ref(), ql.schedule.as_ref()) else { continue };
+        if ps.from == ps.to || qs.from != ps.from || qs.to != ps.to {
+            continue;
+        }
+        let p_in = ps.input_from.is_some();
+        let (Some(p_new), Some(q_new)) =
+            (single_tile(graph, hw, pl, p_in, true), single_tile(graph, hw, ql, true, false))
+        else {
+            continue;
+        };
+        let (old_p, old_q) = (ps.key(objective), qs.key(objective));
+        let (new_p, new_q) = (p_new.key(objective), q_new.key(objective));
+        let old = (old_p.0 + old_q.0, old_p.1 + old_q.1);
+        let new = (new_p.0 + new_q.0, new_p.1 + new_q.1);
+        if new >= old {
+            continue;
+        }
+        let mut pc = pl.clone();
+        pc.schedule = Some(p_new);
+        let mut qc = ql.clone();
+        qc.schedule = Some(q_new);
+        let p_plan = match (&relaid[i], p_in) {
+            (Some(t), true) => Some(t.clone()),
+            _ => tiled::plan_layer(graph, hw, &pc).ok(),
+        };
+        let (Some(pt), Ok(mut qt)) = (p_plan, tiled::plan_layer(graph, hw, &qc)) else { continue };
+        let scratch = problem_of(graph, hw, &qc).and_then(|p| {
+            let [k, oy, ox] = p.extents();
+            p.scratch(k, oy, ox).ok()
+        });
+        let Some(scratch) = scratch else { continue };
+        let Ok(layout) = tiled::link_resident(graph, hw, &pc, &pt, &qc, &qt, scratch) else { continue };
+        qt.input_resident = true;
+        qt.layout = layout;
+        relaid[i + 1] = Some(qt);
+        if let Some(s) = pc.schedule.as_mut() {
+            s.input_from = if p_in { Some(i - 1) } else { None };
+            s.output_to = Some(i + 1);
+        }
+        if let Some(s) = qc.schedule.as_mut() {
+            s.input_from = Some(i);
+        }
+        mapping.layers[i] = pc;
+        mapping.layers[i + 1] = qc;
+    }
+    // The bounds of the linked layers: their resident input or kept
+    // output is no compulsory traffic (cost/ `Problem::bounds`).
+    for layer in mapping.layers.iter_mut() {
+        let Some(s) = layer.schedule.as_ref() else { continue };
+        let (input, output) = (s.input_from.is_some(), s.output_to.is_some());
+        if !input && !output {
+            continue;
+        }
+        let Some(p) = problem_of(graph, hw, layer) else { continue };
+        p.set_resident_io(input, output);
+        if let (Ok((roofline, bound)), Some(s)) = (p.bounds(), layer.schedule.as_mut()) {
+            s.roofline_cycles = roofline;
+            s.bound_cycles = bound;
+        }
+    }
+}
+
 /// What the grouping of [`map_inner`] will ask, worked out beforehand on
 /// every core ([`crate::par`]): each rule's check of each chain it matches
 /// from each node, and the best schedule of each chain a node's longest
@@ -1107,7 +1274,8 @@ pub fn explain_with_notes(
 
 /// Maps `graph` for `hw` and explains the result (`matchc compile --explain`).
 pub fn explain_model(graph: &Graph, hw: &HwModel) -> anyhow::Result<String> {
-    let mapping = map(graph, hw)?;
+    let mut mapping = map(graph, hw)?;
+    apply_residency(graph, hw, &mut mapping, Objective::Latency);
     Ok(explain(graph, hw, &mapping))
 }
 

@@ -112,6 +112,15 @@ pub struct Schedule {
     pub acc_bytes: u64,
     /// Cycles added for a layout conversion before this layer (in `cycles.overhead`).
     pub conversion_cycles: f64,
+    /// Inter-layer residency ([`crate::mapping::apply_residency`]): the
+    /// index of the layer whose output buffer in `to` this layer reads as
+    /// its input in place (no input load is charged), and of the layer
+    /// that reads this layer's output from its buffer in `to` (no
+    /// write-back is charged). Omitted from the report when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_from: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_to: Option<usize>,
 }
 
 impl Schedule {
@@ -364,6 +373,8 @@ pub fn search_in(
                                     weights_footprint: f.weights,
                                     acc_bytes: p.acc_bytes(tk.min(ext[0]), toy.min(ext[1]), tox.min(ext[2])),
                                     conversion_cycles: 0.0,
+                                    input_from: None,
+                                    output_to: None,
                                 };
                                 best = Some((s, key));
                             }
@@ -442,6 +453,12 @@ pub fn describe(s: &Schedule) -> Vec<String> {
             b(s.buffering.output),
             if s.fetch.is_window() { String::new() } else { format!("; input moved as {}", s.fetch.name()) }
         ));
+        if let Some(n) = s.input_from {
+            out.push(format!("input resident in {} from layer {n} (its output buffer): no input load", s.to));
+        }
+        if let Some(m) = s.output_to {
+            out.push(format!("output kept in {} for layer {m}: no write-back", s.to));
+        }
         if s.acc_bytes > 0 {
             out.push(format!(
                 "C split into tiles of {} (innermost loop); int32 accumulator of {} B kept in {} across them",

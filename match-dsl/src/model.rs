@@ -477,6 +477,10 @@ pub const API_ROLES: &[(&str, &str)] = &[
     ("layer", "called at each layer's start with its index, name and modeled cycles"),
     ("buffer", "registers a tile buffer (address, bytes) of the current layer in a compute memory"),
     ("tile", "called before each tile's kernel call with its input, weight and output buffers"),
+    (
+        "keep",
+        "declares a tile buffer (address, bytes) of the current layer that the next layer reads in place",
+    ),
 ];
 
 impl HwModel {

@@ -86,6 +86,11 @@ void diana_buffer(void *base, uint32_t bytes)
     match_emu_buffer(base, bytes);
 }
 
+void diana_keep(void *base, uint32_t bytes)
+{
+    match_emu_keep(base, bytes);
+}
+
 void diana_tile(const void *in, const void *w, void *out)
 {
     match_emu_tile(in, w, out);

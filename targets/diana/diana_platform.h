@@ -59,6 +59,10 @@ void diana_dma_wait(int channel);
 /* The generated code's view of its layers (api roles layer, buffer, tile). */
 void diana_layer(int32_t index, const char *name, uint64_t modeled_cycles);
 void diana_buffer(void *base, uint32_t bytes);
+/* Bytes of a tile buffer of the current layer that the next layer reads
+ * in place (inter-layer residency): kept at the layer's end, while the
+ * emulation scrubs every other tile buffer. */
+void diana_keep(void *base, uint32_t bytes);
 void diana_tile(const void *in, const void *w, void *out);
 
 /* Entry hook of the unit kernels (diana_units.c): counts a unit kernel call

@@ -105,6 +105,11 @@ void gap9_buffer(void *base, uint32_t bytes)
     match_emu_buffer(base, bytes);
 }
 
+void gap9_keep(void *base, uint32_t bytes)
+{
+    match_emu_keep(base, bytes);
+}
+
 void gap9_tile(const void *in, const void *w, void *out)
 {
     match_emu_tile(in, w, out);

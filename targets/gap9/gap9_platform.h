@@ -68,6 +68,10 @@ void gap9_l3_dma_wait(int channel);
 /* The generated code's view of its layers (api roles layer, buffer, tile). */
 void gap9_layer(int32_t index, const char *name, uint64_t modeled_cycles);
 void gap9_buffer(void *base, uint32_t bytes);
+/* Bytes of a tile buffer of the current layer that the next layer reads
+ * in place (inter-layer residency): kept at the layer's end, while the
+ * emulation scrubs every other tile buffer. */
+void gap9_keep(void *base, uint32_t bytes);
 void gap9_tile(const void *in, const void *w, void *out);
 
 /* Entry hook of the unit kernels (gap9_units.c): counts a unit kernel call

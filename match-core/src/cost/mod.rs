@@ -70,6 +70,12 @@
 //!   for writing them (every C tile but the last).
 //!   The floors ([`Floor`]) then count every step's loads, which every
 //!   order makes (exact terms).
+//! - **Inter-layer residency** ([`Problem::set_resident_io`], decided by
+//!   `mapping::apply_residency` after mapping): a one-tile layer whose
+//!   input is the previous layer's output buffer, still in `compute_in`,
+//!   loads no input; one whose output stays there for the next layer
+//!   stores none. Exactly those transfers (their cycles, bytes and
+//!   energy) and their stalls are dropped; everything else is unchanged.
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
 //!   `transfer` the transfer cycles not hidden behind a call and `stall`
 //!   the cycles a call waits for an overlapped transfer longer than itself.
@@ -84,7 +90,9 @@
 //!   dimensions rounded up), without any overhead. Compulsory bytes are the
 //!   layer's inputs (the pixels some output reads: a strided window may
 //!   skip some), weights and outputs moved once; a unit that computes in
-//!   the home memory has no transfer term.
+//!   the home memory has no transfer term. Under inter-layer residency
+//!   ([`Problem::set_resident_io`]) a resident input or kept output is
+//!   not compulsory traffic: it never moves.
 
 use match_dsl::layer::{Layer, OpKind};
 use match_dsl::model::{Dim, Dma, LayoutStep, Offload, Unit};
@@ -278,6 +286,10 @@ pub struct Problem<'a> {
     refusal_cache: RefCell<SmallKeyMap<InputKey, Option<String>>>,
     /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
     c_tile: Cell<i64>,
+    /// Inter-layer residency ([`Problem::set_resident_io`]): the input is
+    /// read in place from the producer's buffer in `compute_in` (no input
+    /// load), the output stays there for the next layer (no write-back).
+    resident_io: Cell<[bool; 2]>,
 }
 
 /// Which box of the input a tile moves (`Problem::input_tile`): the
@@ -489,6 +501,7 @@ impl<'a> Problem<'a> {
             dominated_cache: RefCell::new(SmallKeyMap::default()),
             refusal_cache: RefCell::new(SmallKeyMap::default()),
             c_tile: Cell::new(0),
+            resident_io: Cell::new([false; 2]),
         })
     }
 
@@ -516,6 +529,17 @@ impl<'a> Problem<'a> {
     /// [`Problem::c_splittable`]).
     pub fn set_c_tile(&self, c: i64) {
         self.c_tile.set(c);
+    }
+
+    /// Inter-layer residency of the schedule [`Problem::evaluate_in`]
+    /// costs (`mapping::apply_residency`): with `input`, the input tile is
+    /// already in `compute_in` (the previous layer's output buffer) and no
+    /// load is charged; with `output`, the output tile stays there for the
+    /// next layer and no write-back is charged (nor its bytes and energy).
+    /// Everything else is unchanged. Only meaningful on a tiled layer
+    /// whose schedule has one tile (the mapping pass sets it only then).
+    pub fn set_resident_io(&self, input: bool, output: bool) {
+        self.resident_io.set([input, output]);
     }
 
     /// The C tile in effect: the whole C unless split.
@@ -1228,6 +1252,7 @@ impl<'a> Problem<'a> {
         let w_dep = |l: Loop| l == Loop::K;
         let in_dep = |l: Loop| l != Loop::K || self.channelwise;
         let mut last_write = 0.0;
+        let [keep_in, keep_out] = self.resident_io.get();
         // The C loop, innermost (one whole tile unless split).
         let cs = self.c_classes();
         let split = self.c_split();
@@ -1249,7 +1274,7 @@ impl<'a> Problem<'a> {
                         None => true,
                         Some(j) => (j..3).any(|p| dep(order[p]) && trips[order[p].index()] > 1),
                     };
-                    let out_t = self.output_dma(k, oy, ox);
+                    let out_t = if keep_out { 0.0 } else { self.output_dma(k, oy, ox) };
                     for cc in &cs {
                         let count = (a.count * b.count * c.count * cc.count) as f64;
                         let key = TileKey {
@@ -1266,7 +1291,7 @@ impl<'a> Problem<'a> {
                         // A split C changes its tile at every step: both
                         // operands load at every step.
                         let first = level.is_none() && cc.first;
-                        let load_in = split || changed(&in_dep);
+                        let load_in = (split || changed(&in_dep)) && !keep_in;
                         let load_w = split || changed(&w_dep);
                         let (ib, wb, ob) = self.tile_bytes_c(k, cc.extent, oy, ox, fetch);
                         let in_t = if load_in { self.input_dma(k, cc.extent, oy, ox, fetch) } else { 0.0 };
@@ -1278,7 +1303,8 @@ impl<'a> Problem<'a> {
                             0.0
                         };
                         // The output is written once, after the last C tile.
-                        let o_b = if self.act_dma.is_some() && cc.last { ob as f64 } else { 0.0 };
+                        let o_b =
+                            if self.act_dma.is_some() && cc.last && !keep_out { ob as f64 } else { 0.0 };
                         let i_b = if self.act_dma.is_some() { in_b } else { 0.0 };
                         bytes_moved += count * (i_b + w_b + o_b);
                         energy += count * (i_b * e_in + w_b * e_w + o_b * e_out);
@@ -1292,7 +1318,7 @@ impl<'a> Problem<'a> {
                             over += o_i + o_w;
                             // The previous write-back: at the first C tile
                             // of every (K, OY, OX) tile but the first.
-                            if buf.output && cc.first {
+                            if buf.output && cc.first && !keep_out {
                                 over += self.previous_output_dma(level, order, by, tile, trips.as_slice());
                             }
                         }
@@ -1373,7 +1399,12 @@ impl<'a> Problem<'a> {
         } else {
             i as f64
         };
-        (input.min(i as f64) + o as f64, w as f64)
+        // Inter-layer residency: a resident input or a kept output does
+        // not move between the memories.
+        let [keep_in, keep_out] = self.resident_io.get();
+        let input = if keep_in { 0.0 } else { input.min(i as f64) };
+        let output = if keep_out { 0.0 } else { o as f64 };
+        (input + output, w as f64)
     }
 
     /// (roofline_cycles, bound_cycles) of the layer on this unit. The
@@ -1582,6 +1613,51 @@ mod tests {
         let hw = one_d(false);
         let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), wide_hwc()).unwrap();
         assert_eq!(p.fetch_dominated([4, 2, 4], Fetch::Planes), Some(Fetch::Window));
+    }
+
+    /// Inter-layer residency by hand: dense 8 -> 4 (P) then dense 4 -> 2
+    /// (Q), each one tile, single-buffered; DMA setup 20 cycles, 4 B/cycle;
+    /// 8 MACs/cycle, call overhead 30.
+    #[test]
+    fn residency_drops_exactly_the_kept_transfers_by_hand() {
+        let src = "target t {\n clock 100 MHz\n memory L2 { size 1000000 B }\n memory L1 { size 1000 B; double_buffer }\n dma L2 <-> L1 { bandwidth 4 B/cycle; setup 20 cycles; dims 3; overhead 1d 0 cycles, 2d 0 cycles, 3d 0 cycles; start \"s\"; wait \"w\" }\n unit cpu { host; macs 1/cycle; compute_in L2 }\n unit acc { macs 8/cycle; compute_in L1; call_overhead 30 cycles }\n pattern fc = dense\n offload fc to acc call \"k\"\n}\n";
+        let hw = match_dsl::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        let unit = hw.unit("acc").unwrap();
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        let p = Problem::new(&hw, unit, hw.offloads.first(), Layer::dense(4, 8)).unwrap();
+        let q = Problem::new(&hw, unit, hw.offloads.first(), Layer::dense(2, 4)).unwrap();
+        // P: input 8 B (20 + 2), weights 32 B (20 + 8), compute 32 / 8 = 4,
+        // overhead 30, output 4 B (20 + 1): 105; 44 B moved.
+        let e = p.evaluate([4, 1, 1], order, buf).unwrap();
+        assert_eq!((e.cycles.total, e.cycles.transfer, e.bytes_moved), (105.0, 71.0, 44.0));
+        // Q: input 4 B (20 + 1), weights 8 B (20 + 2), compute 1, overhead
+        // 30, output 2 B (20 + 0.5): 94.5; 14 B moved.
+        let f = q.evaluate([2, 1, 1], order, buf).unwrap();
+        assert_eq!((f.cycles.total, f.cycles.transfer, f.bytes_moved), (94.5, 63.5, 14.0));
+        // The chain without residency: 199.5 cycles. With P's output kept
+        // in L1 as Q's input: P drops its store (21), Q its load (21), and
+        // the 4 B each way; compute, overhead, calls and stall unchanged.
+        p.set_resident_io(false, true);
+        q.set_resident_io(true, false);
+        let (e2, f2) =
+            (p.evaluate([4, 1, 1], order, buf).unwrap(), q.evaluate([2, 1, 1], order, buf).unwrap());
+        assert_eq!((e2.cycles.total, e2.bytes_moved), (84.0, 40.0));
+        assert_eq!((f2.cycles.total, f2.bytes_moved), (73.5, 10.0));
+        assert_eq!(e.cycles.total + f.cycles.total - e2.cycles.total - f2.cycles.total, 42.0);
+        for (a, b) in [(&e, &e2), (&f, &f2)] {
+            assert_eq!(
+                (a.cycles.compute, a.cycles.overhead, a.cycles.stall, a.calls),
+                (b.cycles.compute, b.cycles.overhead, b.cycles.stall, b.calls)
+            );
+        }
+        // A double-buffered output pays its write-back as the epilogue:
+        // kept, that goes too (one tile: nothing overlaps).
+        let dbl = Buffering { output: true, ..buf };
+        p.set_resident_io(false, false);
+        assert_eq!(p.evaluate([4, 1, 1], order, dbl).unwrap().cycles.total, 105.0);
+        p.set_resident_io(false, true);
+        assert_eq!(p.evaluate([4, 1, 1], order, dbl).unwrap().cycles.total, 84.0);
     }
 
     /// A dense layer of 8 inputs and 1 output with C split in two tiles of

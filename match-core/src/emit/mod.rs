@@ -196,6 +196,7 @@ pub fn generate(
     let layer_fn = api_fn("layer");
     let buffer_fn = api_fn("buffer");
     let tile_fn = api_fn("tile");
+    let keep_fn = api_fn("keep");
     let alloc = api_fn("malloc").zip(api_fn("free"));
     // Tiled layers: where the schedule tiles and the platform provides the DMA.
     let tiled_plans = emitted_tiling_in(graph, hw, mapping, &platform_files);
@@ -288,6 +289,11 @@ pub fn generate(
                         let _ = writeln!(hooks, "    {f}({base} + {off}, {bytes}u);");
                     }
                 }
+            }
+            // Inter-layer residency: the output buffer stays live for the
+            // next layer, which reads it in place.
+            if let (Some(k), true) = (&keep_fn, t.output_kept) {
+                let _ = writeln!(hooks, "    {k}({l1_name} + {}, {}u);", l.output[0], l.output_bytes);
             }
         }
         let cycles = layer.schedule.as_ref().map_or(0.0, |s| s.cycles.total);
@@ -676,12 +682,20 @@ fn emitted_tiling_in(
         .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
         .collect();
     let has_header = api_header(hw, platform_files).is_some();
-    tiled::plan_all(graph, hw, mapping, &headers)
+    let mut plans: Vec<Option<tiled::TiledLayer>> = tiled::plan_all(graph, hw, mapping, &headers)
         .into_iter()
         .map(|t| {
             t.filter(|t| has_header && tiled::platform_has_dma(&headers, &[(&t.dma.start, &t.dma.wait)]))
         })
-        .collect()
+        .collect();
+    // Inter-layer residency where the mapping decided it
+    // (mapping::apply_residency, which also counted the consumer's
+    // scratch): the producer keeps its output buffer, the consumer reads it.
+    tiled::link_all(graph, hw, &mapping.layers, &mut plans, |i| {
+        let s = mapping.layers[i].schedule.as_ref()?;
+        (s.output_to == Some(i + 1)).then_some(0)
+    });
+    plans
 }
 
 /// Every planned tensor inside the arena, aligned for its element type.

@@ -281,6 +281,12 @@ pub struct TiledLayer {
     /// The memory of the weight tiles and its DMA, when the unit keeps its
     /// weights elsewhere than its activations (`weights_in`, DIANA WD / WA).
     pub weights_memory: Option<(String, Dma)>,
+    /// Inter-layer residency ([`link_resident`]): the input tile is the
+    /// previous layer's output buffer, already in the compute memory (no
+    /// load); the output tile stays in its buffer for the next layer (no
+    /// store, and the platform is told it stays live: api role `keep`).
+    pub input_resident: bool,
+    pub output_kept: bool,
 }
 
 /// How a layer's weights are encoded for its unit, per K tile.
@@ -434,7 +440,7 @@ impl TiledLayer {
     /// [`crate::cost::predict_counters`]).
     pub fn transfers(&self, t: &Step) -> Vec<Transfer> {
         let mut v = Vec::new();
-        if t.load_input {
+        if t.load_input && !self.input_resident {
             let (b, _) = self.input_box(t);
             for _ in 0..self.n_inputs() {
                 v.push(Transfer {
@@ -461,7 +467,7 @@ impl TiledLayer {
             };
             v.push(Transfer { channel: CH_W, to_compute: true, es: 1, full, ext });
         }
-        if t.store {
+        if t.store && !self.output_kept {
             let (full, _, ext) = self.output_box(t);
             v.push(Transfer { channel: CH_OUT, to_compute: false, es: self.out_es as u64, full, ext });
         }
@@ -709,6 +715,8 @@ pub fn plan_layer_as(
         call: call.map(str::to_string),
         enc: None,
         weights_memory,
+        input_resident: false,
+        output_kept: false,
     };
     // The kernel path: weights pre-encoded in the unit's layout (an empty
     // layout is the IR's own bytes, already one contiguous run per K tile).
@@ -740,26 +748,8 @@ pub fn plan_layer_as(
     }
     let l = &mut t.layout;
     (l.input_bytes, l.weight_bytes, l.output_bytes, l.acc_bytes) = mx;
-    let mut off = 0;
-    let mut place = |bytes: u64, double: bool| {
-        let a = off;
-        off += align(bytes);
-        let b = if double {
-            let b = off;
-            off += align(bytes);
-            b
-        } else {
-            a
-        };
-        [a, b]
-    };
-    l.acc = place(l.acc_bytes, false)[0];
-    l.input = place(l.input_bytes, t.double[0]);
-    if t.weights_memory.is_none() {
-        l.weights = place(l.weight_bytes, t.double[1]);
-    }
-    l.output = place(l.output_bytes, t.double[2]);
-    l.total = off;
+    t.place_buffers(None);
+    let l = &mut t.layout;
     if let Some((wm, _)) = &t.weights_memory {
         // The weight tiles in their own memory (a buffer of that memory).
         let a = align(l.weight_bytes);
@@ -783,6 +773,155 @@ pub fn plan_layer_as(
         ));
     }
     Ok(t)
+}
+
+impl TiledLayer {
+    /// Places the tile buffers in the compute memory's arena: the
+    /// accumulator, the input, the weights (unless they live in their own
+    /// memory) and the output, each slot of a double buffer separately,
+    /// aligned to [`ALIGN`], in this order. With `input_at` (inter-layer
+    /// residency, [`link_resident`]) the input is one buffer at that offset
+    /// (the producer's output buffer) and every other buffer goes first-fit
+    /// around it: at the next free offset below it where it fits, else
+    /// after it; none overlaps it.
+    fn place_buffers(&mut self, input_at: Option<u64>) {
+        let separate_weights = self.weights_memory.is_some();
+        let double = self.double;
+        let l = &mut self.layout;
+        let hole = input_at.map(|a| (a, a + align(l.input_bytes)));
+        let mut off = 0u64;
+        let mut end = hole.map_or(0, |h| h.1);
+        let mut take = |bytes: u64| -> u64 {
+            let b = align(bytes);
+            if let Some((a, e)) = hole {
+                if off < e && off + b > a {
+                    off = e;
+                }
+            }
+            let at = off;
+            off += b;
+            end = end.max(off);
+            at
+        };
+        let mut place = |bytes: u64, double: bool| {
+            let a = take(bytes);
+            [a, if double { take(bytes) } else { a }]
+        };
+        l.acc = place(l.acc_bytes, false)[0];
+        l.input = match input_at {
+            Some(a) => [a, a],
+            None => place(l.input_bytes, double[0]),
+        };
+        if !separate_weights {
+            l.weights = place(l.weight_bytes, double[1]);
+        }
+        l.output = place(l.output_bytes, double[2]);
+        l.total = end;
+    }
+
+    /// Whether the (single) step's input box is the whole input tensor.
+    fn input_is_whole(&self) -> bool {
+        let full = self.input_full();
+        self.nest.walk(self.input_follows_k).iter().all(|st| {
+            let (b, _) = self.input_box(st);
+            (0..3).all(|d| b[d] == (0, full[d]))
+        })
+    }
+}
+
+/// Inter-layer residency: whether the output of layer `pl` (tiled as `pt`)
+/// can stay in the compute memory as the input of the next layer `ql`
+/// (tiled as `qt`), and if so the consumer's buffers laid out around the
+/// producer's output buffer (its input is that buffer). The conditions:
+///
+/// - both tile from the same home memory into the same compute memory
+///   through the same DMA, each in one step (no K, OY, OX or C split), so
+///   the producer's output buffer holds the whole tensor packed in the home
+///   memory's layout, as a load of the whole tensor would leave it;
+/// - the consumer's first operator reads that tensor (the producer's last
+///   output) as its only activation input (not an addition's two), its
+///   single step's input box is the whole tensor (no window that skips
+///   rows or columns) and its input buffer has the same bytes;
+/// - the tensor is not a graph output and has no other reader (the
+///   consumer's first node reads it once; a reshape aliasing it would be
+///   a reader of its own);
+/// - the consumer's buffers laid around it, plus `extra` bytes (its
+///   unit's scratch, which the cost model counts in the footprint), fit
+///   the usable bytes of the compute memory.
+///
+/// The two layers are consecutive in execution order (the caller's pass),
+/// so nothing runs between the producer's kernel and the consumer's.
+pub fn link_resident(
+    graph: &Graph,
+    hw: &HwModel,
+    pl: &MappedLayer,
+    pt: &TiledLayer,
+    ql: &MappedLayer,
+    qt: &TiledLayer,
+    extra: u64,
+) -> Result<Layout, String> {
+    let (Some(ps), Some(qs)) = (pl.schedule.as_ref(), ql.schedule.as_ref()) else {
+        return Err("not scheduled".into());
+    };
+    if ps.from != qs.from || pt.memory != qt.memory || pt.dma != qt.dma {
+        return Err("other memories or DMA".into());
+    }
+    if pt.nest.steps() != 1 || qt.nest.steps() != 1 {
+        return Err("more than one tile".into());
+    }
+    let y = *graph.nodes[*pl.nodes.last().ok_or("no nodes")?].outputs.first().ok_or("no output")?;
+    let first = &graph.nodes[*ql.nodes.first().ok_or("no nodes")?];
+    if first.inputs.first() != Some(&y) || qt.n_inputs() != 1 {
+        return Err("the next layer does not read the output as its only input".into());
+    }
+    if graph.outputs.contains(&y) {
+        return Err("a graph output".into());
+    }
+    let readers = graph.consumers(y);
+    if readers != [ql.nodes[0]] || first.inputs.iter().filter(|&&t| t == y).count() != 1 {
+        return Err("another reader".into());
+    }
+    if !qt.input_is_whole() || qt.in_es != pt.out_es || qt.layout.input_bytes != pt.layout.output_bytes {
+        return Err("the input tile is not the whole output".into());
+    }
+    let mut q = qt.clone();
+    q.place_buffers(Some(pt.layout.output[0]));
+    let mem = hw.memory(&qt.memory).ok_or("unknown memory")?;
+    if q.layout.total + extra > mem.usable() {
+        return Err(format!(
+            "its buffers around the kept output ({} B + {extra} B scratch) exceed the {} B usable",
+            q.layout.total,
+            mem.usable()
+        ));
+    }
+    Ok(q.layout)
+}
+
+/// The residency pass over consecutive layers in execution order: for
+/// each layer `i` where `want(i)` gives the scratch bytes of layer `i + 1`
+/// (`None`: not asked), links `i` to `i + 1` when [`link_resident`] holds
+/// on their plans (as relaid by the links before: chains are greedy),
+/// marks them and lays out the consumer's buffers. Returns the linked `i`.
+pub fn link_all(
+    graph: &Graph,
+    hw: &HwModel,
+    layers: &[MappedLayer],
+    plans: &mut [Option<TiledLayer>],
+    want: impl Fn(usize) -> Option<u64>,
+) -> Vec<usize> {
+    let mut linked = Vec::new();
+    for i in 0..plans.len().min(layers.len()).saturating_sub(1) {
+        let Some(extra) = want(i) else { continue };
+        let (a, b) = plans.split_at_mut(i + 1);
+        let (Some(pt), Some(qt)) = (a[i].as_mut(), b[0].as_mut()) else { continue };
+        if let Ok(layout) = link_resident(graph, hw, &layers[i], pt, &layers[i + 1], qt, extra) {
+            pt.output_kept = true;
+            qt.input_resident = true;
+            qt.layout = layout;
+            linked.push(i);
+        }
+    }
+    linked
 }
 
 /// Whether the platform headers (name, text) declare the DMA `start` and `wait`.
@@ -921,9 +1060,11 @@ static void mt_box(int to_l1, uint8_t *l1, const void *home, int32_t es, int32_t
 typedef struct {{
     int32_t steps;
     void (*tile)(int32_t s, mt_tile_t *t);
+    /* NULL: the input is resident (the previous layer's output buffer) */
     void (*load_in)(const mt_tile_t *t, uint8_t *buf);
     void (*load_w)(const mt_tile_t *t, uint8_t *buf); /* NULL: no weights */
     void (*compute)(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out);
+    /* NULL: the output stays in its buffer for the next layer */
     void (*store)(const mt_tile_t *t, const uint8_t *out);
     int input_follows_k;
     uint8_t *in_buf[2], *w_buf[2], *out_buf[2]; /* equal slots: single buffered */
@@ -961,7 +1102,7 @@ static void mt_run(const mt_layer_t *L)
     for (s = 0; s < L->steps; s++) {{
         int need_in, need_w;
         mt_c_tile(L, s, &t);
-        need_in = s == 0 || mt_in_changed(L, &prev, &t);
+        need_in = L->load_in != NULL && (s == 0 || mt_in_changed(L, &prev, &t));
         need_w = L->load_w != NULL && (s == 0 || prev.k0 != t.k0 || prev.c0 != t.c0);
         if (need_in) {{
             if (in_pre) {{
@@ -987,7 +1128,7 @@ static void mt_run(const mt_layer_t *L)
         }}
         if (s + 1 < L->steps && (L->db_in || L->db_w)) {{
             mt_c_tile(L, s + 1, &next);
-            if (L->db_in && mt_in_changed(L, &t, &next)) {{
+            if (L->db_in && L->load_in != NULL && mt_in_changed(L, &t, &next)) {{
                 L->load_in(&next, L->in_buf[in_slot ^ 1]);
                 in_pre = 1;
             }}
@@ -1001,7 +1142,7 @@ static void mt_run(const mt_layer_t *L)
         MT_TILE_HOOK(L->in_buf[in_slot], L->load_w != NULL ? L->w_buf[w_slot] : NULL, L->out_buf[o & 1]);
 #endif
         L->compute(&t, L->in_buf[in_slot], L->w_buf[w_slot], L->out_buf[o & 1]);
-        if (t.c0 + t.tc >= L->c_ext) {{
+        if (t.c0 + t.tc >= L->c_ext && L->store != NULL) {{
             if (L->db_out) {{
                 {wait}(MT_CH_OUT);
             }}
@@ -1119,7 +1260,9 @@ pub(crate) fn layer(
     } else {
         ("in".to_string(), "rxn")
     };
-    // load_in
+    // load_in (none when the input is resident: the tile reads the
+    // previous layer's output buffer in place)
+    let load_in_at = f.len();
     let _ =
         writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
     let in_es = t.in_es;
@@ -1161,6 +1304,9 @@ pub(crate) fn layer(
         }
     }
     let _ = writeln!(f, "}}\n");
+    if t.input_resident {
+        f.truncate(load_in_at);
+    }
     // load_w
     if let (true, Some(e)) = (t.has_weights(), &t.enc) {
         // Pre-encoded per K tile: tile i at i * (full tile bytes), one run.
@@ -1433,12 +1579,16 @@ pub(crate) fn layer(
             .inputs
             .iter()
             .all(|&i| cx.offset(i) == cx.offset(y_id) || !overlaps(cx.offset(i), graph.tensor(i).bytes()));
-    let stage =
-        !same_place_eltwise && first.inputs.iter().any(|&i| overlaps(cx.offset(i), graph.tensor(i).bytes()));
+    // A kept output is not stored (the next layer reads it in the compute
+    // memory), so nothing is staged either.
+    let stage = !t.output_kept
+        && !same_place_eltwise
+        && first.inputs.iter().any(|&i| overlaps(cx.offset(i), graph.tensor(i).bytes()));
     let stage_name = format!("{}_stage", cx.prefix);
     let y = if stage { stage_name.clone() } else { y_real.clone() };
     let out_es = t.out_es;
     match &t.main {
+        _ if t.output_kept => {}
         Main::Dense { rows, .. } => {
             let _ = writeln!(
                 f,
@@ -1464,8 +1614,25 @@ pub(crate) fn layer(
         }
         None => slot(lay.weights),
     };
+    let mut resident = String::new();
+    if t.input_resident {
+        let _ = writeln!(
+            resident,
+            "    /* input resident in {}: the previous layer's output buffer at +{} (no load) */",
+            comment(&t.memory),
+            lay.input[0]
+        );
+    }
+    if t.output_kept {
+        let _ = writeln!(
+            resident,
+            "    /* output kept in {} at +{} for the next layer (no store) */",
+            comment(&t.memory),
+            lay.output[0]
+        );
+    }
     let body = format!(
-        "    /* {} tile(s) of K {} OY {} OX {} in {} ({} B of tile buffers): input {} B{}, weights {} B{}, output {} B{}, accumulator {} B */\n    mt_layer_t L = {{{}, {fname}_tile, {fname}_load_in, {}, {fname}_compute, {fname}_store, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}};\n    mt_run(&L);\n",
+        "    /* {} tile(s) of K {} OY {} OX {} in {} ({} B of tile buffers): input {} B{}, weights {} B{}, output {} B{}, accumulator {} B */\n{resident}    mt_layer_t L = {{{}, {fname}_tile, {}, {}, {fname}_compute, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}};\n    mt_run(&L);\n",
         n.steps(),
         n.tile[0],
         n.tile[1],
@@ -1480,7 +1647,9 @@ pub(crate) fn layer(
         if t.double[2] { " x2" } else { "" },
         lay.acc_bytes,
         n.steps(),
+        if t.input_resident { "NULL".into() } else { format!("{fname}_load_in") },
         if t.has_weights() { format!("{fname}_load_w") } else { "NULL".into() },
+        if t.output_kept { "NULL".into() } else { format!("{fname}_store") },
         i32::from(t.input_follows_k),
         slot(lay.input),
         w_slot,

@@ -174,6 +174,18 @@ void gap9_buffer(void *base, uint32_t bytes)
     }
 }
 
+/* Inter-layer residency: the next layer reads these bytes of L1 in place.
+ * Nothing to do on the device: the L1 arena is one allocation for the
+ * whole run (gap9_malloc at each run, every layer in one cluster task,
+ * gap9_main.c), so a buffer keeps its contents from one layer to the next;
+ * the emulation scrubs every buffer not kept. */
+void gap9_keep(void *base, uint32_t bytes)
+{
+    if (bytes > 0u && (!gap9_in_l1(base) || !gap9_in_l1((uint8_t *)base + bytes - 1u))) {
+        gap9_device_fail("gap9_keep", gap9_layer_name, "a kept buffer outside L1");
+    }
+}
+
 /* Before each tile's kernel: nothing to do on the device (the emulation
  * checks the buffers' pending DMA state here). */
 void gap9_tile(const void *in, const void *w, void *out)

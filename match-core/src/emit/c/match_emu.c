@@ -69,6 +69,18 @@ static struct {
     uint32_t bytes;
 } emu_bufs[EMU_MAX_BUFS];
 static int emu_n_bufs;
+/* Tile buffers the layer declared live for the next one (match_emu_keep),
+ * and the ones the previous layer kept. */
+static struct {
+    uint8_t *base;
+    uint32_t bytes;
+} emu_keep_now[EMU_MAX_BUFS], emu_keep_prev[EMU_MAX_BUFS];
+static int emu_n_keep_now, emu_n_keep_prev;
+
+/* What a compute memory's bytes hold when no layer keeps them (a layer's
+ * tile buffers after it ends): a code that reads a buffer it neither
+ * loaded nor was handed sees this, not the previous layer's data. */
+#define EMU_SCRUB 0xa5
 
 void match_emu_fail(const char *fmt, ...)
 {
@@ -408,20 +420,57 @@ void match_emu_free(const char *fn, const char *memory, void *buffer, uint32_t b
 
 /* ------------------------------------------------------- layers, buffers */
 
+static int emu_kept_now(const uint8_t *p)
+{
+    int k;
+    for (k = 0; k < emu_n_keep_now; k++) {
+        if (p >= emu_keep_now[k].base && p < emu_keep_now[k].base + emu_keep_now[k].bytes) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The end of a layer: its tile buffers become inaccessible (poisoned) and
+ * their contents are scrubbed, except the bytes the layer declared live
+ * for the next layer (match_emu_keep); what the layer before kept and
+ * this one did not keep again is scrubbed too. */
 static void emu_clear_buffers(void)
 {
-    int b, m;
+    int b, m, k;
+    uint32_t i;
+    for (k = 0; k < emu_n_keep_prev; k++) {
+        /* Poisoned since the last layer's end unless this layer registered
+         * it again: reachable for the scrub, poisoned after (as every tile
+         * buffer at a layer's end). */
+        EMU_UNPOISON(emu_keep_prev[k].base, emu_keep_prev[k].bytes);
+        for (i = 0; i < emu_keep_prev[k].bytes; i++) {
+            if (!emu_kept_now(emu_keep_prev[k].base + i)) {
+                emu_keep_prev[k].base[i] = EMU_SCRUB;
+            }
+        }
+        EMU_POISON(emu_keep_prev[k].base, emu_keep_prev[k].bytes);
+    }
     for (b = 0; b < emu_n_bufs; b++) {
         m = emu_mem_of(emu_bufs[b].base, emu_bufs[b].bytes);
         if (m >= 0) {
-            uint32_t o = emu_off(m, emu_bufs[b].base), i;
+            uint32_t o = emu_off(m, emu_bufs[b].base);
+            EMU_UNPOISON(emu_bufs[b].base, emu_bufs[b].bytes);
             for (i = 0; i < emu_bufs[b].bytes; i++) {
                 emu_mems[m].d.state[o + i] &= (uint8_t)~ST_BUF;
+                if (!emu_kept_now(emu_bufs[b].base + i)) {
+                    emu_bufs[b].base[i] = EMU_SCRUB;
+                }
             }
             EMU_POISON(emu_bufs[b].base, emu_bufs[b].bytes);
         }
     }
     emu_n_bufs = 0;
+    for (k = 0; k < emu_n_keep_now; k++) {
+        emu_keep_prev[k] = emu_keep_now[k];
+    }
+    emu_n_keep_prev = emu_n_keep_now;
+    emu_n_keep_now = 0;
 }
 
 void match_emu_layer(int32_t index, const char *name, uint64_t modeled_cycles)
@@ -487,6 +536,25 @@ void match_emu_buffer(void *base, uint32_t bytes)
     emu_bufs[emu_n_bufs].bytes = bytes;
     emu_n_bufs++;
     EMU_UNPOISON(base, bytes);
+}
+
+void match_emu_keep(void *base, uint32_t bytes)
+{
+    int b;
+    for (b = 0; b < emu_n_bufs; b++) {
+        if (emu_bufs[b].base <= (uint8_t *)base && (uint8_t *)base + bytes <= emu_bufs[b].base + emu_bufs[b].bytes) {
+            break;
+        }
+    }
+    if (b == emu_n_bufs) {
+        match_emu_fail("a kept buffer of %u B that is not inside a tile buffer of the layer", (unsigned)bytes);
+    }
+    if (emu_n_keep_now == EMU_MAX_BUFS) {
+        match_emu_fail("more than %d kept buffers", EMU_MAX_BUFS);
+    }
+    emu_keep_now[emu_n_keep_now].base = (uint8_t *)base;
+    emu_keep_now[emu_n_keep_now].bytes = bytes;
+    emu_n_keep_now++;
 }
 
 /* The registered tile buffer starting at p, or -1. */

@@ -11,6 +11,12 @@
  * is empty) and wraps these functions under the names its .hwm's api
  * block and DMAs give.
  *
+ * At the end of each layer its tile buffers are scrubbed (a fixed byte
+ * pattern), except what the layer declared live for the next one
+ * (match_emu_keep, the api role `keep`): a layer that reads a buffer of
+ * the compute memory it neither loaded nor was handed by its predecessor
+ * computes on the pattern.
+ *
  * Memories are emulated arenas (static storage, MATCH_EMU_STORAGE) of the
  * usable bytes the platform gives (from match_memories.h: a .hwm with a bigger
  * memory gets a bigger arena), handed out in stack order by
@@ -103,6 +109,10 @@ void match_emu_dma_wait(int channel);
 /* The generated code's view of its layers (api roles layer, buffer, tile). */
 void match_emu_layer(int32_t index, const char *name, uint64_t modeled_cycles);
 void match_emu_buffer(void *base, uint32_t bytes);
+/* Declares bytes inside a tile buffer of the current layer that the next
+ * layer reads in place (inter-layer residency): at the end of the layer
+ * they keep their contents; every other tile buffer byte is scrubbed. */
+void match_emu_keep(void *base, uint32_t bytes);
 void match_emu_tile(const void *in, const void *w, void *out);
 /* Entry hook of the unit kernels: counts a kernel call of the current
  * layer and checks its buffers (in the layer's tile buffers of the compute

@@ -1,0 +1,332 @@
+//! Inter-layer residency end to end (mapping::apply_residency,
+//! emit/tiled.rs `link_resident`): where a tiled layer runs as one tile and
+//! the next layer reads exactly its output in one tile from the same
+//! compute memory, the producer keeps its output buffer (no store, the
+//! platform's `keep`) and the consumer reads it in place (no load).
+//!
+//! - The MLPerf Tiny models on gap9 (residency applies to all
+//!   five), on diana (the autoencoder's dense chain on the digital array)
+//!   and on host-tiled run bit-exact with the interpreter on the lowered graph
+//!   under ASan / UBSan, and gap9's and diana's DMA counters equal
+//!   [`match_core::cost::predict_counters`] (which drops exactly the
+//!   skipped loads and stores).
+//! - The emulation scrubs every tile buffer at a layer's end except what
+//!   the layer declared live (`gap9_keep`): the same project with the
+//!   `keep` calls removed, or with a consumer's input buffer moved off the
+//!   producer's output buffer, computes on the scrub pattern and is no
+//!   longer bit-exact (the test fails if it still is).
+//! - The buffer plan replayed: every tensor a layer reads resident was
+//!   written by its producer's kernel in that same buffer, and no buffer
+//!   of any layer in between (there is none: they are consecutive) nor any
+//!   other buffer of the consumer overlaps it.
+
+use match_core::compile;
+use match_core::emit::tiled::{self, TiledLayer};
+use match_tests::e2e::{
+    emit_build_check, emit_build_check_with, fresh_dir, gap9_device_double_vars, lowered_golden,
+    SANITIZED_CFLAGS,
+};
+use match_tests::golden::diff;
+use std::path::{Path, PathBuf};
+
+fn tmp(parts: &[&str]) -> PathBuf {
+    fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "residency", parts)
+}
+
+/// The links of a mapping (producer index) and the emitted plans.
+fn links(mapping: &match_core::mapping::Mapping) -> Vec<usize> {
+    let mut v = Vec::new();
+    for (i, l) in mapping.layers.iter().enumerate() {
+        if let Some(s) = &l.schedule {
+            if let Some(j) = s.output_to {
+                assert_eq!(j, i + 1, "{}: output kept for a layer that is not the next", l.name);
+                let q = mapping.layers[j].schedule.as_ref().expect("scheduled consumer");
+                assert_eq!(q.input_from, Some(i), "{}: the link is one-sided", l.name);
+                v.push(i);
+            }
+            if let Some(p) = s.input_from {
+                assert_eq!(p + 1, i, "{}: input resident from a layer that is not the previous", l.name);
+            }
+        }
+    }
+    v
+}
+
+/// Replays the emitted buffer plan: for each link, the producer's
+/// single step writes its whole output into its output buffer (slot 0,
+/// the only one a single step uses), stores nothing, and the consumer's
+/// single step reads its input from exactly that buffer, loads nothing,
+/// and none of its other buffers overlaps it.
+fn replay(plans: &[Option<TiledLayer>], linked: &[usize]) {
+    let overlap = |a: u64, an: u64, b: u64, bn: u64| an > 0 && bn > 0 && a < b + bn && b < a + an;
+    for &i in linked {
+        let p = plans[i].as_ref().expect("a tiled producer");
+        let q = plans[i + 1].as_ref().expect("a tiled consumer");
+        assert!(p.output_kept && q.input_resident, "link {i}: plans not marked");
+        let ps = p.nest.walk(p.input_follows_k);
+        let qs = q.nest.walk(q.input_follows_k);
+        assert_eq!((ps.len(), qs.len()), (1, 1), "link {i}: not single steps");
+        assert!(ps[0].store, "link {i}: the producer's step does not complete its output");
+        assert!(p.transfers(&ps[0]).iter().all(|x| x.to_compute), "link {i}: the producer stores");
+        assert!(
+            q.transfers(&qs[0]).iter().all(|x| x.channel != tiled::CH_IN),
+            "link {i}: the consumer loads"
+        );
+        let (buf, bytes) = (p.layout.output[0], p.layout.output_bytes);
+        assert_eq!(q.layout.input, [buf, buf], "link {i}: the consumer reads another buffer");
+        assert_eq!(q.layout.input_bytes, bytes, "link {i}: sizes differ");
+        let l = &q.layout;
+        let mut others = vec![(l.acc, l.acc_bytes)];
+        if q.weights_memory.is_none() {
+            others.extend(l.weights.iter().map(|&o| (o, l.weight_bytes)));
+        }
+        others.extend(l.output.iter().map(|&o| (o, l.output_bytes)));
+        for (o, n) in others {
+            assert!(
+                !overlap(o, n, buf, bytes),
+                "link {i}: a consumer buffer at {o} ({n} B) overlaps its input"
+            );
+        }
+        assert!(l.total >= buf + bytes, "link {i}: the arena size misses the kept buffer");
+    }
+}
+
+/// Compiles golden model `id` for `target`, checks that residency applies
+/// (`expect_links`), replays the plan, and runs it bit-exact with counters.
+/// Returns the project folder and the number of links.
+fn run(id: &str, target: &str, expect_links: bool) -> Option<(PathBuf, usize, match_core::lower::Lowered)> {
+    match_tests::shared_models()?;
+    let (e, hw, platform, lowered) = lowered_golden(id, target);
+    let g = &lowered.graph;
+    let linked = links(&lowered.mapping);
+    if expect_links {
+        assert!(!linked.is_empty(), "{id} on {target}: no layer kept resident");
+    }
+    let plans =
+        match_core::emit::emitted_tiling(g, &hw, &lowered.mapping, platform.as_deref()).expect("plans");
+    replay(&plans, &linked);
+    let dir = tmp(&[target, id]);
+    let name = "res".to_string();
+    let inputs = vec![e.case_inputs(0)];
+    let what = format!("{id} on {target}");
+    let project = emit_build_check(g, &hw, &lowered.mapping, platform, &dir, &name, &inputs, &what);
+    eprintln!("{id} on {target}: {} link(s), bit-exact, counters equal", linked.len());
+    Some((project, linked.len(), lowered))
+}
+
+#[test]
+fn resident_chains_are_bit_exact_and_counted_on_gap9() {
+    for (id, expect) in [
+        ("mlperf-tiny/ad01_int8", true),
+        ("mlperf-tiny/pretrainedResnet_quant", true),
+        ("mlperf-tiny/str_ww_ref_model", true),
+        ("mlperf-tiny/kws_ref_model", true),
+        ("mlperf-tiny/vww_96_int8", true),
+    ] {
+        let Some((_, _, lowered)) = run(id, "gap9", expect) else { return };
+        if id.contains("kws") || id.contains("ad01") {
+            // The device adapter's unit kernels (cluster jobs, NE16 through
+            // the pulp-nnx double) on the resident buffers, counters equal.
+            let (e, hw, platform, _) = lowered_golden(id, "gap9");
+            let dir = tmp(&["gap9-device", id]);
+            let vars = |p: &Path| {
+                let mut v = vec![("CC", "gcc".to_string()), ("BUILD", "build-device".to_string())];
+                v.extend(gap9_device_double_vars(p, "res"));
+                v
+            };
+            let what = format!("{id} on gap9, device unit kernels");
+            let inputs = vec![e.case_inputs(0)];
+            emit_build_check_with(
+                &lowered.graph,
+                &hw,
+                &lowered.mapping,
+                platform,
+                &dir,
+                "res",
+                &inputs,
+                &what,
+                &vars,
+            );
+        }
+    }
+}
+
+#[test]
+fn resident_chains_are_bit_exact_and_counted_on_diana() {
+    // The autoencoder's dense chain on the digital array (its weights in
+    // their own memory, WD): the other models' tiled layers are split.
+    let _ = run("mlperf-tiny/ad01_int8", "diana", true);
+}
+
+#[test]
+fn resident_chains_are_bit_exact_on_host_tiled() {
+    for id in ["mlperf-tiny/ad01_int8", "mlperf-tiny/pretrainedResnet_quant"] {
+        if run(id, "host-tiled", false).is_none() {
+            return;
+        }
+    }
+}
+
+/// Builds the (edited) project in `dir` and tells whether its output is
+/// still bit-exact with the interpreter.
+fn still_exact(project: &Path, lowered: &match_core::lower::Lowered, id: &str, work: &Path) -> bool {
+    let e = match_tests::golden::manifest().models.into_iter().find(|e| e.id == id).expect("entry");
+    let inputs = vec![e.case_inputs(0)];
+    let vars = [("CC", "gcc"), ("CFLAGS", SANITIZED_CFLAGS), ("BUILD", "build-broken")];
+    let bin = compile::build(project, "res", &vars).expect("the edited project builds");
+    let Ok(outs) = compile::run_binary(&bin, &lowered.graph, &inputs, work) else { return false };
+    let want = match_core::interp::run(&lowered.graph, &inputs[0]).expect("interpreter");
+    outs[0].iter().zip(&want).all(|(got, w)| diff(got, w).is_none())
+}
+
+#[test]
+fn skipping_the_load_without_keeping_the_buffer_fails() {
+    let id = "mlperf-tiny/ad01_int8";
+    let Some((project, n, lowered)) = run(id, "gap9", true) else { return };
+    assert!(n > 0);
+    let c_file = project.join("res.c");
+    let text = std::fs::read_to_string(&c_file).expect("generated C");
+    // 1. The producers do not declare their output buffers live.
+    let no_keep: String =
+        text.lines().filter(|l| !l.contains("gap9_keep(")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(no_keep, text, "no keep call in the generated code");
+    std::fs::write(&c_file, &no_keep).expect("write");
+    assert!(
+        !still_exact(&project, &lowered, id, &project.join("io-nokeep")),
+        "the consumers read their input although no producer kept it"
+    );
+    // 2. A consumer's input buffer moved off its producer's output buffer
+    // (the first resident consumer's in_buf slots point 4 bytes further).
+    let mut moved = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        if !done && line.contains("mt_layer_t L = {1, ") && line.contains("_tile, NULL, ") {
+            let start = line.find("}, {").map(|_| ()).and(line.find(", 0, {")).expect("the in_buf slots");
+            let rest = &line[start + 4..];
+            let end = rest.find('}').expect("slot end");
+            let slots = rest[..end].replace(" + ", " + 4 + ");
+            moved.push_str(&format!("{}{}{}\n", &line[..start + 4], slots, &rest[end..]));
+            done = true;
+        } else {
+            moved.push_str(line);
+            moved.push('\n');
+        }
+    }
+    assert!(done, "no resident consumer in the generated code");
+    std::fs::write(&c_file, &moved).expect("write");
+    assert!(
+        !still_exact(&project, &lowered, id, &project.join("io-moved")),
+        "a consumer reading off its producer's buffer is still bit-exact"
+    );
+}
+
+/// A chain of three small convolutions (3x3, depthwise 3x3, 1x1), each
+/// with bias and per-channel requantization, whose tensors all fit
+/// host-tiled's 16 KiB of L1 in one tile: the portable kernels' path
+/// (`mk_conv2d` on the tile buffers) with resident inputs.
+fn small_chain() -> match_core::ir::Graph {
+    use match_core::ir::{DType, Data, Graph, Op, Quant};
+    use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
+    let mut g = Graph::default();
+    let x = t(&mut g, "x", &[1, 6, 6, 8], DType::I8);
+    g.tensor_mut(x).quant = Some(Quant::per_tensor(0.05, -3));
+    let mut cur = x;
+    for (i, (k, f, groups)) in [(8usize, 3usize, 1usize), (8, 3, 8), (4, 1, 1)].into_iter().enumerate() {
+        let cin = 8;
+        let wt = c(
+            &mut g,
+            &format!("w{i}"),
+            &[k, f, f, cin / groups],
+            i8s(10 + i as u64, k * f * f * cin / groups),
+        );
+        let b = c(
+            &mut g,
+            &format!("b{i}"),
+            &[k],
+            Data::I32(values(20 + i as u64, k, -500, 500).into_iter().map(|v| v as i32).collect()),
+        );
+        let acc = t(&mut g, &format!("acc{i}"), &[1, 6, 6, k], DType::I32);
+        let biased = t(&mut g, &format!("biased{i}"), &[1, 6, 6, k], DType::I32);
+        let y = t(&mut g, &format!("y{i}"), &[1, 6, 6, k], DType::I8);
+        g.tensor_mut(y).quant = Some(Quant::per_tensor(0.05, -3));
+        let p = f / 2;
+        let conv = Op::Conv2d {
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [p, p, p, p],
+            groups,
+            x_zp: -3,
+            w_zp: vec![0],
+        };
+        let name = format!("conv{i}");
+        n(&mut g, &name, conv, &[cur, wt], &[acc]);
+        n(&mut g, &name, Op::BiasAdd, &[acc, b], &[biased]);
+        n(
+            &mut g,
+            &name,
+            Op::Requantize { requant: fixed_requant(k, 30 + i as u64), out_zp: -3 },
+            &[biased],
+            &[y],
+        );
+        cur = y;
+    }
+    g.inputs = vec![x];
+    g.outputs = vec![cur];
+    g
+}
+
+#[test]
+fn a_small_chain_is_resident_and_bit_exact_on_host_tiled() {
+    let mut graph = small_chain();
+    match_core::passes::prepare(&mut graph).expect("prepares");
+    let (hw, platform) = match_targets::resolve("host-tiled").expect("host-tiled");
+    let lowered =
+        match_core::lower::lower_for_target(&graph, &hw, match_core::schedule::Objective::Latency, false)
+            .expect("lowers");
+    let linked = links(&lowered.mapping);
+    assert_eq!(linked, [0, 1], "the three convolutions form one resident chain");
+    let plans = match_core::emit::emitted_tiling(&lowered.graph, &hw, &lowered.mapping, platform.as_deref())
+        .expect("plans");
+    replay(&plans, &linked);
+    let dir = tmp(&["host-tiled", "small_chain"]);
+    let inputs = match_tests::fixtures::input_sets(&lowered.graph, 3);
+    let project = emit_build_check(
+        &lowered.graph,
+        &hw,
+        &lowered.mapping,
+        platform,
+        &dir,
+        "res",
+        &inputs,
+        "small chain",
+    );
+    let text = std::fs::read_to_string(project.join("res.c")).expect("generated C");
+    assert_eq!(text.matches("_tile, NULL, ").count(), 2, "two consumers without an input load");
+}
+
+#[test]
+fn explain_and_report_name_the_links() {
+    let Some(models) = match_tests::shared_models() else { return };
+    let model = models.join("mlperf-tiny/kws_ref_model.tflite");
+    let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
+    let options = compile::CompileOptions {
+        out_dir: tmp(&["report", "kws"]).join("project"),
+        model_name: None,
+        platform_dir: platform,
+    };
+    let (graph, compiled) =
+        compile::compile_file(&model, &Default::default(), &hw, &options).expect("compiles");
+    let text = compile::explain(&hw, &compiled);
+    assert!(text.contains("output kept in L1 for layer 1: no write-back"), "{text}");
+    assert!(text.contains("input resident in L1 from layer 0 (its output buffer): no input load"), "{text}");
+    let report = compile::report_json(&graph, &hw, &compiled, "kws_ref_model.tflite");
+    let l1 = &report["layers"][1]["tiles"];
+    assert_eq!((l1["input_resident_from"].as_u64(), l1["output_kept_for"].as_u64()), (Some(0), Some(2)));
+    // A layer without residency has neither field (the version-1 fields unchanged).
+    let last = report["layers"].as_array().expect("layers").iter().rev().find(|l| l["tiles"].is_object());
+    let t = &last.expect("a scheduled layer")["tiles"];
+    assert!(t.get("input_resident_from").is_none() || t["input_resident_from"].is_u64());
+    for key in ["from", "to", "K", "C", "OY", "OX", "order", "buffering", "calls", "bytes"] {
+        assert!(l1.get(key).is_some(), "tiles.{key}");
+    }
+}
