@@ -106,7 +106,9 @@ def our_layers(hwm: Path, models: list[Path], out: Path) -> list[dict[str, Any]]
 
 
 def cross_check(hwm: Path, models: list[Path], rows: list[dict[str, Any]], tmp: Path) -> int:
-    """`matchc compile --report` on the same .hwm gives the bench's cycles per layer."""
+    """`matchc compile --report` on the same .hwm gives the bench's cycles per layer (except
+    layers inter-layer residency linked, which the report marks: their schedules are the
+    whole-model pass's, not the single-layer search's)."""
     run(["cargo", "build", "--release", "-q", "-p", "matchc"])
     matchc = ROOT / "target" / "release" / "matchc"
     checked = 0
@@ -120,6 +122,11 @@ def cross_check(hwm: Path, models: list[Path], rows: list[dict[str, Any]], tmp: 
             rep = by_name.get(r["name"])
             if rep is None:
                 fail(f"{m.name}: layer {r['name']} is missing from the --report JSON")
+            tiles = rep.get("tiles") or {}
+            if "input_resident_from" in tiles or "output_kept_for" in tiles:
+                # Inter-layer residency (a whole-model pass) changed this
+                # layer's schedule; the bench and ZigZag cost it alone.
+                continue
             if abs(rep["cycles"]["total"] - r["cycles"]["total"]) > 1e-6 * max(1.0, r["cycles"]["total"]):
                 fail(f"{m.name} {r['name']}: report {rep['cycles']['total']} != bench {r['cycles']['total']}")
             checked += 1
