@@ -1106,7 +1106,7 @@ pub fn lower_for_target(
     };
     if hw.units.iter().all(|u| arith(u) == Arith::General) {
         let mut mapping = mapping::map_with(graph, hw, objective)?;
-        mapping::apply_residency(graph, hw, &mut mapping, objective);
+        mapping::apply_residency_moving_units(graph, hw, &mut mapping, objective);
         return Ok(native(mapping, graph));
     }
     let conv = Converter::new(graph, hw);
@@ -1263,7 +1263,11 @@ pub fn lower_for_target(
     }
     let mut mapping = Mapping { layers: out_layers };
     mapping::name_layers(&g, &mut mapping);
-    mapping::apply_residency(&g, hw, &mut mapping, objective);
+    // A layer moved to another unit (of general arithmetic, natively)
+    // states that unit's exactness.
+    for i in mapping::apply_residency_moving_units(&g, hw, &mut mapping, objective) {
+        exactness[i] = native_exactness(&g, &mapping.layers[i]);
+    }
     Ok(Lowered { graph: g, mapping, exactness })
 }
 

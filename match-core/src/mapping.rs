@@ -688,6 +688,79 @@ pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objec
     }
 }
 
+/// [`apply_residency`], with the unit of an untiled layer revisited: the
+/// unit selection costs each layer alone, so a layer on a unit that
+/// computes where the tensors live (e.g. gap9's fabric controller) between
+/// two tiled layers breaks their chain even when a tiled unit, linked to
+/// both, would lower the model's total. For each such layer (one of its
+/// neighbours tiled, no layout conversion) and each other unit that
+/// accepted it ([`MappedLayer::alternatives`]) whose arithmetic is general
+/// (so the layer needs no requantization conversion: `check` on the
+/// lowered graph without one) and whose activation layout is the same
+/// fixed one (so no conversion anywhere changes), the mapping with the
+/// layer moved there is scheduled and passed through [`apply_residency`];
+/// it is kept when its total under `objective` is strictly lower. Greedy,
+/// in execution order. Returns the indices of the moved layers.
+pub fn apply_residency_moving_units(
+    graph: &Graph,
+    hw: &HwModel,
+    mapping: &mut Mapping,
+    objective: Objective,
+) -> Vec<usize> {
+    let total = |m: &Mapping| {
+        m.layers.iter().filter_map(|l| l.schedule.as_ref()).fold((0.0, 0.0), |(a, b), s| {
+            let k = s.key(objective);
+            (a + k.0, b + k.1)
+        })
+    };
+    let mut pre = mapping.clone();
+    apply_residency(graph, hw, mapping, objective);
+    let mut best = total(mapping);
+    let mut moved = Vec::new();
+    for i in 0..pre.layers.len() {
+        let l = pre.layers[i].clone();
+        let (Some(s), Some(pattern)) = (l.schedule.as_ref(), l.pattern.as_ref()) else { continue };
+        if s.from != s.to || s.conversion_cycles > 0.0 || layout_flexible(hw, &l.unit, graph, &l.nodes) {
+            continue;
+        }
+        let tiled =
+            |j: usize| pre.layers.get(j).and_then(|m| m.schedule.as_ref()).is_some_and(|t| t.from != t.to);
+        if !((i > 0 && tiled(i - 1)) || tiled(i + 1)) {
+            continue;
+        }
+        let rule_of = |unit: &str, kernel: &str| {
+            hw.offloads.iter().find(|o| &o.pattern == pattern && o.unit == unit && o.kernel == kernel)
+        };
+        let old_layout = act_layout(hw, rule_of(&l.unit, l.kernel.as_deref().unwrap_or("")), &l.unit);
+        for (unit, kernel, _) in &l.alternatives {
+            let Some(u) = hw.unit(unit).filter(|_| *unit != l.unit) else { continue };
+            let Some(rule) = rule_of(unit, kernel) else { continue };
+            if lower::arith(u) != lower::Arith::General
+                || layout_flexible(hw, unit, graph, &l.nodes)
+                || act_layout(hw, Some(rule), unit) != old_layout
+                || check(hw, rule, graph, &l.nodes, None).is_some()
+            {
+                continue;
+            }
+            let Ok(schedule) = cost_of(graph, hw, Some(rule), unit, &l.nodes, objective, None) else {
+                continue;
+            };
+            let mut trial_pre = pre.clone();
+            let t = &mut trial_pre.layers[i];
+            (t.unit, t.kernel, t.schedule) = (unit.clone(), Some(kernel.clone()), Some(schedule));
+            let mut trial = trial_pre.clone();
+            apply_residency(graph, hw, &mut trial, objective);
+            let t = total(&trial);
+            if t < best {
+                (best, pre, *mapping) = (t, trial_pre, trial);
+                moved.push(i);
+                break;
+            }
+        }
+    }
+    moved
+}
+
 /// What the grouping of [`map_inner`] will ask, worked out beforehand on
 /// every core ([`crate::par`]): each rule's check of each chain it matches
 /// from each node, and the best schedule of each chain a node's longest
@@ -1241,6 +1314,24 @@ pub fn explain_with_notes(
             let alts: Vec<String> =
                 layer.alternatives.iter().map(|(u, k, c)| format!("{u} ({k}) {c:.0}")).collect();
             let _ = writeln!(s, "  considered: {}", alts.join(", "));
+            // A unit other than the cheapest alone: moved there for
+            // inter-layer residency (apply_residency_moving_units).
+            let own = layer
+                .alternatives
+                .iter()
+                .find(|(u, k, _)| *u == layer.unit && Some(k) == layer.kernel.as_ref());
+            let cheapest = layer.alternatives.iter().min_by(|a, b| a.2.total_cmp(&b.2));
+            let linked =
+                layer.schedule.as_ref().is_some_and(|x| x.input_from.is_some() || x.output_to.is_some());
+            if let (Some(own), Some(cheapest), true) = (own, cheapest, linked) {
+                if cheapest.2 < own.2 {
+                    let _ = writeln!(
+                        s,
+                        "  on {} rather than {} ({:.0} alone): linked to its neighbours in L1, the model's total is lower",
+                        layer.unit, cheapest.0, cheapest.2
+                    );
+                }
+            }
         }
         match &layer.schedule {
             Some(sched) => {
@@ -1275,7 +1366,7 @@ pub fn explain_with_notes(
 /// Maps `graph` for `hw` and explains the result (`matchc compile --explain`).
 pub fn explain_model(graph: &Graph, hw: &HwModel) -> anyhow::Result<String> {
     let mut mapping = map(graph, hw)?;
-    apply_residency(graph, hw, &mut mapping, Objective::Latency);
+    apply_residency_moving_units(graph, hw, &mut mapping, Objective::Latency);
     Ok(explain(graph, hw, &mapping))
 }
 
