@@ -1368,14 +1368,27 @@ impl<'a> Checker<'a> {
 
     /// A `cycles = EXPR` property or offload clause: compute cycles of one call.
     fn cycles(&mut self, p: &'a Prop) -> Option<Expr> {
+        self.expr_prop(
+            p,
+            Type::Num,
+            (
+                "`cycles` needs an expression",
+                "write e.g. `cycles = ceil(K / 32) * OY * OX` (cycles of one call)",
+            ),
+            "`cycles` is a number of cycles",
+        )
+    }
+
+    /// A `KEY = EXPR` property or clause of type `want`: `missing` is the
+    /// message and help when the value is not `= EXPR`, `why` the label of
+    /// a type mismatch.
+    fn expr_prop(&mut self, p: &'a Prop, want: Type, missing: (&str, &str), why: &str) -> Option<Expr> {
         let PropValue::Expr(e) = &p.value else {
-            let d = Diagnostic::new(value_span(p), "`cycles` needs an expression")
-                .help("write e.g. `cycles = ceil(K / 32) * OY * OX` (cycles of one call)");
-            self.error(d);
+            self.error(Diagnostic::new(value_span(p), missing.0).help(missing.1));
             return None;
         };
         let (x, ty) = self.expr(e, &mut Vec::new());
-        self.expect_top(e, ty, Type::Num, "`cycles` is a number of cycles");
+        self.expect_top(e, ty, want, why);
         Some(x)
     }
 
@@ -2396,15 +2409,15 @@ impl<'a> Checker<'a> {
 
     /// A `tile_condition = COND` clause: a condition over a tile.
     fn tile_condition(&mut self, p: &'a Prop) -> Option<Expr> {
-        let PropValue::Expr(e) = &p.value else {
-            let d = Diagnostic::new(value_span(p), "`tile_condition` needs a condition")
-                .help("write e.g. `tile_condition = K % 2 == 0` (over the tile's K, C, OY, OX)");
-            self.error(d);
-            return None;
-        };
-        let (x, ty) = self.expr(e, &mut Vec::new());
-        self.expect_top(e, ty, Type::Bool, "a `tile_condition` must be true or false");
-        Some(x)
+        self.expr_prop(
+            p,
+            Type::Bool,
+            (
+                "`tile_condition` needs a condition",
+                "write e.g. `tile_condition = K % 2 == 0` (over the tile's K, C, OY, OX)",
+            ),
+            "a `tile_condition` must be true or false",
+        )
     }
 
     // ----- defs -----
