@@ -283,7 +283,7 @@ pub struct Problem<'a> {
     /// 0 unless channel-wise: the search asks again for every K tile).
     dominated_cache: RefCell<SmallKeyMap<InputKey, Option<Fetch>>>,
     /// [`Problem::tile_refusal`] per (K, OY, OX, C) tile.
-    refusal_cache: RefCell<SmallKeyMap<InputKey, Option<String>>>,
+    refusal_cache: RefCell<SmallKeyMap<[i64; 4], Option<String>>>,
     /// The C tile the search evaluates (0: whole C); see [`Problem::set_c_tile`].
     c_tile: Cell<i64>,
     /// Inter-layer residency ([`Problem::set_resident_io`]): the input is
@@ -740,8 +740,7 @@ impl<'a> Problem<'a> {
     pub fn tile_refusal(&self, tile: [i64; 3]) -> Result<Option<String>, String> {
         let Some(o) = self.offload.filter(|o| o.tile_condition.is_some()) else { return Ok(None) };
         let ext = self.extents();
-        let key =
-            ([tile[0].min(ext[0]), tile[1].min(ext[1]), tile[2].min(ext[2]), self.c_tile()], Fetch::Window);
+        let key = [tile[0].min(ext[0]), tile[1].min(ext[1]), tile[2].min(ext[2]), self.c_tile()];
         if let Some(r) = self.refusal_cache.borrow().get(&key) {
             return Ok(r.clone());
         }
