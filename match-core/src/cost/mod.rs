@@ -745,9 +745,10 @@ impl<'a> Problem<'a> {
             return Ok(r.clone());
         }
         let (ks, ys, xs) = (classes(ext[0], tile[0]), classes(ext[1], tile[1]), classes(ext[2], tile[2]));
+        let cs = self.c_classes();
         let mut refusal = None;
         'tiles: for ck in &ks {
-            for cc in &self.c_classes() {
+            for cc in &cs {
                 for cy in &ys {
                     for cx in &xs {
                         let t = self.tile_layer_c(
