@@ -40,6 +40,8 @@ pub struct Compiled {
     pub mapping: Mapping,
     pub plan: Plan,
     pub report: EmitReport,
+    /// Activations spilled to the external memory ([`crate::spill`]).
+    pub spilled: Vec<crate::spill::Spilled>,
 }
 
 /// The C prefix for a model file: its stem as a C identifier.
@@ -92,23 +94,45 @@ pub fn compile_graph_exact(
 ) -> anyhow::Result<Compiled> {
     let name = emit::c_identifier(options.model_name.as_deref().unwrap_or("model"));
     check_fits_early(graph, hw, &name)?;
-    let Lowered { graph: lowered, mut mapping, exactness } =
+    let Lowered { graph: mut lowered, mut mapping, mut exactness } =
         lower::lower_for_target(graph, hw, objective, exact)?;
-    let graph = &lowered;
-    let order = mapping.node_order();
-    let plan = plan::plan(graph, &order)?;
-    check_fits(graph, hw, &plan, &name)?;
-    let report = emit::emit(
-        graph,
-        hw,
-        &mapping,
-        &plan,
-        &EmitOptions {
-            model_name: name.clone(),
-            out_dir: options.out_dir.clone(),
-            platform_dir: options.platform_dir.clone(),
-        },
-    )?;
+    let fused = emit::fused_layers(&lowered, hw, &mapping, options.platform_dir.as_deref())?;
+    let layers_before: Vec<Vec<NodeId>> = mapping.layers.iter().map(|l| l.nodes.clone()).collect();
+    let emit_options = EmitOptions {
+        model_name: name.clone(),
+        out_dir: options.out_dir.clone(),
+        platform_dir: options.platform_dir.clone(),
+    };
+    // Spill activations until the arena fits its budget; when the emitter
+    // then finds the home memory short (the weights' staging buffer, known
+    // only once they are encoded), lower the budget by the shortfall and
+    // spill again, while that frees arena bytes.
+    let spilling = crate::spill::external_activations_memory(hw).is_some();
+    let mut budget = arena_budget(&lowered, hw, &mapping);
+    let (plan, report) = loop {
+        if let Some(b) = budget.filter(|_| spilling) {
+            crate::spill::spill_to_fit(&mut lowered, hw, &mut mapping, b, objective, &fused)?;
+        }
+        let plan = plan::plan_without(&lowered, &mapping.node_order(), &fused)?;
+        check_fits(&lowered, hw, &plan, &name)?;
+        match emit::emit(&lowered, hw, &mapping, &plan, &emit_options) {
+            Ok(report) => break (plan, report),
+            Err(e) => {
+                let lower = e
+                    .downcast_ref::<emit::HomeMemoryShort>()
+                    .map(|s| plan.arena_bytes.saturating_sub(s.short))
+                    .filter(|&b| spilling && budget.is_some_and(|old| b < old));
+                match lower {
+                    Some(b) => budget = Some(b),
+                    None => return Err(e),
+                }
+            }
+        }
+    };
+    let spilled = crate::spill::spills_of(&lowered, &mapping);
+    if !spilled.is_empty() {
+        exactness = layer_exactness_after_spilling(&layers_before, exactness, &mapping);
+    }
     // A staged layer's estimate gains the part of its weights' transfer
     // that is not hidden behind the layers before it (all of it when the
     // copy is serial), and its energy.
@@ -121,7 +145,57 @@ pub fn compile_graph_exact(
             }
         }
     }
-    Ok(Compiled { model_name: name, graph: lowered.clone(), exactness, mapping, plan, report })
+    Ok(Compiled { model_name: name, graph: lowered.clone(), exactness, mapping, plan, report, spilled })
+}
+
+/// The arena's budget in the home memory: what it has usable, less the
+/// weights when they must stay there too (no external weight memory), or
+/// else less the largest layer's weights (each layer's weights are in the
+/// home memory while it runs, resident or staged: docs/l3-weights.md).
+fn arena_budget(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> Option<usize> {
+    let unit = hw.host_unit();
+    let arena_mem = hw.memory(&unit.compute_in)?;
+    let weights_mem = unit.weights_in.as_deref().and_then(|m| hw.memory(m)).unwrap_or(arena_mem);
+    let usable = arena_mem.usable() as usize;
+    if arena_mem.name != weights_mem.name {
+        return Some(usable);
+    }
+    if emit::external_weights_memory(hw).is_none() {
+        return Some(usable.saturating_sub(weight_bytes(graph)));
+    }
+    let layer_weights = |l: &mapping::MappedLayer| -> usize {
+        let consts: BTreeSet<TensorId> = l
+            .nodes
+            .iter()
+            .flat_map(|&n| graph.nodes[n].inputs.iter().copied())
+            .filter(|&t| graph.tensor(t).is_const())
+            .collect();
+        consts.iter().map(|&t| graph.tensor(t).bytes()).sum()
+    };
+    let largest = mapping.layers.iter().map(layer_weights).max().unwrap_or(0);
+    Some(usable.saturating_sub(largest))
+}
+
+/// The exactness of each layer once spill and fill layers are inserted
+/// (those copy bytes: exact); `before` holds the layers' nodes as
+/// `exactness` was computed for them.
+fn layer_exactness_after_spilling(
+    before: &[Vec<NodeId>],
+    exactness: Vec<Exactness>,
+    mapping: &Mapping,
+) -> Vec<Exactness> {
+    let old: HashMap<&[NodeId], Exactness> = before.iter().map(|n| n.as_slice()).zip(exactness).collect();
+    mapping
+        .layers
+        .iter()
+        .map(|l| {
+            old.get(l.nodes.as_slice()).cloned().unwrap_or_else(|| Exactness {
+                kind: lower::ExactKind::Exact,
+                max_lsb: 0,
+                reason: "no requantization".into(),
+            })
+        })
+        .collect()
 }
 
 /// The `--explain` text of a compilation: the mapping's
@@ -129,10 +203,25 @@ pub fn compile_graph_exact(
 /// the external memory, a line with the bytes, DMA commands and cycles
 /// added (docs/l3-weights.md).
 pub fn explain(hw: &HwModel, compiled: &Compiled) -> String {
-    let notes: Vec<Vec<String>> = match &compiled.report.staging {
+    let mut notes: Vec<Vec<String>> = match &compiled.report.staging {
         Some(st) => (0..compiled.mapping.layers.len()).map(|li| st.describe(li)).collect(),
-        None => Vec::new(),
+        None => vec![Vec::new(); compiled.mapping.layers.len()],
     };
+    let ext = crate::spill::external_activations_memory(hw).map_or("", |(m, _)| m.name.as_str());
+    for s in &compiled.spilled {
+        if let Some(n) = notes.get_mut(s.spill_layer) {
+            n.push(format!(
+                "spill: '{}' ({} B) to {ext} until layer {}: the arena does not hold it while it waits",
+                s.tensor, s.bytes, s.fill_layer
+            ));
+        }
+        if let Some(n) = notes.get_mut(s.fill_layer) {
+            n.push(format!(
+                "fill: '{}' ({} B) back from {ext}, spilled at layer {}",
+                s.tensor, s.bytes, s.spill_layer
+            ));
+        }
+    }
     mapping::explain_with_notes(&compiled.graph, hw, &compiled.mapping, &compiled.exactness, &notes)
 }
 
@@ -555,6 +644,12 @@ pub fn report_json(graph: &Graph, hw: &HwModel, compiled: &Compiled, model: &str
             *memory.entry(st.memory.clone()).or_default() += st.image_bytes as u64;
         }
         None => *memory.entry(home_weights).or_default() += weight_bytes(graph) as u64,
+    }
+    // Activations spilled to the external memory (crate::spill).
+    if let Some((ext, _)) =
+        crate::spill::external_activations_memory(hw).filter(|_| compiled.plan.external_bytes > 0)
+    {
+        *memory.entry(ext.name.clone()).or_default() += compiled.plan.external_bytes as u64;
     }
     for (i, layer) in compiled.mapping.layers.iter().enumerate() {
         let macs = mapping::layer_macs(graph, &layer.nodes);

@@ -398,6 +398,15 @@ pub enum Op {
         y_scale: f32,
         y_zp: i64,
     },
+    /// Copies an activation from the home memory into the target's external
+    /// memory (the output lives there: the planner places it in the
+    /// external arena, not in the activation arena), for a later
+    /// [`Op::Fill`]. Added by [`crate::spill`] when the arena does not fit;
+    /// the same bytes, so the interpreter copies.
+    Spill,
+    /// Copies a spilled activation back from the external memory into the
+    /// home memory, before the layers that read it again.
+    Fill,
 }
 
 impl Op {
@@ -424,6 +433,8 @@ impl Op {
             Op::MatMul { .. } => "matmul",
             Op::GlobalSumPool { .. } => "globalsumpool",
             Op::QLinearAvgPool { .. } => "qlinear_avgpool",
+            Op::Spill => "spill",
+            Op::Fill => "fill",
         }
     }
 }

@@ -17,5 +17,6 @@ pub mod par;
 pub mod passes;
 pub mod plan;
 pub mod schedule;
+pub mod spill;
 
 pub use match_dsl::HwModel;

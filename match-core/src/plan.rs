@@ -7,7 +7,11 @@
 //! producer to the step of its last consumer, both included (a node's inputs
 //! and outputs are live together). Graph inputs live from step 0; graph
 //! outputs live to the last step. A produced tensor nobody reads lives only at
-//! its producer's step. Constants are not in the arena.
+//! its producer's step. Constants are not in the arena, nor are the
+//! tensors [`plan_without`] is told no code stores there (a tiled layer's
+//! intermediate results, which live in its tile buffers), nor the outputs
+//! of [`Op::Spill`] nodes, which get their own bytes in the external
+//! memory's arena ([`Plan::external`]; docs/l3-activations.md).
 //!
 //! # Aliasing (tensors that share bytes)
 //!
@@ -92,6 +96,14 @@ pub struct Plan {
     pub arena_bytes: usize,
     /// Largest sum of live bytes at any step: no plan can do better.
     pub lower_bound: usize,
+    /// Byte offset in the external memory's activation arena of every
+    /// spilled tensor (the output of an [`Op::Spill`], added by
+    /// [`crate::spill`]); these have no place in `offsets`. Each has its own
+    /// bytes (16-byte aligned, in order of first spill): the external
+    /// memory is large and these are few.
+    pub external: BTreeMap<TensorId, usize>,
+    /// Bytes of that arena (0: nothing spilled).
+    pub external_bytes: usize,
 }
 
 /// Offsets and buffer sizes are multiples of this.
@@ -152,11 +164,37 @@ struct Problem {
 
 /// Plans the arena for executing `order` (every node once).
 pub fn plan(graph: &Graph, order: &[NodeId]) -> anyhow::Result<Plan> {
-    let problem = problem(graph, order)?;
+    plan_without(graph, order, &Fused::default())
+}
+
+/// The layers the emitter tiles, as the planner must see them
+/// (`emit::fused_layers`): their code runs the whole chain of nodes on
+/// tiles, reading inputs and writing outputs over the layer's whole span.
+#[derive(Clone, Debug, Default)]
+pub struct Fused {
+    /// Tensors produced and read only inside one such layer: they live in
+    /// its tile buffers and get no arena place.
+    pub inside: BTreeSet<TensorId>,
+    /// Each such layer's nodes: its inputs live to its last node, its
+    /// outputs from its first, so no output is placed over an input the
+    /// tiles still read.
+    pub layers: Vec<Vec<NodeId>>,
+}
+
+/// [`plan`] for code that fuses the layers of `fused` ([`Fused`]).
+pub fn plan_without(graph: &Graph, order: &[NodeId], fused: &Fused) -> anyhow::Result<Plan> {
+    let inside = &fused.inside;
+    let problem = problem(graph, order, fused)?;
     let lower_bound = load(&problem, |b| b.bytes);
     let (offsets, arena_bytes) = place(&problem, load(&problem, |b| b.size));
     debug_assert!(check(&problem, &offsets).is_ok(), "{:?}", check(&problem, &offsets));
-    let mut plan = Plan { offsets: BTreeMap::new(), arena_bytes, lower_bound };
+    let mut plan = Plan { offsets: BTreeMap::new(), arena_bytes, lower_bound, ..Default::default() };
+    for &n in order {
+        if let (Op::Spill, [y]) = (&graph.nodes[n].op, &graph.nodes[n].outputs[..]) {
+            plan.external.insert(*y, plan.external_bytes);
+            plan.external_bytes += round_up(graph.tensor(*y).bytes());
+        }
+    }
     for (b, &off) in problem.buffers.iter().zip(&offsets) {
         for &t in &b.tensors {
             plan.offsets.insert(t, off);
@@ -165,7 +203,7 @@ pub fn plan(graph: &Graph, order: &[NodeId]) -> anyhow::Result<Plan> {
     // Tensors no step touches (unused, not graph inputs or outputs) hold no
     // bytes but still get an offset, as the interface promises.
     for (i, t) in graph.tensors.iter().enumerate() {
-        if !t.is_const() {
+        if !t.is_const() && !plan.external.contains_key(&TensorId(i)) && !inside.contains(&TensorId(i)) {
             plan.offsets.entry(TensorId(i)).or_insert(0);
         }
     }
@@ -177,7 +215,7 @@ fn round_up(x: usize) -> usize {
 }
 
 /// Liveness, reshape groups and the legal in-place handoffs.
-fn problem(graph: &Graph, order: &[NodeId]) -> anyhow::Result<Problem> {
+fn problem(graph: &Graph, order: &[NodeId], fused: &Fused) -> anyhow::Result<Problem> {
     let nt = graph.tensors.len();
     let mut step_of: HashMap<NodeId, usize> = HashMap::with_capacity(order.len());
     for (s, &n) in order.iter().enumerate() {
@@ -248,6 +286,43 @@ fn problem(graph: &Graph, order: &[NodeId]) -> anyhow::Result<Problem> {
             end[t.0] = Some(s);
         }
     }
+    // A spilled tensor lives in the external memory, not in the arena; a
+    // tiled layer's intermediate results live in its tile buffers.
+    for layer in &fused.layers {
+        let steps: Vec<usize> = layer.iter().filter_map(|n| step_of.get(n).copied()).collect();
+        let (Some(&first), Some(&last)) = (steps.iter().min(), steps.iter().max()) else { continue };
+        for &n in layer {
+            let node = &graph.nodes[n];
+            for &t in &node.inputs {
+                if let Some(e) = end[t.0].as_mut() {
+                    *e = (*e).max(last);
+                }
+            }
+            for &t in &node.outputs {
+                if let Some(s) = start[t.0].as_mut() {
+                    *s = (*s).min(first);
+                }
+            }
+        }
+    }
+    for &t in &fused.inside {
+        if t.0 < nt && !graph.outputs.contains(&t) {
+            start[t.0] = None;
+            end[t.0] = None;
+        }
+    }
+    for &n in order {
+        let node = &graph.nodes[n];
+        if let (Op::Spill, [y]) = (&node.op, &node.outputs[..]) {
+            anyhow::ensure!(
+                !graph.outputs.contains(y),
+                "plan: the spilled `{}` is a graph output",
+                graph.tensor(*y).name
+            );
+            start[y.0] = None;
+            end[y.0] = None;
+        }
+    }
     let last = order.len().saturating_sub(1);
     for &t in &graph.outputs {
         if graph.tensor(t).is_const() {
@@ -314,9 +389,11 @@ fn problem(graph: &Graph, order: &[NodeId]) -> anyhow::Result<Problem> {
     for (s, &n) in order.iter().enumerate() {
         let node = &graph.nodes[n];
         let [y] = node.outputs[..] else { continue };
-        let by = buffer_of[&find(&mut parent, y.0)];
+        // Tensors without a place (in the external memory, or in a tiled
+        // layer's tile buffers) take no part in handoffs.
+        let Some(&by) = buffer_of.get(&find(&mut parent, y.0)) else { continue };
         for i in in_place_inputs(graph, n) {
-            let bx = buffer_of[&find(&mut parent, node.inputs[i].0)];
+            let Some(&bx) = buffer_of.get(&find(&mut parent, node.inputs[i].0)) else { continue };
             if bx != by && !pinned[bx] && buffers[bx].end == s && buffers[by].start == s {
                 handoffs.insert((s, bx, by));
             }

@@ -75,7 +75,23 @@ pub fn manifest() -> Manifest {
     m
 }
 
+/// The manifest's model `id`; panics when it has none.
+pub fn entry(id: &str) -> Entry {
+    manifest().models.into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("{id} in the manifest"))
+}
+
 impl Entry {
+    /// Imports the entry's model (with its folded inputs, if any); panics
+    /// naming the entry when it does not load.
+    pub fn load(&self) -> match_core::ir::Graph {
+        let root = crate::repo_root();
+        let import = match_core::frontend::ImportOptions {
+            fold_inputs_from: self.fold_inputs_from.as_ref().map(|d| root.join(d)),
+        };
+        match_core::frontend::load(&root.join(&self.model), &import)
+            .unwrap_or_else(|err| panic!("{}: {err:#}", self.id))
+    }
+
     /// `tests/golden/<id>/case_<case>`.
     pub fn case_dir(&self, case: usize) -> PathBuf {
         crate::repo_root().join("tests/golden").join(&self.id).join(format!("case_{case}"))

@@ -13,9 +13,8 @@
 //! L3 command longer than the DMA's max. siracusa with L2 cut stages too.
 
 use match_core::compile::{self, CompileOptions};
-use match_core::frontend::ImportOptions;
 use match_dsl::HwModel;
-use match_tests::golden::{diff, manifest, Entry};
+use match_tests::golden::{diff, entry};
 use std::path::{Path, PathBuf};
 
 fn tmp(parts: &[&str]) -> PathBuf {
@@ -26,16 +25,6 @@ fn tmp(parts: &[&str]) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create the work folder");
     d
-}
-
-fn entry(id: &str) -> Entry {
-    manifest().models.into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("{id} in the manifest"))
-}
-
-fn load(e: &Entry) -> match_core::ir::Graph {
-    let root = match_tests::repo_root();
-    let import = ImportOptions { fold_inputs_from: e.fold_inputs_from.as_ref().map(|d| root.join(d)) };
-    match_core::frontend::load(&root.join(&e.model), &import).expect("the model loads")
 }
 
 /// gap9 with `L2` of `bytes` usable, and the L3 DMA's commands limited to
@@ -104,7 +93,7 @@ const ASAN_FLAGS: &str =
 /// report.
 fn staged_run(id: &str, l2_past_arena: Option<usize>, l3_max: Option<u64>) -> Staged {
     let e = entry(id);
-    let g = load(&e);
+    let g = e.load();
     let name = "l3_model";
     let tag = format!("{l2_past_arena:?}");
     // The shipped target: everything in L2.
@@ -381,7 +370,7 @@ fn tight_l2_stages_host_layers() {
 #[test]
 fn too_small_even_with_l3_names_the_layer() {
     let e = entry("mlperf-tiny/vww_96_int8");
-    let g = load(&e);
+    let g = e.load();
     let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
     let base = compile(&g, &hw, platform, &tmp(&["too-small", "base"]), "l3_model").expect("compiles");
     // Room for the arena and 16 bytes: no layer's weights fit.
@@ -407,7 +396,7 @@ fn shipped_targets_stage_nothing() {
             "mlperf-tiny/ad01_int8",
             "mlperf-tiny/kws_ref_model",
         ] {
-            let g = load(&entry(id));
+            let g = entry(id).load();
             let dir = tmp(&["shipped", target, id]);
             let c = compile(&g, &hw, platform.clone(), &dir, "m").expect("compiles");
             assert!(c.report.staging.is_none(), "{target} {id}: nothing in L3");
@@ -451,7 +440,7 @@ fn siracusa_weights_staged_from_l3() {
         "mlperf-tiny/pretrainedResnet_quant",
     ] {
         let e = entry(id);
-        let g = load(&e);
+        let g = e.load();
         let (hw, platform) = match_targets::resolve("siracusa").expect("siracusa");
         let base =
             compile(&g, &hw, platform.clone(), &tmp(&["siracusa", id, "base"]), "m").expect("compiles");

@@ -27,7 +27,7 @@ mod staging;
 pub mod tiled;
 
 use staging::*;
-pub use staging::{external_weights_memory, LayerStaging, WeightStaging};
+pub use staging::{external_weights_memory, HomeMemoryShort, LayerStaging, WeightStaging};
 
 use crate::ir::{DType, Data, Graph, TensorId};
 use crate::mapping::Mapping;
@@ -202,6 +202,23 @@ pub fn generate(
     let tiled_plans = emitted_tiling_in(graph, hw, mapping, &platform_files);
     let l1_arena = tiled::arena_of(&tiled_plans)?;
     let l1_name = format!("{p}_l1");
+    // Activations spilled to the external memory (crate::spill).
+    if plan.external_bytes > 0 {
+        let Some((mem, dma)) = crate::spill::external_activations_memory(hw) else {
+            bail!("the plan spills activations, but target `{}` has no external memory for them", hw.name)
+        };
+        require_dma(
+            &platform_files,
+            api_header_name.is_some(),
+            dma,
+            &format!("activations are spilled to memory `{}`", mem.name),
+        )?;
+        cx.external = Some(ExternalActs {
+            arena: format!("{p}_{}_acts", c_identifier(&mem.name).to_lowercase()),
+            memory: mem.name.clone(),
+            dma: dma.clone(),
+        });
+    }
     let mut tiled_c = String::new();
     let mut stage_bytes = 0usize;
 
@@ -341,19 +358,12 @@ pub fn generate(
         let Some((_, dma)) = external_weights_memory(hw) else {
             bail!("weights placed in `{}`, which is not an external weight memory", st.memory)
         };
-        let headers: Vec<String> = platform_files
-            .iter()
-            .filter(|(n, _)| n.ends_with(".h"))
-            .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
-            .collect();
-        if api_header_name.is_none() || !tiled::platform_has_dma(&headers, &[(&dma.start, &dma.wait)]) {
-            bail!(
-                "the weights are placed in memory `{}`, but the target's platform folder does not declare its DMA functions `{}` / `{}` in the api header",
-                st.memory,
-                dma.start,
-                dma.wait
-            );
-        }
+        require_dma(
+            &platform_files,
+            api_header_name.is_some(),
+            dma,
+            &format!("the weights are placed in memory `{}`", st.memory),
+        )?;
     }
     let st_memory = staging.as_ref().map_or(String::new(), |s| s.memory.clone());
     let names: Vec<&str> = pending.iter().map(|l| l.fname.as_str()).collect();
@@ -396,7 +406,13 @@ pub fn generate(
         hw.name,
         if l1_arena.is_some() || alloc.is_some() { "#include <stddef.h>\n" } else { "" },
         match &api_header_name {
-            Some(h) if l1_arena.is_some() || layer_fn.is_some() || alloc.is_some() || staging.is_some() => {
+            Some(h)
+                if l1_arena.is_some()
+                    || layer_fn.is_some()
+                    || alloc.is_some()
+                    || staging.is_some()
+                    || cx.external.is_some() =>
+            {
                 format!("#include \"{h}\"\n")
             }
             _ => String::new(),
@@ -453,9 +469,13 @@ pub fn generate(
         if stage_bytes > 0 {
             let home = hw.memory(&hw.host_unit().compute_in).map_or(u64::MAX, |m| m.usable());
             if (plan.arena_bytes + stage_bytes) as u64 > home {
-                bail!(
-                    "the staging buffer of the tiled layers ({stage_bytes} B) does not fit beside the arena"
-                );
+                return Err(HomeMemoryShort {
+                    short: plan.arena_bytes + stage_bytes - home as usize,
+                    message: format!(
+                        "the staging buffer of the tiled layers ({stage_bytes} B) does not fit beside the arena"
+                    ),
+                }
+                .into());
             }
             let _ = writeln!(
                 model_c,
@@ -470,6 +490,14 @@ pub fn generate(
     }
     if l1_arena.is_none() {
         weight_staging_decls(&mut model_c, &p, staging.as_ref(), &home_mem, &arena_decl, &mut allocs);
+    }
+    if let Some(ext) = &cx.external {
+        let _ = writeln!(
+            model_c,
+            "/* The activations spilled to {} between the layers that use them. */\n{}\n",
+            comment(&ext.memory),
+            arena_decl(&ext.arena, &ext.memory, plan.external_bytes, &mut allocs)
+        );
     }
     model_c.push_str(&layers_c);
     let (mut get, mut put) = (String::new(), String::new());
@@ -556,6 +584,17 @@ pub fn generate(
                 .enumerate()
                 .map(|(li, t)| {
                     let mut c = crate::cost::predict_counters(t.as_ref());
+                    // A spill or fill moves its tensor with the external DMA.
+                    for &n in &mapping.layers[li].nodes {
+                        let node = &graph.nodes[n];
+                        if let (crate::ir::Op::Spill | crate::ir::Op::Fill, Some((_, dma))) =
+                            (&node.op, crate::spill::external_activations_memory(hw))
+                        {
+                            let bytes = node.outputs.first().map_or(0, |&o| graph.tensor(o).bytes()) as u64;
+                            c.dma_l3 += crate::spill::commands(dma, bytes);
+                            c.dma_l3_bytes += bytes;
+                        }
+                    }
                     // The emulation counts a transfer in the layer that starts it.
                     for s in staging.iter().flat_map(|st| &st.layers).filter(|s| s.started_in == li) {
                         c.dma_l3 += s.commands;
@@ -567,6 +606,29 @@ pub fn generate(
             staging,
         },
     })
+}
+
+/// Fails, saying `what` needs them, unless the platform folder has an api
+/// header that declares `dma`'s `start` and `wait`.
+fn require_dma(
+    platform_files: &[(String, PathBuf)],
+    has_api_header: bool,
+    dma: &match_dsl::model::Dma,
+    what: &str,
+) -> anyhow::Result<()> {
+    let headers: Vec<String> = platform_files
+        .iter()
+        .filter(|(n, _)| n.ends_with(".h"))
+        .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
+        .collect();
+    if !has_api_header || !tiled::platform_has_dma(&headers, &[(&dma.start, &dma.wait)]) {
+        bail!(
+            "{what}, but the target's platform folder does not declare its DMA functions `{}` / `{}` in the api header",
+            dma.start,
+            dma.wait
+        );
+    }
+    Ok(())
 }
 
 /// A layer's generated code, kept until the weights are placed.
@@ -698,6 +760,41 @@ fn emitted_tiling_in(
     plans
 }
 
+/// The layers the emitter tiles, for the planner ([`crate::plan::Fused`]):
+/// their nodes, and the tensors produced and read only inside one of them
+/// (not graph outputs), which live in its tile buffers.
+pub fn fused_layers(
+    graph: &Graph,
+    hw: &HwModel,
+    mapping: &Mapping,
+    platform_dir: Option<&Path>,
+) -> anyhow::Result<crate::plan::Fused> {
+    let files = platform_files(platform_dir)?;
+    let tiled = emitted_tiling_in(graph, hw, mapping, &files);
+    let mut readers: HashMap<TensorId, Vec<crate::ir::NodeId>> = HashMap::new();
+    for n in graph.nodes.node_indices() {
+        for &t in &graph.nodes[n].inputs {
+            readers.entry(t).or_default().push(n);
+        }
+    }
+    let mut out = crate::plan::Fused::default();
+    for (layer, t) in mapping.layers.iter().zip(&tiled) {
+        if t.is_none() {
+            continue;
+        }
+        out.layers.push(layer.nodes.clone());
+        for &n in &layer.nodes {
+            for &y in &graph.nodes[n].outputs {
+                let r = readers.get(&y).map_or(&[][..], |r| r.as_slice());
+                if !graph.outputs.contains(&y) && !r.is_empty() && r.iter().all(|m| layer.nodes.contains(m)) {
+                    out.inside.insert(y);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Every planned tensor inside the arena, aligned for its element type.
 fn check_plan(graph: &Graph, plan: &Plan) -> anyhow::Result<()> {
     // Only tensors the generated code touches: the plan also gives an
@@ -752,6 +849,18 @@ pub(crate) struct Cx<'a> {
     pub arrays: Vec<Array>,
     consts: HashMap<TensorId, String>,
     names: HashMap<String, usize>,
+    /// The external memory's activation arena and its DMA, when the plan
+    /// spills activations there ([`crate::spill`]).
+    pub external: Option<ExternalActs>,
+}
+
+/// Where spilled activations live and how they move (docs/l3-activations.md).
+#[derive(Clone, Debug)]
+pub(crate) struct ExternalActs {
+    /// The C name of the external arena.
+    pub arena: String,
+    pub memory: String,
+    pub dma: match_dsl::model::Dma,
 }
 
 impl<'a> Cx<'a> {
@@ -764,6 +873,7 @@ impl<'a> Cx<'a> {
             arrays: Vec::new(),
             consts: HashMap::new(),
             names: HashMap::new(),
+            external: None,
         }
     }
 

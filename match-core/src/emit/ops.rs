@@ -8,6 +8,10 @@ use crate::ir::{AddKind, DType, Op, OpNode, Quant, Requant, Tensor};
 use anyhow::{anyhow, bail, ensure};
 use std::fmt::Write as _;
 
+/// The external DMA's channel for spills and fills: not 0, which weight
+/// staging's prefetch keeps busy across layers.
+pub(crate) const SPILL_CHANNEL: i32 = 1;
+
 /// The C block running `node`.
 pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
     let g = cx.graph;
@@ -30,7 +34,8 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
         ensure!(ins.len() >= n, "expected {n} input(s), got {}", ins.len());
         Ok(())
     };
-    let y = cx.arena(out_id)?;
+    // A spill's output is in the external memory, not in the arena.
+    let y = if matches!(node.op, Op::Spill) { String::new() } else { cx.arena(out_id)? };
     let ydt = mk_dt(out.dtype);
     match &node.op {
         Op::Conv2d { stride, dilation, pad, groups, x_zp, w_zp } => {
@@ -410,6 +415,46 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
                 c_i32(left),
                 c_i32(diff_min)
             );
+        }
+        Op::Spill | Op::Fill => {
+            need(1)?;
+            ensure!(ins[0].bytes() == out.bytes(), "{} changes the size", node.op.pattern_name());
+            let ext =
+                cx.external.clone().ok_or_else(|| anyhow!("no external memory for spilled activations"))?;
+            let spill = matches!(node.op, Op::Spill);
+            let (t_ext, t_home) = if spill { (out_id, node.inputs[0]) } else { (node.inputs[0], out_id) };
+            let at = *cx.plan.external.get(&t_ext).ok_or_else(|| {
+                anyhow!("tensor '{}' has no place in the external memory", g.tensor(t_ext).name)
+            })?;
+            let home = cx.arena(t_home)?;
+            let bytes = out.bytes() as u64;
+            let mut off = 0u64;
+            let mut starts = String::new();
+            let mut n = 0u64;
+            crate::cost::split_command(crate::cost::dma_max(&ext.dma), bytes, 1, 1, &mut |cmd| {
+                let run = cmd.bytes();
+                let (dst, src) = if spill {
+                    (format!("{} + {}", ext.arena, at as u64 + off), format!("(uint8_t *){home} + {off}"))
+                } else {
+                    (format!("(uint8_t *){home} + {off}"), format!("{} + {}", ext.arena, at as u64 + off))
+                };
+                let _ = writeln!(
+                    starts,
+                    "        {}({dst}, {src}, {run}u, 1u, {run}u, {run}u, 1u, 0u, 0u, {SPILL_CHANNEL});",
+                    ext.dma.start
+                );
+                off += run;
+                n += 1;
+            });
+            let _ = writeln!(
+                s,
+                "        /* {} {} at offset {at} of {} ({bytes} B, {n} command(s)), then wait. */",
+                if spill { "to" } else { "from" },
+                comment(&ext.memory),
+                ext.arena
+            );
+            s.push_str(&starts);
+            let _ = writeln!(s, "        {}({SPILL_CHANNEL});", ext.dma.wait);
         }
         #[allow(unreachable_patterns)]
         other => bail!("the C emitter has no kernel for {}", other.pattern_name()),

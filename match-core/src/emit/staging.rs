@@ -95,6 +95,24 @@ impl WeightStaging {
     }
 }
 
+/// The emitter's error when the home memory cannot hold the arena beside
+/// what the code needs there too (the weights' staging buffer, the tiled
+/// layers' output stage): `short` bytes short. The compile may then spill
+/// activations to shrink the arena and try again (crate::spill).
+#[derive(Debug)]
+pub struct HomeMemoryShort {
+    pub short: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for HomeMemoryShort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HomeMemoryShort {}
+
 /// One layer's block of staged weights.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LayerStaging {
@@ -218,17 +236,21 @@ pub(super) fn place_weights(
         let (need, largest, stage) = need;
         let r = refs.get(largest).cloned().unwrap_or_default();
         let big = r.iter().max_by_key(|&&i| arrays[i].bytes).map(|&i| &arrays[i]);
-        bail!(
-            "model `{prefix}` does not fit target `{}` even with its weights in `{}`: the activation arena ({base} B) plus the weights left in `{}` ({resident} B) plus the staging buffer for layer `{}` ({stage} B; its largest constant is {} of {} B) = {need} B, but memory `{}` has {usable} B usable: {} B short",
-            hw.name,
-            ext.name,
-            home.name,
-            layers.get(largest).map_or("", |l| l.name.as_str()),
-            big.map_or(String::new(), |a| a.what.clone()),
-            big.map_or(0, |a| a.bytes),
-            home.name,
-            need - usable
-        );
+        return Err(HomeMemoryShort {
+            short: need - usable,
+            message: format!(
+                "model `{prefix}` does not fit target `{}` even with its weights in `{}`: the activation arena ({base} B) plus the weights left in `{}` ({resident} B) plus the staging buffer for layer `{}` ({stage} B; its largest constant is {} of {} B) = {need} B, but memory `{}` has {usable} B usable: {} B short",
+                hw.name,
+                ext.name,
+                home.name,
+                layers.get(largest).map_or("", |l| l.name.as_str()),
+                big.map_or(String::new(), |a| a.what.clone()),
+                big.map_or(0, |a| a.bytes),
+                home.name,
+                need - usable
+            ),
+        }
+        .into());
     };
     let max = crate::cost::dma_max(dma);
     // The staging of a placement, serial or prefetched.
