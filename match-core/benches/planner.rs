@@ -8,8 +8,11 @@
 //! activation plan (plus kernel scratch), the closer comparison. The
 //! `fused` columns plan the same model with each conv / dense and its bias,
 //! requantize and clip as one node (no int32 accumulator in the arena), as
-//! TFLite Micro runs it: the like-for-like comparison with its head. Prints
-//! figures; a benchmark asserts nothing.
+//! TFLite Micro runs it: the like-for-like comparison with its head. The
+//! `gap9` columns are the arena of the model compiled for gap9 (`matchc
+//! compile`, its platform folder): tiled layers keep their intermediate
+//! results and the outputs they hand to the next layer in L1, so the arena
+//! holds only what crosses L2. Prints figures; a benchmark asserts nothing.
 
 use match_core::ir::{Graph, Op};
 use std::collections::BTreeMap;
@@ -76,8 +79,11 @@ fn main() {
         println!("../shared/models/mlperf-tiny not found: nothing to plan");
         return;
     }
+    let gap9 = match_dsl::load(&root.join("targets/gap9.hwm")).expect("targets/gap9.hwm");
+    let gap9_platform = root.join("targets/gap9");
+    let out = std::env::temp_dir().join("match-planner-bench");
     println!(
-        "{:<24} {:>5} {:>9} {:>9} {:>7} {:>9} | {:>9} {:>8} {:>8} {:>9} {:>9} | {:>8} {:>8} {:>7} {:>9}",
+        "{:<24} {:>5} {:>9} {:>9} {:>7} {:>9} | {:>9} {:>8} {:>8} {:>9} {:>9} | {:>8} {:>8} {:>7} {:>9} | {:>8} {:>9}",
         "model",
         "nodes",
         "arena",
@@ -92,7 +98,9 @@ fn main() {
         "fused",
         "f.bound",
         "f.ratio",
-        "fu/head"
+        "fu/head",
+        "gap9",
+        "g9/head"
     );
     let mut worst: f64 = 0.0;
     for path in paths {
@@ -120,20 +128,29 @@ fn main() {
         let fused = fuse_layers(&graph);
         let fused = match_core::plan::plan(&fused, &fused.topo_order().expect("acyclic")).expect("plans");
         worst = worst.max(fused.arena_bytes as f64 / fused.lower_bound.max(1) as f64);
-        let (tmin, head, tail, r_min, r_head, f_head) = match tflm.as_ref().and_then(|t| t.models.get(&name))
-        {
-            Some(m) => (
-                m.arena_min.to_string(),
-                m.head.to_string(),
-                m.tail.to_string(),
-                format!("{:.3}", plan.arena_bytes as f64 / m.arena_min as f64),
-                format!("{:.3}", plan.arena_bytes as f64 / m.head as f64),
-                format!("{:.3}", fused.arena_bytes as f64 / m.head as f64),
-            ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+        let options = match_core::compile::CompileOptions {
+            out_dir: out.join(&name),
+            model_name: None,
+            platform_dir: Some(gap9_platform.clone()),
         };
+        let compiled =
+            match_core::compile::compile_graph(&graph, &gap9, &options).expect("compiles for gap9");
+        let g9 = compiled.plan.arena_bytes;
+        let (tmin, head, tail, r_min, r_head, f_head, g_head) =
+            match tflm.as_ref().and_then(|t| t.models.get(&name)) {
+                Some(m) => (
+                    m.arena_min.to_string(),
+                    m.head.to_string(),
+                    m.tail.to_string(),
+                    format!("{:.3}", plan.arena_bytes as f64 / m.arena_min as f64),
+                    format!("{:.3}", plan.arena_bytes as f64 / m.head as f64),
+                    format!("{:.3}", fused.arena_bytes as f64 / m.head as f64),
+                    format!("{:.3}", g9 as f64 / m.head as f64),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+            };
         println!(
-            "{name:<24} {:>5} {:>9} {:>9} {:>7.4} {:>6.2} ms | {tmin:>9} {head:>8} {tail:>8} {r_min:>9} {r_head:>9} | {:>8} {:>8} {:>7.4} {f_head:>9}",
+            "{name:<24} {:>5} {:>9} {:>9} {:>7.4} {:>6.2} ms | {tmin:>9} {head:>8} {tail:>8} {r_min:>9} {r_head:>9} | {:>8} {:>8} {:>7.4} {f_head:>9} | {g9:>8} {g_head:>9}",
             order.len(),
             plan.arena_bytes,
             plan.lower_bound,

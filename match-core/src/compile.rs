@@ -243,7 +243,9 @@ pub fn weight_bytes(graph: &Graph) -> usize {
 /// reader are adjacent operators of one of the target's patterns, as for
 /// the int32 accumulator between a conv and its requantization), and a
 /// second name for the same bytes (a reshape's output, an in-place
-/// output). Weights are not counted: their encoded size depends on the unit
+/// output), and a tensor that inter-layer residency may keep in another
+/// unit's compute memory (not a graph input or output, and no larger than
+/// the largest such memory). Weights are not counted: their encoded size depends on the unit
 /// ([`check_fits`] counts them after planning). A model past the bound is
 /// refused at once, naming the node and tensor, instead of after a
 /// schedule search over layers that cannot fit anyway.
@@ -268,7 +270,20 @@ pub fn check_fits_early(graph: &Graph, hw: &HwModel, model: &str) -> anyhow::Res
             root[a.max(b)] = a.min(b);
         }
     }
-    let counted = |t: &TensorId| !graph.tensor(*t).is_const() && !fusable.contains(t);
+    // The largest memory another unit computes in: a tensor no larger may
+    // be handed between two of its layers there, never reaching the arena.
+    let keepable = hw
+        .units
+        .iter()
+        .filter(|u| u.compute_in != arena_mem.name)
+        .filter_map(|u| hw.memory(&u.compute_in))
+        .map(|m| m.usable() as usize)
+        .max()
+        .unwrap_or(0);
+    let kept = |t: &TensorId| {
+        !graph.inputs.contains(t) && !graph.outputs.contains(t) && graph.tensor(*t).bytes() <= keepable
+    };
+    let counted = |t: &TensorId| !graph.tensor(*t).is_const() && !fusable.contains(t) && !kept(t);
     for n in graph.nodes.node_indices() {
         let node = &graph.nodes[n];
         let mut inputs: Vec<TensorId> = node.inputs.iter().filter(|t| counted(t)).copied().collect();

@@ -74,12 +74,17 @@ fn conv(out_c: usize, seed_scale: f32) -> LayerOp {
 }
 
 /// A network with a long skip connection: `v1 = conv(x)` waits while three
-/// wider convolutions run, then `v5 = v4 + v1`. 16 x 16 pixels: `v1` and
-/// `v4` 4 KiB, `v2` and `v3` 8 KiB. Without spilling the arena peaks at
-/// `v1 + v2 + v3` = 20 KiB during the third convolution.
+/// wider convolutions run, then `v5 = v4 + v1`. 48 x 48 pixels: `v1` and
+/// `v4` 36 KiB, `v2` and `v3` 72 KiB, too large for one L1 tile, so no
+/// layer keeps its output in L1 for the next (residency). Without
+/// spilling the arena peaks at `v1 + v2 + v3` = 180 KiB during the third
+/// convolution.
+/// Bytes of `v1` (48 x 48 x 16).
+const V1: usize = 36_864;
+
 fn long_skip() -> Recipe {
     Recipe {
-        inputs: vec![InputSpec { shape: vec![1, 16, 16, 8], dtype: Act8::I8, scale: 0.02, zp: 0 }],
+        inputs: vec![InputSpec { shape: vec![1, 48, 48, 8], dtype: Act8::I8, scale: 0.02, zp: 0 }],
         layers: vec![
             LayerSpec { src: 0, op: conv(16, 0.05), seed: 1 },
             LayerSpec { src: 1, op: conv(32, 0.05), seed: 2 },
@@ -131,19 +136,19 @@ fn a_long_skip_waits_in_l3() {
     let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
     let base = compile(&g, &hw, platform, &tmp(&["skip", "base"])).expect("compiles for gap9");
     assert!(base.spilled.is_empty() && base.plan.external_bytes == 0);
-    assert_eq!(base.plan.arena_bytes, 20480, "v1 + v2 + v3");
-    // L2 for the arena without v1 (16 KiB) and the largest layer's
+    assert_eq!(base.plan.arena_bytes, 184_320, "v1 + v2 + v3");
+    // L2 for the arena without v1 (144 KiB) and the largest layer's
     // weights (the 32 -> 32 convolution's 9216 B and its per-channel
     // arrays), so the weights may go to L3 and v1 must wait there.
-    let l2 = 16384 + 9216 + 3 * 32 * 4 + 2048;
+    let l2 = 147_456 + 9216 + 3 * 32 * 4 + 2048;
     let (small, platform) = with_l2("gap9", l2);
     let dir = tmp(&["skip", "small"]);
     let c = compile(&g, &small, platform, &dir).unwrap_or_else(|e| panic!("L2 {l2} B: {e:#}"));
     assert_eq!(c.spilled.len(), 1, "{:?}", c.spilled);
     let s = &c.spilled[0];
-    assert_eq!(s.bytes, 4096);
-    assert!(c.plan.arena_bytes <= 16384, "arena {} B", c.plan.arena_bytes);
-    assert_eq!(c.plan.external_bytes, 4096);
+    assert_eq!(s.bytes, V1);
+    assert!(c.plan.arena_bytes <= 147_456, "arena {} B", c.plan.arena_bytes);
+    assert_eq!(c.plan.external_bytes, V1);
     // The spill right after v1's producer, the fill right before the add.
     let op = |li: usize| c.graph.nodes[c.mapping.layers[li].nodes[0]].op.clone();
     assert_eq!((op(s.spill_layer), op(s.fill_layer)), (Op::Spill, Op::Fill));
@@ -153,9 +158,9 @@ fn a_long_skip_waits_in_l3() {
     for (li, l) in c.mapping.layers.iter().enumerate() {
         assert!(l.name.starts_with(&format!("l{li:02}_")), "{}", l.name);
     }
-    // Each moves 4096 B as one L3 command; the estimate is that transfer.
+    // Each moves v1 as one L3 command; the estimate is that transfer.
     let dma = small.dma("L3", "L2").expect("the L3 DMA");
-    let want = dma.setup as f64 + dma.overhead_for(1) as f64 + 4096.0 / dma.bandwidth;
+    let want = dma.setup as f64 + dma.overhead_for(1) as f64 + V1 as f64 / dma.bandwidth;
     for li in [s.spill_layer, s.fill_layer] {
         let sch = c.mapping.layers[li].schedule.as_ref().expect("costed");
         assert!(
@@ -165,22 +170,22 @@ fn a_long_skip_waits_in_l3() {
         );
         assert_eq!(
             (c.report.counters[li].dma_l3, c.report.counters[li].dma_l3_bytes),
-            (1, 4096),
+            (1, V1 as u64),
             "layer {li}"
         );
     }
     // --explain and --report say it.
     let text = compile::explain(&small, &c);
     assert!(
-        text.contains(&format!("  spill: '{}' (4096 B) to L3 until layer {}", s.tensor, s.fill_layer)),
+        text.contains(&format!("  spill: '{}' ({V1} B) to L3 until layer {}", s.tensor, s.fill_layer)),
         "{text}"
     );
     assert!(
-        text.contains(&format!("  fill: '{}' (4096 B) back from L3, spilled at layer 1", s.tensor)),
+        text.contains(&format!("  fill: '{}' ({V1} B) back from L3, spilled at layer 1", s.tensor)),
         "{text}"
     );
     let json = compile::report_json(&g, &small, &c, "long_skip");
-    assert!(json["memory"]["L3"].as_u64().is_some_and(|b| b >= 4096), "{}", json["memory"]);
+    assert!(json["memory"]["L3"].as_u64().is_some_and(|b| b >= V1 as u64), "{}", json["memory"]);
     // Bit-exact with the interpreter, on the spilled graph and the original.
     let outs = run(&c, &dir, &inputs);
     for (set, out) in inputs.iter().zip(&outs) {
@@ -217,8 +222,8 @@ fn a_long_skip_waits_in_l3() {
 fn a_layer_too_large_alone_is_still_refused() {
     let recipe = long_skip();
     let g = gen::build(&recipe).expect("the network builds");
-    // Below the third convolution's own input and output (16 KiB).
-    let (small, platform) = with_l2("gap9", 12 * 1024);
+    // Below the third convolution's own input and output (144 KiB).
+    let (small, platform) = with_l2("gap9", 140 * 1024);
     let err = compile(&g, &small, platform, &tmp(&["skip", "tiny"])).expect_err("does not fit");
     let msg = format!("{err:#}");
     assert!(msg.contains("does not fit target `gap9`") && msg.contains("B short"), "{msg}");

@@ -761,8 +761,10 @@ fn emitted_tiling_in(
 }
 
 /// The layers the emitter tiles, for the planner ([`crate::plan::Fused`]):
-/// their nodes, and the tensors produced and read only inside one of them
-/// (not graph outputs), which live in its tile buffers.
+/// their nodes, and the tensors no code stores in the arena: those
+/// produced and read only inside one of them (not graph outputs), which
+/// live in its tile buffers, and outputs kept in the compute memory for
+/// the next layer (inter-layer residency).
 pub fn fused_layers(
     graph: &Graph,
     hw: &HwModel,
@@ -783,6 +785,13 @@ pub fn fused_layers(
             continue;
         }
         out.layers.push(layer.nodes.clone());
+        // Inter-layer residency: an output kept in the compute memory for
+        // the next layer, its only reader, never reaches the arena.
+        if t.as_ref().is_some_and(|t| t.output_kept) {
+            if let Some(&last) = layer.nodes.last() {
+                out.inside.extend(graph.nodes[last].outputs.iter().filter(|y| !graph.outputs.contains(y)));
+            }
+        }
         for &n in &layer.nodes {
             for &y in &graph.nodes[n].outputs {
                 let r = readers.get(&y).map_or(&[][..], |r| r.as_slice());

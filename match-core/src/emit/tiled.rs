@@ -1200,7 +1200,9 @@ pub(crate) fn layer(
     let _ = writeln!(f, "}}\n");
 
     let first = &graph.nodes[nodes[0]];
-    let x_ptr = cx.ptr(first.inputs[0])?;
+    // A resident input is read in the compute memory (no load_in): it may
+    // have no arena place.
+    let x_ptr = if t.input_resident { "NULL".to_string() } else { cx.ptr(first.inputs[0])? };
     let [f0, f1, f2] = t.input_full();
     // Input box in C (matching TiledLayer::input_box).
     let split = t.c_split();
@@ -1567,7 +1569,8 @@ pub(crate) fn layer(
     // still read (an in-place handoff that is only safe untiled).
     let last = &graph.nodes[*nodes.last().unwrap_or(&nodes[0])];
     let y_id = last.outputs[0];
-    let y_real = cx.arena(y_id)?;
+    // A kept output is never stored: it may have no arena place.
+    let y_real = if t.output_kept { "NULL".to_string() } else { cx.arena(y_id)? };
     let y_bytes = graph.tensor(y_id).bytes();
     let overlaps = |a: Option<usize>, ab: usize| match (a, cx.offset(y_id)) {
         (Some(a), Some(o)) => a < o + y_bytes && o < a + ab,
