@@ -72,10 +72,11 @@
 //!   order makes (exact terms).
 //! - **Inter-layer residency** ([`Problem::set_resident_io`], decided by
 //!   `mapping::apply_residency` after mapping): a one-tile layer whose
-//!   input is the previous layer's output buffer, still in `compute_in`,
-//!   loads no input; one whose output stays there for the next layer
-//!   stores none. Exactly those transfers (their cycles, bytes and
-//!   energy) and their stalls are dropped; everything else is unchanged.
+//!   input is its producer's output buffer (the previous layer's, or the
+//!   one before code-less reshapes), still in `compute_in`, loads no
+//!   input; one whose output stays there for its consumer stores none.
+//!   Exactly those transfers (their cycles, bytes and energy) and their
+//!   stalls are dropped; everything else is unchanged.
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
 //!   `transfer` the transfer cycles not hidden behind a call and `stall`
 //!   the cycles a call waits for an overlapped transfer longer than itself.
@@ -288,7 +289,7 @@ pub struct Problem<'a> {
     c_tile: Cell<i64>,
     /// Inter-layer residency ([`Problem::set_resident_io`]): the input is
     /// read in place from the producer's buffer in `compute_in` (no input
-    /// load), the output stays there for the next layer (no write-back).
+    /// load), the output stays there for its consumer (no write-back).
     resident_io: Cell<[bool; 2]>,
 }
 
@@ -533,9 +534,9 @@ impl<'a> Problem<'a> {
 
     /// Inter-layer residency of the schedule [`Problem::evaluate_in`]
     /// costs (`mapping::apply_residency`): with `input`, the input tile is
-    /// already in `compute_in` (the previous layer's output buffer) and no
-    /// load is charged; with `output`, the output tile stays there for the
-    /// next layer and no write-back is charged (nor its bytes and energy).
+    /// already in `compute_in` (its producer's output buffer) and no load
+    /// is charged; with `output`, the output tile stays there for its
+    /// consumer and no write-back is charged (nor its bytes and energy).
     /// Everything else is unchanged. Only meaningful on a tiled layer
     /// whose schedule has one tile (the mapping pass sets it only then).
     pub fn set_resident_io(&self, input: bool, output: bool) {

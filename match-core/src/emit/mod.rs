@@ -200,6 +200,7 @@ pub fn generate(
     let alloc = api_fn("malloc").zip(api_fn("free"));
     // Tiled layers: where the schedule tiles and the platform provides the DMA.
     let tiled_plans = emitted_tiling_in(graph, hw, mapping, &platform_files);
+    let passed = tiled::passed_through(&mapping.layers, &tiled_plans);
     let l1_arena = tiled::arena_of(&tiled_plans)?;
     let l1_name = format!("{p}_l1");
     let mut tiled_c = String::new();
@@ -291,9 +292,18 @@ pub fn generate(
                 }
             }
             // Inter-layer residency: the output buffer stays live for the
-            // next layer, which reads it in place.
+            // consumer (the next layer, or the one after the reshapes
+            // between them), which reads it in place.
             if let (Some(k), true) = (&keep_fn, t.output_kept) {
                 let _ = writeln!(hooks, "    {k}({l1_name} + {}, {}u);", l.output[0], l.output_bytes);
+            }
+        }
+        // A reshape between a linked producer and its consumer runs no
+        // code but is a layer to the platform: it hands the kept bytes on.
+        if let (Some(f), Some((off, bytes))) = (&buffer_fn, passed[li]) {
+            let _ = writeln!(hooks, "    {f}({l1_name} + {off}, {bytes}u);");
+            if let Some(k) = &keep_fn {
+                let _ = writeln!(hooks, "    {k}({l1_name} + {off}, {bytes}u);");
             }
         }
         let cycles = layer.schedule.as_ref().map_or(0.0, |s| s.cycles.total);
@@ -692,8 +702,7 @@ fn emitted_tiling_in(
     // (mapping::apply_residency, which also counted the consumer's
     // scratch): the producer keeps its output buffer, the consumer reads it.
     tiled::link_all(graph, hw, &mapping.layers, &mut plans, |i| {
-        let s = mapping.layers[i].schedule.as_ref()?;
-        (s.output_to == Some(i + 1)).then_some(0)
+        Some((mapping.layers[i].schedule.as_ref()?.output_to?, 0))
     });
     plans
 }

@@ -282,8 +282,9 @@ pub struct TiledLayer {
     /// weights elsewhere than its activations (`weights_in`, DIANA WD / WA).
     pub weights_memory: Option<(String, Dma)>,
     /// Inter-layer residency ([`link_resident`]): the input tile is the
-    /// previous layer's output buffer, already in the compute memory (no
-    /// load); the output tile stays in its buffer for the next layer (no
+    /// producer's output buffer (the previous layer's, or the one before
+    /// the reshapes between them), already in the compute memory (no
+    /// load); the output tile stays in its buffer for the consumer (no
     /// store, and the platform is told it stays live: api role `keep`).
     pub input_resident: bool,
     pub output_kept: bool,
@@ -830,32 +831,47 @@ impl TiledLayer {
 }
 
 /// Inter-layer residency: whether the output of layer `pl` (tiled as `pt`)
-/// can stay in the compute memory as the input of the next layer `ql`
+/// can stay in the compute memory as the input of a later layer `ql`
 /// (tiled as `qt`), and if so the consumer's buffers laid out around the
-/// producer's output buffer (its input is that buffer). The conditions:
+/// producer's output buffer (its input is that buffer). `between` are the
+/// layers that run between the two (none for consecutive layers). The
+/// conditions:
 ///
 /// - both tile from the same home memory into the same compute memory
 ///   through the same DMA, each in one step (no K, OY, OX or C split), so
 ///   the producer's output buffer holds the whole tensor packed in the home
 ///   memory's layout, as a load of the whole tensor would leave it;
-/// - the consumer's first operator reads that tensor (the producer's last
-///   output) as its only activation input (not an addition's two), its
-///   single step's input box is the whole tensor (no window that skips
-///   rows or columns) and its input buffer has the same bytes;
-/// - the tensor is not a graph output and has no other reader (the
-///   consumer's first node reads it once; a reshape aliasing it would be
-///   a reader of its own);
+/// - every layer between them is a code-less reshape on the way from one
+///   to the other: it runs untiled (it moves nothing in or out of the
+///   compute memory), each of its nodes reshapes the tensor (the
+///   producer's last output, then the previous reshape's output) and is
+///   its only reader, and the tensor is not a graph output; the memory plan gives a
+///   reshape's output its input's bytes (plan.rs), so the reshaped tensor
+///   a whole-tensor load would bring is the same bytes in the same order;
+/// - no layout conversion on the way (the consumer's and every reshape's
+///   `conversion_cycles` are 0): the consumer reads the bytes in the layout
+///   the producer wrote them, and a reshape is free only in the model's
+///   own element order (over a CHW output a flattening is another order);
+/// - the consumer's first operator reads that tensor as its only
+///   activation input (not an addition's two), its single step's input box
+///   is the whole tensor (no window that skips rows or columns) and its
+///   input buffer has the same bytes;
+/// - the tensor the consumer reads is not a graph output and has no other
+///   reader (the consumer's first node reads it once);
 /// - the consumer's buffers laid around it, plus `extra` bytes (its
 ///   unit's scratch, which the cost model counts in the footprint), fit
 ///   the usable bytes of the compute memory.
 ///
-/// The two layers are consecutive in execution order (the caller's pass),
-/// so nothing runs between the producer's kernel and the consumer's.
+/// Nothing else runs between the producer's kernel and the consumer's:
+/// the reshapes between them emit no code, only the platform's `buffer`
+/// and `keep` calls that hand the kept bytes on ([`passed_through`]).
+#[allow(clippy::too_many_arguments)]
 pub fn link_resident(
     graph: &Graph,
     hw: &HwModel,
     pl: &MappedLayer,
     pt: &TiledLayer,
+    between: &[MappedLayer],
     ql: &MappedLayer,
     qt: &TiledLayer,
     extra: u64,
@@ -869,10 +885,27 @@ pub fn link_resident(
     if pt.nest.steps() != 1 || qt.nest.steps() != 1 {
         return Err("more than one tile".into());
     }
-    let y = *graph.nodes[*pl.nodes.last().ok_or("no nodes")?].outputs.first().ok_or("no output")?;
+    let converts = |l: &MappedLayer| l.schedule.as_ref().is_some_and(|s| s.conversion_cycles > 0.0);
+    if converts(ql) || between.iter().any(converts) {
+        return Err("a layout conversion on the way".into());
+    }
+    if between.iter().any(|l| l.schedule.as_ref().is_some_and(|s| s.from != s.to)) {
+        return Err("a layer between them tiles".into());
+    }
+    let mut y = *graph.nodes[*pl.nodes.last().ok_or("no nodes")?].outputs.first().ok_or("no output")?;
+    for &n in between.iter().flat_map(|l| &l.nodes) {
+        let node = &graph.nodes[n];
+        if !matches!(node.op, Op::Reshape) || node.inputs != [y] || node.outputs.len() != 1 {
+            return Err("a layer between them is not a reshape of the output".into());
+        }
+        if graph.outputs.contains(&y) || graph.consumers(y) != [n] {
+            return Err("the output has another reader or is a graph output".into());
+        }
+        y = node.outputs[0];
+    }
     let first = &graph.nodes[*ql.nodes.first().ok_or("no nodes")?];
     if first.inputs.first() != Some(&y) || qt.n_inputs() != 1 {
-        return Err("the next layer does not read the output as its only input".into());
+        return Err("the consumer does not read the output as its only input".into());
     }
     if graph.outputs.contains(&y) {
         return Err("a graph output".into());
@@ -897,31 +930,54 @@ pub fn link_resident(
     Ok(q.layout)
 }
 
-/// The residency pass over consecutive layers in execution order: for
-/// each layer `i` where `want(i)` gives the scratch bytes of layer `i + 1`
-/// (`None`: not asked), links `i` to `i + 1` when [`link_resident`] holds
-/// on their plans (as relaid by the links before: chains are greedy),
-/// marks them and lays out the consumer's buffers. Returns the linked `i`.
+/// The residency pass over the layers in execution order: for each layer
+/// `i` where `want(i)` gives the index `j` of its consumer and the scratch
+/// bytes of layer `j` (`None`: not asked), links `i` to `j` (the layers
+/// between are the reshapes [`link_resident`] passes through) when
+/// [`link_resident`] holds on their plans (as relaid by the links before:
+/// chains are greedy), marks them and lays out the consumer's buffers.
+/// Returns the linked `(i, j)`.
 pub fn link_all(
     graph: &Graph,
     hw: &HwModel,
     layers: &[MappedLayer],
     plans: &mut [Option<TiledLayer>],
-    want: impl Fn(usize) -> Option<u64>,
-) -> Vec<usize> {
+    want: impl Fn(usize) -> Option<(usize, u64)>,
+) -> Vec<(usize, usize)> {
     let mut linked = Vec::new();
-    for i in 0..plans.len().min(layers.len()).saturating_sub(1) {
-        let Some(extra) = want(i) else { continue };
-        let (a, b) = plans.split_at_mut(i + 1);
+    let n = plans.len().min(layers.len());
+    for i in 0..n.saturating_sub(1) {
+        let Some((j, extra)) = want(i).filter(|&(j, _)| j > i && j < n) else { continue };
+        let (a, b) = plans.split_at_mut(j);
         let (Some(pt), Some(qt)) = (a[i].as_mut(), b[0].as_mut()) else { continue };
-        if let Ok(layout) = link_resident(graph, hw, &layers[i], pt, &layers[i + 1], qt, extra) {
+        let between = &layers[i + 1..j];
+        if let Ok(layout) = link_resident(graph, hw, &layers[i], pt, between, &layers[j], qt, extra) {
             pt.output_kept = true;
             qt.input_resident = true;
             qt.layout = layout;
-            linked.push(i);
+            linked.push((i, j));
         }
     }
     linked
+}
+
+/// Per layer, the bytes `(offset, bytes)` of the compute memory it hands on
+/// unread: a reshape between a producer whose output buffer is kept
+/// (`output_kept`, linked by [`link_all`] to the consumer `output_to`
+/// names) and that consumer. It runs no code, but the platform sees a
+/// layer: it declares those bytes as its buffer and keeps them for the
+/// next layer (api roles `buffer` and `keep`), as the producer did, or the
+/// emulation scrubs them at its end.
+pub fn passed_through(layers: &[MappedLayer], plans: &[Option<TiledLayer>]) -> Vec<Option<(u64, u64)>> {
+    let mut passed = vec![None; layers.len()];
+    for (i, layer) in layers.iter().enumerate() {
+        let Some(p) = plans.get(i).and_then(|p| p.as_ref()).filter(|p| p.output_kept) else { continue };
+        let Some(j) = layer.schedule.as_ref().and_then(|s| s.output_to) else { continue };
+        for slot in passed.iter_mut().take(j).skip(i + 1) {
+            *slot = Some((p.layout.output[0], p.layout.output_bytes));
+        }
+    }
+    passed
 }
 
 /// Whether the platform headers (name, text) declare the DMA `start` and `wait`.
@@ -1060,11 +1116,11 @@ static void mt_box(int to_l1, uint8_t *l1, const void *home, int32_t es, int32_t
 typedef struct {{
     int32_t steps;
     void (*tile)(int32_t s, mt_tile_t *t);
-    /* NULL: the input is resident (the previous layer's output buffer) */
+    /* NULL: the input is resident (its producer's output buffer) */
     void (*load_in)(const mt_tile_t *t, uint8_t *buf);
     void (*load_w)(const mt_tile_t *t, uint8_t *buf); /* NULL: no weights */
     void (*compute)(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out);
-    /* NULL: the output stays in its buffer for the next layer */
+    /* NULL: the output stays in its buffer for its consumer */
     void (*store)(const mt_tile_t *t, const uint8_t *out);
     int input_follows_k;
     uint8_t *in_buf[2], *w_buf[2], *out_buf[2]; /* equal slots: single buffered */
@@ -1260,8 +1316,8 @@ pub(crate) fn layer(
     } else {
         ("in".to_string(), "rxn")
     };
-    // load_in (none when the input is resident: the tile reads the
-    // previous layer's output buffer in place)
+    // load_in (none when the input is resident: the tile reads its
+    // producer's output buffer in place)
     let load_in_at = f.len();
     let _ =
         writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
@@ -1618,7 +1674,7 @@ pub(crate) fn layer(
     if t.input_resident {
         let _ = writeln!(
             resident,
-            "    /* input resident in {}: the previous layer's output buffer at +{} (no load) */",
+            "    /* input resident in {}: its producer's output buffer at +{} (no load) */",
             comment(&t.memory),
             lay.input[0]
         );
@@ -1626,7 +1682,7 @@ pub(crate) fn layer(
     if t.output_kept {
         let _ = writeln!(
             resident,
-            "    /* output kept in {} at +{} for the next layer (no store) */",
+            "    /* output kept in {} at +{} for its consumer (no store) */",
             comment(&t.memory),
             lay.output[0]
         );
