@@ -394,6 +394,14 @@ fn a_link_through_a_reshape_is_bit_exact_on_gap9() {
     let names: Vec<&str> = lowered.mapping.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["l00_conv2d", "l01_reshape", "l02_dense"]);
     assert_eq!(links(&lowered.mapping), [(0, 2)], "the convolution is linked to the dense layer");
+    let explained = match_core::mapping::explain(&lowered.graph, &hw, &lowered.mapping);
+    for line in [
+        "output kept in L1 for layer 2: no write-back",
+        "runs no code: layer 0's output stays in L1 through it for layer 2",
+        "input resident in L1 from layer 0 (its output buffer): no input load",
+    ] {
+        assert!(explained.contains(line), "{line}:\n{explained}");
+    }
     let plans = match_core::emit::emitted_tiling(&lowered.graph, &hw, &lowered.mapping, platform.as_deref())
         .expect("plans");
     replay(&plans, &[(0, 2)]);
