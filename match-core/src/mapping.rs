@@ -608,18 +608,20 @@ fn single_tile(
 /// of [`crate::emit::tiled::link_resident`] hold on the emitter's plans of
 /// those schedules (the same home and compute memory and DMA; Q's first
 /// operator reads P's output, or its reshape with the same bytes, its only
-/// reader and not a graph output, as its only input, whole; no layout
+/// reader and not a graph output, as its only input or as one of an
+/// addition's two (which loads the other), whole; no layout
 /// conversion on the way; Q's buffers laid around P's output buffer plus
 /// Q's scratch fit the usable bytes) and the two estimates together
 /// beat the schedules they replace under `objective` (a layer the search
 /// split to overlap its transfers may be cheaper as one tile once its
 /// input load or output store is gone). Then P's schedule gets
 /// `output_to`, Q's `input_from`, and each estimate drops exactly the
-/// transfers it no longer makes (P's write-back, Q's load) and their
-/// stalls ([`Problem::set_resident_io`]); everything else is the one-tile
-/// schedule's own cost. Their bounds (`bound_cycles`, `roofline_cycles`)
-/// no longer count those bytes as compulsory traffic. Chains are greedy: a P linked from its
-/// predecessor stays one tile and keeps its input resident.
+/// transfers it no longer makes (P's write-back, Q's load of that input)
+/// and their stalls ([`Problem::set_resident_io`]); everything else is the
+/// one-tile schedule's own cost. Their bounds (`bound_cycles`,
+/// `roofline_cycles`) no longer count those bytes as compulsory traffic.
+/// Chains are greedy: a P linked from its predecessor stays one tile and
+/// keeps its input resident.
 /// Every target where the conditions hold gets it; no switch.
 pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objective: Objective) {
     use crate::emit::tiled;
@@ -666,10 +668,11 @@ pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objec
         });
         let Some(scratch) = scratch else { continue };
         let between = &mapping.layers[i + 1..j];
-        let Ok(layout) = tiled::link_resident(graph, hw, &pc, &pt, between, &qc, &qt, scratch) else {
+        let Ok((layout, slot)) = tiled::link_resident(graph, hw, &pc, &pt, between, &qc, &qt, scratch) else {
             continue;
         };
         qt.input_resident = true;
+        qt.resident_input = slot;
         qt.layout = layout;
         relaid[j] = Some(qt);
         if let Some(s) = pc.schedule.as_mut() {
@@ -1364,6 +1367,17 @@ pub fn explain_with_notes(
             }
             None => {
                 let _ = writeln!(s, "  schedule: none (not costed)");
+            }
+        }
+        // An addition with one input resident still loads the other.
+        let first_op = layer.nodes.first().map(|&n| &graph.nodes[n]);
+        if let (Some(sched), Some(node)) = (&layer.schedule, first_op) {
+            if let (Some(p), Op::Add { .. }) = (sched.input_from, &node.op) {
+                let _ = writeln!(
+                    s,
+                    "  its other input is loaded from {} (only layer {p}'s output is resident)",
+                    sched.from
+                );
             }
         }
         // A reshape a resident link passes through (apply_residency).

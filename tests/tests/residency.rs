@@ -5,6 +5,9 @@
 //! memory, the producer keeps its output buffer (no store, the platform's
 //! `keep`) and the consumer reads it in place (no load).
 //!
+//! - An addition with one input resident (both input orders) loads only
+//!   the other, bit-exact; not once the producer's `keep` is removed.
+//!   ResNet-8 on gap9 links two of its three additions.
 //! - Through a reshape: a convolution, a flattening and a dense layer on
 //!   gap9 link across the reshape, which keeps the bytes again; bit-exact,
 //!   and not once the reshape's `keep` is removed. A layout conversion on
@@ -69,8 +72,9 @@ fn links(mapping: &match_core::mapping::Mapping) -> Vec<(usize, usize)> {
 /// single step writes its whole output into its output buffer (slot 0,
 /// the only one a single step uses), stores nothing, no layer between
 /// them is tiled (the reshapes run no code), and the consumer's single
-/// step reads its input from exactly that buffer, loads nothing, and none
-/// of its other buffers overlaps it.
+/// step reads its input from exactly that buffer, loads nothing (an
+/// addition: only its other input, into the other half of its input
+/// buffer, `a` then `b`), and none of its other buffers overlaps its input.
 fn replay(plans: &[Option<TiledLayer>], linked: &[(usize, usize)]) {
     let overlap = |a: u64, an: u64, b: u64, bn: u64| an > 0 && bn > 0 && a < b + bn && b < a + an;
     for &(i, j) in linked {
@@ -83,13 +87,16 @@ fn replay(plans: &[Option<TiledLayer>], linked: &[(usize, usize)]) {
         assert_eq!((ps.len(), qs.len()), (1, 1), "link {i}: not single steps");
         assert!(ps[0].store, "link {i}: the producer's step does not complete its output");
         assert!(p.transfers(&ps[0]).iter().all(|x| x.to_compute), "link {i}: the producer stores");
-        assert!(
-            q.transfers(&qs[0]).iter().all(|x| x.channel != tiled::CH_IN),
-            "link {i}: the consumer loads"
-        );
         let (buf, bytes) = (p.layout.output[0], p.layout.output_bytes);
-        assert_eq!(q.layout.input, [buf, buf], "link {i}: the consumer reads another buffer");
-        assert_eq!(q.layout.input_bytes, bytes, "link {i}: sizes differ");
+        // 1 input, or an addition's 2.
+        let n_in = q.layout.input_bytes / bytes;
+        assert!(n_in == 1 || (n_in == 2 && q.resident_input < 2), "link {i}: {n_in} inputs");
+        let loads = q.transfers(&qs[0]).iter().filter(|x| x.channel == tiled::CH_IN).count() as u64;
+        assert_eq!(loads, n_in - 1, "link {i}: the consumer loads its resident input");
+        let at = buf - q.resident_input as u64 * bytes;
+        assert_eq!(q.layout.input, [at, at], "link {i}: the consumer reads another buffer");
+        assert_eq!(q.layout.input_bytes, n_in * bytes, "link {i}: sizes differ");
+        let (buf, bytes) = (at, n_in * bytes);
         let l = &q.layout;
         let mut others = vec![(l.acc, l.acc_bytes)];
         if q.weights_memory.is_none() {
@@ -134,17 +141,22 @@ fn resident_chains_are_bit_exact_and_counted_on_gap9() {
     // The links per model. None passes through a reshape: the dense layer
     // after each classifier's flattening (KWS, VWW, ResNet-8, str_ww) is
     // cheaper on the fabric controller (e.g. KWS: 782 cycles against 1790
-    // on the cluster) than the store and load a link would save.
+    // on the cluster) than the store and load a link would save. ResNet-8:
+    // 3 + 2 additions (the second and third blocks' 1x1 shortcut
+    // convolution keeps its output for the addition, which loads the other
+    // branch; the first block's addition reads its kept input as `b`, which
+    // follows `a` in its input buffer, and the producer's buffer starts
+    // below 16 KiB in L1: no room for `a` before it).
     for (id, count) in [
         ("mlperf-tiny/ad01_int8", 7),
-        ("mlperf-tiny/pretrainedResnet_quant", 3),
+        ("mlperf-tiny/pretrainedResnet_quant", 5),
         ("mlperf-tiny/str_ww_ref_model", 7),
         ("mlperf-tiny/kws_ref_model", 9),
         ("mlperf-tiny/vww_96_int8", 23),
     ] {
         let Some((_, n, lowered)) = run(id, "gap9", true) else { return };
         assert_eq!(n, count, "{id} on gap9: links");
-        if id.contains("kws") || id.contains("ad01") {
+        if id.contains("kws") || id.contains("ad01") || id.contains("Resnet") {
             // The device adapter's unit kernels (cluster jobs, NE16 through
             // the pulp-nnx double) on the resident buffers, counters equal.
             let (e, hw, platform, _) = lowered_golden(id, "gap9");
@@ -469,6 +481,103 @@ fn kws_links_through_its_flattening_on_the_gap9_cluster() {
     let dir = tmp(&["gap9-cluster", id]);
     let inputs = vec![e.case_inputs(0)];
     emit_build_check(&lowered.graph, &cluster, m, platform, &dir, "res", &inputs, "kws on the gap9 cluster");
+}
+
+/// A 1x1 convolution (16 -> 16 channels on 16x16 pixels, bias and
+/// per-channel requantization) and a TFLite addition of its output and of
+/// the graph's input (which the convolution also reads): `add(y, x)` with
+/// `y_first`, else `add(x, y)`.
+fn residual(y_first: bool) -> match_core::ir::Graph {
+    use match_core::ir::{AddKind, AddParams, DType, Data, Graph, Op, Quant};
+    use match_tests::fixtures::{c, fixed_requant, i8s, n, t, values};
+    let mut g = Graph::default();
+    let shape = [1, 16, 16, 16];
+    let x = t(&mut g, "x", &shape, DType::I8);
+    g.tensor_mut(x).quant = Some(Quant::per_tensor(0.05, -3));
+    let w = c(&mut g, "w", &[16, 1, 1, 16], i8s(12, 16 * 16));
+    let b =
+        c(&mut g, "b", &[16], Data::I32(values(22, 16, -500, 500).into_iter().map(|v| v as i32).collect()));
+    let acc = t(&mut g, "acc", &shape, DType::I32);
+    let biased = t(&mut g, "biased", &shape, DType::I32);
+    let y = t(&mut g, "y", &shape, DType::I8);
+    g.tensor_mut(y).quant = Some(Quant::per_tensor(0.05, -3));
+    let conv = Op::Conv2d {
+        stride: [1, 1],
+        dilation: [1, 1],
+        pad: [0, 0, 0, 0],
+        groups: 1,
+        x_zp: -3,
+        w_zp: vec![0],
+    };
+    n(&mut g, "conv", conv, &[x, w], &[acc]);
+    n(&mut g, "conv", Op::BiasAdd, &[acc, b], &[biased]);
+    n(&mut g, "conv", Op::Requantize { requant: fixed_requant(16, 32), out_zp: -3 }, &[biased], &[y]);
+    let out = t(&mut g, "out", &shape, DType::I8);
+    g.tensor_mut(out).quant = Some(Quant::per_tensor(0.1, 2));
+    let params = AddParams {
+        left_shift: 20,
+        in_zp: [-3, -3],
+        in_multiplier: [1_500_000_000, 1_200_000_000],
+        in_shift: [-1, -2],
+        out_multiplier: 1_800_000_000,
+        out_shift: -19,
+        out_zp: 2,
+    };
+    let inputs = if y_first { [y, x] } else { [x, y] };
+    n(&mut g, "add", Op::Add { kind: AddKind::TfLite(params) }, &inputs, &[out]);
+    g.inputs = vec![x];
+    g.outputs = vec![out];
+    g
+}
+
+/// An addition with one input resident: the convolution keeps its output
+/// for it, the addition loads only the graph's input into the other half
+/// of its input buffer (`b` after `a`, or `a` before `b`); bit-exact with
+/// counters equal on gap9, in both input orders. Without the
+/// convolution's `keep` the addition computes on the scrub pattern and is
+/// no longer bit-exact.
+#[test]
+fn an_addition_reads_one_input_resident_on_gap9() {
+    for y_first in [true, false] {
+        let mut graph = residual(y_first);
+        match_core::passes::prepare(&mut graph).expect("prepares");
+        let (hw, platform) = match_targets::resolve("gap9").expect("gap9");
+        let lowered =
+            match_core::lower::lower_for_target(&graph, &hw, Objective::Latency, false).expect("lowers");
+        let m = &lowered.mapping;
+        let units: Vec<&str> = m.layers.iter().map(|l| l.unit.as_str()).collect();
+        assert_eq!(links(m), [(0, 1)], "y_first {y_first}: {units:?}");
+        let plans =
+            match_core::emit::emitted_tiling(&lowered.graph, &hw, m, platform.as_deref()).expect("plans");
+        replay(&plans, &[(0, 1)]);
+        let q = plans[1].as_ref().expect("a tiled addition");
+        assert_eq!(q.resident_input, usize::from(!y_first), "the resident input is y");
+        let explained = match_core::mapping::explain(&lowered.graph, &hw, m);
+        assert!(explained.contains("its other input is loaded from L2 (only layer 0's output is resident)"));
+        let dir = tmp(&["gap9", if y_first { "add_y_x" } else { "add_x_y" }]);
+        let inputs = match_tests::fixtures::input_sets(&lowered.graph, 3);
+        let what = format!("residual add, y first: {y_first}");
+        let project = emit_build_check(&lowered.graph, &hw, m, platform, &dir, "res", &inputs, &what);
+        let c_file = project.join("res.c");
+        let text = std::fs::read_to_string(&c_file).expect("generated C");
+        let loads = text.lines().filter(|l| l.contains("mt_box(1, buf") && l.contains("MT_CH_IN")).count();
+        assert_eq!(loads, 2, "the convolution's load and the addition's one load");
+        let no_keep: String =
+            text.lines().filter(|l| !l.contains("gap9_keep(")).map(|l| format!("{l}\n")).collect();
+        assert_ne!(no_keep, text, "no keep call");
+        std::fs::write(&c_file, &no_keep).expect("write");
+        let vars = [("CC", "gcc"), ("CFLAGS", SANITIZED_CFLAGS), ("BUILD", "build-broken")];
+        let bin = compile::build(&project, "res", &vars).expect("the edited project builds");
+        let exact = compile::run_binary(&bin, &lowered.graph, &inputs, &project.join("io-nokeep")).is_ok_and(
+            |outs| {
+                outs.iter().zip(&inputs).all(|(got, inp)| {
+                    let want = match_core::interp::run(&lowered.graph, inp).expect("interpreter");
+                    got.iter().zip(&want).all(|(g, w)| diff(g, w).is_none())
+                })
+            },
+        );
+        assert!(!exact, "y_first {y_first}: the addition read y although the convolution did not keep it");
+    }
 }
 
 /// The layouts on the way: a reshape is free only in the model's own

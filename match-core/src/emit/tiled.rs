@@ -286,7 +286,10 @@ pub struct TiledLayer {
     /// the reshapes between them), already in the compute memory (no
     /// load); the output tile stays in its buffer for the consumer (no
     /// store, and the platform is told it stays live: api role `keep`).
+    /// An addition keeps one input resident (`resident_input`: 0 for `a`,
+    /// 1 for `b`) and loads the other into its half of the input buffer.
     pub input_resident: bool,
+    pub resident_input: usize,
     pub output_kept: bool,
 }
 
@@ -386,6 +389,12 @@ impl TiledLayer {
         matches!(self.main, Main::Conv { .. } | Main::Dense { .. })
     }
 
+    /// Whether the layer loads an input: not when its only input is
+    /// resident (an addition with one resident input loads the other).
+    fn loads_input(&self) -> bool {
+        !self.input_resident || self.n_inputs() > 1
+    }
+
     /// Bytes of the buffers of step `t` (input boxes, weights, output, accumulator).
     pub fn step_bytes(&self, t: &Step) -> (u64, u64, u64, u64) {
         let (b, _) = self.input_box(t);
@@ -441,9 +450,10 @@ impl TiledLayer {
     /// [`crate::cost::predict_counters`]).
     pub fn transfers(&self, t: &Step) -> Vec<Transfer> {
         let mut v = Vec::new();
-        if t.load_input && !self.input_resident {
+        if t.load_input && self.loads_input() {
             let (b, _) = self.input_box(t);
-            for _ in 0..self.n_inputs() {
+            let resident = self.input_resident.then_some(self.resident_input as u64);
+            for _ in (0..self.n_inputs()).filter(|&i| Some(i) != resident) {
                 v.push(Transfer {
                     channel: CH_IN,
                     to_compute: true,
@@ -717,6 +727,7 @@ pub fn plan_layer_as(
         enc: None,
         weights_memory,
         input_resident: false,
+        resident_input: 0,
         output_kept: false,
     };
     // The kernel path: weights pre-encoded in the unit's layout (an empty
@@ -782,7 +793,8 @@ impl TiledLayer {
     /// memory) and the output, each slot of a double buffer separately,
     /// aligned to [`ALIGN`], in this order. With `input_at` (inter-layer
     /// residency, [`link_resident`]) the input is one buffer at that offset
-    /// (the producer's output buffer) and every other buffer goes first-fit
+    /// (the producer's output buffer, or for an addition its two halves
+    /// with the producer's as one) and every other buffer goes first-fit
     /// around it: at the next free offset below it where it fits, else
     /// after it; none overlaps it.
     fn place_buffers(&mut self, input_at: Option<u64>) {
@@ -833,7 +845,8 @@ impl TiledLayer {
 /// Inter-layer residency: whether the output of layer `pl` (tiled as `pt`)
 /// can stay in the compute memory as the input of a later layer `ql`
 /// (tiled as `qt`), and if so the consumer's buffers laid out around the
-/// producer's output buffer (its input is that buffer). `between` are the
+/// producer's output buffer (its input is that buffer), with the index of
+/// the input it is (0, or 1 for an addition's `b`). `between` are the
 /// layers that run between the two (none for consecutive layers). The
 /// conditions:
 ///
@@ -853,9 +866,12 @@ impl TiledLayer {
 ///   the producer wrote them, and a reshape is free only in the model's
 ///   own element order (over a CHW output a flattening is another order);
 /// - the consumer's first operator reads that tensor as its only
-///   activation input (not an addition's two), its single step's input box
-///   is the whole tensor (no window that skips rows or columns) and its
-///   input buffer has the same bytes;
+///   activation input, or as one of an addition's two (the other is loaded
+///   as before: the addition's input buffer holds `a` then `b`, laid so
+///   that the resident one's half is the producer's buffer, which must
+///   leave it aligned), its single step's input box is the whole tensor
+///   (no window that skips rows or columns) and its input buffer has the
+///   same bytes (an addition: per input);
 /// - the tensor the consumer reads is not a graph output and has no other
 ///   reader (the consumer's first node reads it once);
 /// - the consumer's buffers laid around it, plus `extra` bytes (its
@@ -875,7 +891,7 @@ pub fn link_resident(
     ql: &MappedLayer,
     qt: &TiledLayer,
     extra: u64,
-) -> Result<Layout, String> {
+) -> Result<(Layout, usize), String> {
     let (Some(ps), Some(qs)) = (pl.schedule.as_ref(), ql.schedule.as_ref()) else {
         return Err("not scheduled".into());
     };
@@ -904,9 +920,11 @@ pub fn link_resident(
         y = node.outputs[0];
     }
     let first = &graph.nodes[*ql.nodes.first().ok_or("no nodes")?];
-    if first.inputs.first() != Some(&y) || qt.n_inputs() != 1 {
-        return Err("the consumer does not read the output as its only input".into());
-    }
+    // Which activation input it is: the only one, or `a` or `b` of an addition.
+    let n_in = qt.n_inputs() as usize;
+    let Some(slot) = first.inputs.iter().take(n_in).position(|&t| t == y) else {
+        return Err("the consumer does not read the output as an activation input".into());
+    };
     if graph.outputs.contains(&y) {
         return Err("a graph output".into());
     }
@@ -914,11 +932,22 @@ pub fn link_resident(
     if readers != [ql.nodes[0]] || first.inputs.iter().filter(|&&t| t == y).count() != 1 {
         return Err("another reader".into());
     }
-    if !qt.input_is_whole() || qt.in_es != pt.out_es || qt.layout.input_bytes != pt.layout.output_bytes {
+    // An addition's input buffer holds `a` then `b`, each the whole tensor:
+    // laid so that the resident one's half is the producer's buffer.
+    let share = qt.layout.input_bytes / n_in as u64;
+    if !qt.input_is_whole()
+        || qt.in_es != pt.out_es
+        || share * n_in as u64 != qt.layout.input_bytes
+        || share != pt.layout.output_bytes
+    {
         return Err("the input tile is not the whole output".into());
     }
+    let at = pt.layout.output[0].checked_sub(slot as u64 * share).filter(|a| a % ALIGN == 0);
+    let Some(at) = at else {
+        return Err("the addition's input buffer cannot start before the kept output".into());
+    };
     let mut q = qt.clone();
-    q.place_buffers(Some(pt.layout.output[0]));
+    q.place_buffers(Some(at));
     let mem = hw.memory(&qt.memory).ok_or("unknown memory")?;
     if q.layout.total + extra > mem.usable() {
         return Err(format!(
@@ -927,7 +956,7 @@ pub fn link_resident(
             mem.usable()
         ));
     }
-    Ok(q.layout)
+    Ok((q.layout, slot))
 }
 
 /// The residency pass over the layers in execution order: for each layer
@@ -951,9 +980,10 @@ pub fn link_all(
         let (a, b) = plans.split_at_mut(j);
         let (Some(pt), Some(qt)) = (a[i].as_mut(), b[0].as_mut()) else { continue };
         let between = &layers[i + 1..j];
-        if let Ok(layout) = link_resident(graph, hw, &layers[i], pt, between, &layers[j], qt, extra) {
+        if let Ok((layout, slot)) = link_resident(graph, hw, &layers[i], pt, between, &layers[j], qt, extra) {
             pt.output_kept = true;
             qt.input_resident = true;
+            qt.resident_input = slot;
             qt.layout = layout;
             linked.push((i, j));
         }
@@ -1317,7 +1347,7 @@ pub(crate) fn layer(
         ("in".to_string(), "rxn")
     };
     // load_in (none when the input is resident: the tile reads its
-    // producer's output buffer in place)
+    // producer's output buffer in place; an addition loads its other input)
     let load_in_at = f.len();
     let _ =
         writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
@@ -1336,15 +1366,20 @@ pub(crate) fn layer(
             );
         }
         Main::Add => {
+            // `a` then `b` in the buffer; a resident one is there already.
             let b_ptr = cx.ptr(first.inputs[1])?;
-            let _ = writeln!(
-                f,
-                "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
-            );
-            let _ = writeln!(
-                f,
-                "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {b_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
-            );
+            if !(t.input_resident && t.resident_input == 0) {
+                let _ = writeln!(
+                    f,
+                    "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+                );
+            }
+            if !(t.input_resident && t.resident_input == 1) {
+                let _ = writeln!(
+                    f,
+                    "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {b_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+                );
+            }
         }
         _ if fetched => {
             let _ = writeln!(
@@ -1360,7 +1395,7 @@ pub(crate) fn layer(
         }
     }
     let _ = writeln!(f, "}}\n");
-    if t.input_resident {
+    if !t.loads_input() {
         f.truncate(load_in_at);
     }
     // load_w
@@ -1671,7 +1706,16 @@ pub(crate) fn layer(
         None => slot(lay.weights),
     };
     let mut resident = String::new();
-    if t.input_resident {
+    if t.input_resident && t.n_inputs() > 1 {
+        let share = lay.input_bytes / t.n_inputs();
+        let _ = writeln!(
+            resident,
+            "    /* input {} resident in {}: its producer's output buffer at +{} (not loaded; the other input is) */",
+            ["a", "b"][t.resident_input.min(1)],
+            comment(&t.memory),
+            lay.input[0] + t.resident_input as u64 * share
+        );
+    } else if t.input_resident {
         let _ = writeln!(
             resident,
             "    /* input resident in {}: its producer's output buffer at +{} (no load) */",
@@ -1703,7 +1747,7 @@ pub(crate) fn layer(
         if t.double[2] { " x2" } else { "" },
         lay.acc_bytes,
         n.steps(),
-        if t.input_resident { "NULL".into() } else { format!("{fname}_load_in") },
+        if t.loads_input() { format!("{fname}_load_in") } else { "NULL".into() },
         if t.has_weights() { format!("{fname}_load_w") } else { "NULL".into() },
         if t.output_kept { "NULL".into() } else { format!("{fname}_store") },
         i32::from(t.input_follows_k),
