@@ -73,8 +73,9 @@ fn links(mapping: &match_core::mapping::Mapping) -> Vec<(usize, usize)> {
 /// the only one a single step uses), stores nothing, no layer between
 /// them is tiled (the reshapes run no code), and the consumer's single
 /// step reads its input from exactly that buffer, loads nothing (an
-/// addition: only its other input, into the other half of its input
-/// buffer, `a` then `b`), and none of its other buffers overlaps its input.
+/// addition: only its other input, into the second half of its input
+/// buffer, which starts at that buffer), and none of its other buffers
+/// overlaps its input.
 fn replay(plans: &[Option<TiledLayer>], linked: &[(usize, usize)]) {
     let overlap = |a: u64, an: u64, b: u64, bn: u64| an > 0 && bn > 0 && a < b + bn && b < a + an;
     for &(i, j) in linked {
@@ -93,10 +94,10 @@ fn replay(plans: &[Option<TiledLayer>], linked: &[(usize, usize)]) {
         assert!(n_in == 1 || (n_in == 2 && q.resident_input < 2), "link {i}: {n_in} inputs");
         let loads = q.transfers(&qs[0]).iter().filter(|x| x.channel == tiled::CH_IN).count() as u64;
         assert_eq!(loads, n_in - 1, "link {i}: the consumer loads its resident input");
-        let at = buf - q.resident_input as u64 * bytes;
-        assert_eq!(q.layout.input, [at, at], "link {i}: the consumer reads another buffer");
+        // An addition's other input right after the resident one.
+        assert_eq!(q.layout.input, [buf, buf], "link {i}: the consumer reads another buffer");
         assert_eq!(q.layout.input_bytes, n_in * bytes, "link {i}: sizes differ");
-        let (buf, bytes) = (at, n_in * bytes);
+        let bytes = n_in * bytes;
         let l = &q.layout;
         let mut others = vec![(l.acc, l.acc_bytes)];
         if q.weights_memory.is_none() {
@@ -142,14 +143,12 @@ fn resident_chains_are_bit_exact_and_counted_on_gap9() {
     // after each classifier's flattening (KWS, VWW, ResNet-8, str_ww) is
     // cheaper on the fabric controller (e.g. KWS: 782 cycles against 1790
     // on the cluster) than the store and load a link would save. ResNet-8:
-    // 3 + 2 additions (the second and third blocks' 1x1 shortcut
-    // convolution keeps its output for the addition, which loads the other
-    // branch; the first block's addition reads its kept input as `b`, which
-    // follows `a` in its input buffer, and the producer's buffer starts
-    // below 16 KiB in L1: no room for `a` before it).
+    // 3 + its 3 additions (the convolution before each keeps its output for
+    // the addition, which loads the other branch; in the first block that
+    // is the addition's `b`, computed as add(b, a)).
     for (id, count) in [
         ("mlperf-tiny/ad01_int8", 7),
-        ("mlperf-tiny/pretrainedResnet_quant", 5),
+        ("mlperf-tiny/pretrainedResnet_quant", 6),
         ("mlperf-tiny/str_ww_ref_model", 7),
         ("mlperf-tiny/kws_ref_model", 9),
         ("mlperf-tiny/vww_96_int8", 23),
@@ -531,11 +530,12 @@ fn residual(y_first: bool) -> match_core::ir::Graph {
 }
 
 /// An addition with one input resident: the convolution keeps its output
-/// for it, the addition loads only the graph's input into the other half
-/// of its input buffer (`b` after `a`, or `a` before `b`); bit-exact with
-/// counters equal on gap9, in both input orders. Without the
-/// convolution's `keep` the addition computes on the scrub pattern and is
-/// no longer bit-exact.
+/// for it, the addition loads only the graph's input, into the second half
+/// of its input buffer (the resident input is the first: with `b`
+/// resident the addition runs as add(b, a) with its inputs' parameters
+/// exchanged); bit-exact with counters equal on gap9, in both input
+/// orders. Without the convolution's `keep` the addition computes on the
+/// scrub pattern and is no longer bit-exact.
 #[test]
 fn an_addition_reads_one_input_resident_on_gap9() {
     for y_first in [true, false] {
@@ -560,6 +560,7 @@ fn an_addition_reads_one_input_resident_on_gap9() {
         let project = emit_build_check(&lowered.graph, &hw, m, platform, &dir, "res", &inputs, &what);
         let c_file = project.join("res.c");
         let text = std::fs::read_to_string(&c_file).expect("generated C");
+        assert_eq!(text.contains("computed as add(b, a)"), !y_first, "the operands in buffer order");
         let loads = text.lines().filter(|l| l.contains("mt_box(1, buf") && l.contains("MT_CH_IN")).count();
         assert_eq!(loads, 2, "the convolution's load and the addition's one load");
         let no_keep: String =
@@ -577,6 +578,38 @@ fn an_addition_reads_one_input_resident_on_gap9() {
             },
         );
         assert!(!exact, "y_first {y_first}: the addition read y although the convolution did not keep it");
+    }
+}
+
+/// `AddKind::swapped`: add(b, a) of the swapped kind is add(a, b), element
+/// for element, for every kind of addition (the interpreter on both).
+#[test]
+fn a_swapped_addition_equals_the_addition() {
+    use match_core::ir::{AddKind, AddParams, DType, Graph, Op};
+    use match_tests::fixtures::{input_sets, n, t};
+    let tflite = AddParams {
+        left_shift: 20,
+        in_zp: [4, -2],
+        in_multiplier: [1_500_000_000, 1_200_000_000],
+        in_shift: [-1, -2],
+        out_multiplier: 1_800_000_000,
+        out_shift: -19,
+        out_zp: 3,
+    };
+    let float = AddKind::Float { a_scale: 0.1, a_zp: 4, b_scale: 0.05, b_zp: -1, y_scale: 0.13, y_zp: 3 };
+    for kind in [AddKind::Integer, AddKind::Wrapping, AddKind::TfLite(tflite), float] {
+        let mut g = Graph::default();
+        let a = t(&mut g, "a", &[1, 4, 4, 8], DType::I8);
+        let b = t(&mut g, "b", &[1, 4, 4, 8], DType::I8);
+        let (y, z) = (t(&mut g, "y", &[1, 4, 4, 8], DType::I8), t(&mut g, "z", &[1, 4, 4, 8], DType::I8));
+        n(&mut g, "ab", Op::Add { kind: kind.clone() }, &[a, b], &[y]);
+        n(&mut g, "ba", Op::Add { kind: kind.swapped() }, &[b, a], &[z]);
+        g.inputs = vec![a, b];
+        g.outputs = vec![y, z];
+        for inputs in input_sets(&g, 4) {
+            let out = match_core::interp::run(&g, &inputs).expect("interpreter");
+            assert_eq!(out[0], out[1], "{kind:?}");
+        }
     }
 }
 

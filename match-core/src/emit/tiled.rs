@@ -287,7 +287,9 @@ pub struct TiledLayer {
     /// load); the output tile stays in its buffer for the consumer (no
     /// store, and the platform is told it stays live: api role `keep`).
     /// An addition keeps one input resident (`resident_input`: 0 for `a`,
-    /// 1 for `b`) and loads the other into its half of the input buffer.
+    /// 1 for `b`) as the first half of its input buffer and loads the other
+    /// into the second half; with `b` resident it runs as `add(b, a)` with
+    /// the inputs' parameters exchanged ([`crate::ir::AddKind::swapped`]).
     pub input_resident: bool,
     pub resident_input: usize,
     pub output_kept: bool,
@@ -393,6 +395,16 @@ impl TiledLayer {
     /// resident (an addition with one resident input loads the other).
     fn loads_input(&self) -> bool {
         !self.input_resident || self.n_inputs() > 1
+    }
+
+    /// An addition's graph inputs (0: `a`, 1: `b`) in the order of its
+    /// input buffer and of the kernel's operands: the resident one first.
+    fn add_operands(&self) -> [usize; 2] {
+        if self.input_resident && self.resident_input == 1 {
+            [1, 0]
+        } else {
+            [0, 1]
+        }
     }
 
     /// Bytes of the buffers of step `t` (input boxes, weights, output, accumulator).
@@ -793,8 +805,8 @@ impl TiledLayer {
     /// memory) and the output, each slot of a double buffer separately,
     /// aligned to [`ALIGN`], in this order. With `input_at` (inter-layer
     /// residency, [`link_resident`]) the input is one buffer at that offset
-    /// (the producer's output buffer, or for an addition its two halves
-    /// with the producer's as one) and every other buffer goes first-fit
+    /// (the producer's output buffer; an addition's second input right
+    /// after it) and every other buffer goes first-fit
     /// around it: at the next free offset below it where it fits, else
     /// after it; none overlaps it.
     fn place_buffers(&mut self, input_at: Option<u64>) {
@@ -866,12 +878,13 @@ impl TiledLayer {
 ///   the producer wrote them, and a reshape is free only in the model's
 ///   own element order (over a CHW output a flattening is another order);
 /// - the consumer's first operator reads that tensor as its only
-///   activation input, or as one of an addition's two (the other is loaded
-///   as before: the addition's input buffer holds `a` then `b`, laid so
-///   that the resident one's half is the producer's buffer, which must
-///   leave it aligned), its single step's input box is the whole tensor
-///   (no window that skips rows or columns) and its input buffer has the
-///   same bytes (an addition: per input);
+///   activation input, or as one of an addition's two (the other is
+///   loaded: the addition's input buffer holds the resident input first,
+///   at the producer's buffer, and the other right after it, the unit
+///   kernels' contract; with `b` resident the addition runs as `add(b, a)`
+///   with the inputs' parameters exchanged), its single step's input box
+///   is the whole tensor (no window that skips rows or columns) and its
+///   input buffer has the same bytes (an addition: per input);
 /// - the tensor the consumer reads is not a graph output and has no other
 ///   reader (the consumer's first node reads it once);
 /// - the consumer's buffers laid around it, plus `extra` bytes (its
@@ -932,8 +945,8 @@ pub fn link_resident(
     if readers != [ql.nodes[0]] || first.inputs.iter().filter(|&&t| t == y).count() != 1 {
         return Err("another reader".into());
     }
-    // An addition's input buffer holds `a` then `b`, each the whole tensor:
-    // laid so that the resident one's half is the producer's buffer.
+    // An addition's input buffer holds its two inputs, each the whole
+    // tensor, the resident one first: at the producer's buffer.
     let share = qt.layout.input_bytes / n_in as u64;
     if !qt.input_is_whole()
         || qt.in_es != pt.out_es
@@ -942,12 +955,8 @@ pub fn link_resident(
     {
         return Err("the input tile is not the whole output".into());
     }
-    let at = pt.layout.output[0].checked_sub(slot as u64 * share).filter(|a| a % ALIGN == 0);
-    let Some(at) = at else {
-        return Err("the addition's input buffer cannot start before the kept output".into());
-    };
     let mut q = qt.clone();
-    q.place_buffers(Some(at));
+    q.place_buffers(Some(pt.layout.output[0]));
     let mem = hw.memory(&qt.memory).ok_or("unknown memory")?;
     if q.layout.total + extra > mem.usable() {
         return Err(format!(
@@ -1366,20 +1375,20 @@ pub(crate) fn layer(
             );
         }
         Main::Add => {
-            // `a` then `b` in the buffer; a resident one is there already.
-            let b_ptr = cx.ptr(first.inputs[1])?;
-            if !(t.input_resident && t.resident_input == 0) {
+            // The operands in buffer order; a resident first one is there.
+            let [p0, p1] = t.add_operands().map(|i| cx.ptr(first.inputs[i]));
+            if !t.input_resident {
                 let _ = writeln!(
                     f,
-                    "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+                    "    mt_box(1, buf, {}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);",
+                    p0?
                 );
             }
-            if !(t.input_resident && t.resident_input == 1) {
-                let _ = writeln!(
-                    f,
-                    "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {b_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
-                );
-            }
+            let _ = writeln!(
+                f,
+                "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);",
+                p1?
+            );
         }
         _ if fetched => {
             let _ = writeln!(
@@ -1536,12 +1545,15 @@ pub(crate) fn layer(
                 }
             }
             (Main::Add, Op::Add { kind }) => {
-                let bt = graph.tensor(first.inputs[1]);
-                let tail = ops::add_tail(kind)?;
+                let [o0, o1] = t.add_operands();
+                let kind = if o0 == 0 { kind.clone() } else { kind.swapped() };
+                let (at, bt) = (graph.tensor(first.inputs[o0]), graph.tensor(first.inputs[o1]));
+                let tail = ops::add_tail(&kind)?;
                 let _ = writeln!(
                     f,
-                    "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {xdt}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
-                    ops::add_kind(kind),
+                    "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
+                    ops::add_kind(&kind),
+                    mk_dt(at.dtype),
                     mk_dt(bt.dtype)
                 );
             }
@@ -1707,13 +1719,13 @@ pub(crate) fn layer(
     };
     let mut resident = String::new();
     if t.input_resident && t.n_inputs() > 1 {
-        let share = lay.input_bytes / t.n_inputs();
+        let swapped = if t.resident_input == 1 { ", computed as add(b, a)" } else { "" };
         let _ = writeln!(
             resident,
-            "    /* input {} resident in {}: its producer's output buffer at +{} (not loaded; the other input is) */",
+            "    /* input {} resident in {}: its producer's output buffer at +{} (not loaded; the other input is, after it{swapped}) */",
             ["a", "b"][t.resident_input.min(1)],
             comment(&t.memory),
-            lay.input[0] + t.resident_input as u64 * share
+            lay.input[0]
         );
     } else if t.input_resident {
         let _ = writeln!(
@@ -2041,12 +2053,16 @@ fn job_compute(
             );
         }
         (Main::Add, Op::Add { kind }) => {
-            let bt = graph.tensor(first.inputs[1]);
+            // The operands in buffer order (the resident one first).
+            let [o0, o1] = t.add_operands();
+            let kind = if o0 == 0 { kind.clone() } else { kind.swapped() };
+            let (at, bt) = (graph.tensor(first.inputs[o0]), graph.tensor(first.inputs[o1]));
             let _ = writeln!(
                 f,
-                "    {{\n        mk_add_t a = {{{}, 3, 0, 0, 0, {}}};\n        j.add = a;\n    }}\n    j.op = MK_JOB_ADD;\n    j.h = t->ty; j.w = t->tx; j.c = t->tk; j.oh = t->ty; j.ow = t->tx;\n    j.x2 = in + elems * {in_es};\n    j.x2dt = {};\n    j.x_bytes = (uint32_t)(2 * elems * {in_es});",
-                ops::add_kind(kind),
-                ops::add_tail(kind)?,
+                "    {{\n        mk_add_t a = {{{}, 3, 0, 0, 0, {}}};\n        j.add = a;\n    }}\n    j.op = MK_JOB_ADD;\n    j.h = t->ty; j.w = t->tx; j.c = t->tk; j.oh = t->ty; j.ow = t->tx;\n    j.xdt = {};\n    j.x2 = in + elems * {in_es};\n    j.x2dt = {};\n    j.x_bytes = (uint32_t)(2 * elems * {in_es});",
+                ops::add_kind(&kind),
+                ops::add_tail(&kind)?,
+                mk_dt(at.dtype),
                 mk_dt(bt.dtype)
             );
         }
