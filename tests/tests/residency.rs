@@ -7,12 +7,12 @@
 //!
 //! - An addition with one input resident (both input orders) loads only
 //!   the other, bit-exact; not once the producer's `keep` is removed.
-//!   ResNet-8 on gap9 links two of its three additions.
+//!   ResNet-8 on gap9 links all three of its additions; `add(b, a)` of
+//!   `AddKind::swapped` equals `add(a, b)` for every kind.
 //! - Through a reshape: a convolution, a flattening and a dense layer on
 //!   gap9 link across the reshape, which keeps the bytes again; bit-exact,
 //!   and not once the reshape's `keep` is removed. A layout conversion on
 //!   the way (at the reshape or the consumer) refuses the link.
-//!
 //! - The MLPerf Tiny models on gap9 (residency applies to all
 //!   five), on diana (the autoencoder's dense chain on the digital array)
 //!   and on host-tiled run bit-exact with the interpreter on the lowered graph
