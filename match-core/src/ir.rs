@@ -269,6 +269,30 @@ pub enum AddKind {
     Float { a_scale: f32, a_zp: i64, b_scale: f32, b_zp: i64, y_scale: f32, y_zp: i64 },
 }
 
+impl AddKind {
+    /// The same addition with its inputs exchanged: `add(b, a)` of the
+    /// swapped kind equals `add(a, b)` of this one, element for element
+    /// (each input is offset and rescaled on its own, with its own
+    /// parameters, and the sum of the two is commutative, in integers as
+    /// in f32).
+    pub fn swapped(&self) -> AddKind {
+        let mut k = self.clone();
+        match &mut k {
+            AddKind::Integer | AddKind::Wrapping => {}
+            AddKind::TfLite(p) => {
+                p.in_zp.swap(0, 1);
+                p.in_multiplier.swap(0, 1);
+                p.in_shift.swap(0, 1);
+            }
+            AddKind::Float { a_scale, a_zp, b_scale, b_zp, .. } => {
+                std::mem::swap(a_scale, b_scale);
+                std::mem::swap(a_zp, b_zp);
+            }
+        }
+        k
+    }
+}
+
 /// Canonical operators. Inputs are listed in [`OpNode::inputs`], in the
 /// order each variant documents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

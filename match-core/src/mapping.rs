@@ -600,24 +600,28 @@ fn single_tile(
 
 /// Inter-layer residency of activations in the compute memory: a pass
 /// over the mapped layers in execution order, after mapping (units are
-/// not revisited). For each pair of consecutive layers P, Q it considers
-/// P and Q each as one tile (`single_tile`: whole K, C, OY and OX,
-/// single-buffered), P keeping its output in the compute memory and Q
+/// not revisited). For each layer P and the next layer Q past any
+/// code-less reshapes (`passes_through`: consecutive layers, or a reshape
+/// such as a flattening between them) it considers P and Q each as one
+/// tile (`single_tile`: whole K, C, OY and OX, single-buffered), P keeping its output in the compute memory and Q
 /// reading it there as its input. The link is made when the conditions
 /// of [`crate::emit::tiled::link_resident`] hold on the emitter's plans of
 /// those schedules (the same home and compute memory and DMA; Q's first
-/// operator reads P's output, its only reader and not a graph output, as
-/// its only input, whole; Q's buffers laid around P's output buffer plus
+/// operator reads P's output, or its reshape with the same bytes, its only
+/// reader and not a graph output, as its only input or as one of an
+/// addition's two (which loads the other), whole; no layout
+/// conversion on the way; Q's buffers laid around P's output buffer plus
 /// Q's scratch fit the usable bytes) and the two estimates together
 /// beat the schedules they replace under `objective` (a layer the search
 /// split to overlap its transfers may be cheaper as one tile once its
 /// input load or output store is gone). Then P's schedule gets
 /// `output_to`, Q's `input_from`, and each estimate drops exactly the
-/// transfers it no longer makes (P's write-back, Q's load) and their
-/// stalls ([`Problem::set_resident_io`]); everything else is the one-tile
-/// schedule's own cost. Their bounds (`bound_cycles`, `roofline_cycles`)
-/// no longer count those bytes as compulsory traffic. Chains are greedy: a P linked from its
-/// predecessor stays one tile and keeps its input resident.
+/// transfers it no longer makes (P's write-back, Q's load of that input)
+/// and their stalls ([`Problem::set_resident_io`]); everything else is the
+/// one-tile schedule's own cost. Their bounds (`bound_cycles`,
+/// `roofline_cycles`) no longer count those bytes as compulsory traffic.
+/// Chains are greedy: a P linked from its predecessor stays one tile and
+/// keeps its input resident.
 /// Every target where the conditions hold gets it; no switch.
 pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objective: Objective) {
     use crate::emit::tiled;
@@ -625,12 +629,18 @@ pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objec
     // The plan of each layer already linked as a consumer (relaid).
     let mut relaid: Vec<Option<tiled::TiledLayer>> = vec![None; n];
     for i in 0..n.saturating_sub(1) {
-        let (pl, ql) = (&mapping.layers[i], &mapping.layers[i + 1]);
+        // The consumer: the next layer past any code-less reshapes.
+        let j = (i + 1..n).find(|&k| !passes_through(graph, &mapping.layers[k])).unwrap_or(n);
+        if j == n {
+            continue;
+        }
+        let (pl, ql) = (&mapping.layers[i], &mapping.layers[j]);
         let (Some(ps), Some(qs)) = (pl.schedule.as_ref(), ql.schedule.as_ref()) else { continue };
         if ps.from == ps.to || qs.from != ps.from || qs.to != ps.to {
             continue;
         }
-        let p_in = ps.input_from.is_some();
+        let p_from = ps.input_from;
+        let p_in = p_from.is_some();
         let (Some(p_new), Some(q_new)) =
             (single_tile(graph, hw, pl, p_in, true), single_tile(graph, hw, ql, true, false))
         else {
@@ -657,19 +667,23 @@ pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objec
             p.scratch(k, oy, ox).ok()
         });
         let Some(scratch) = scratch else { continue };
-        let Ok(layout) = tiled::link_resident(graph, hw, &pc, &pt, &qc, &qt, scratch) else { continue };
+        let between = &mapping.layers[i + 1..j];
+        let Ok((layout, slot)) = tiled::link_resident(graph, hw, &pc, &pt, between, &qc, &qt, scratch) else {
+            continue;
+        };
         qt.input_resident = true;
+        qt.resident_input = slot;
         qt.layout = layout;
-        relaid[i + 1] = Some(qt);
+        relaid[j] = Some(qt);
         if let Some(s) = pc.schedule.as_mut() {
-            s.input_from = if p_in { Some(i - 1) } else { None };
-            s.output_to = Some(i + 1);
+            s.input_from = p_from;
+            s.output_to = Some(j);
         }
         if let Some(s) = qc.schedule.as_mut() {
             s.input_from = Some(i);
         }
         mapping.layers[i] = pc;
-        mapping.layers[i + 1] = qc;
+        mapping.layers[j] = qc;
     }
     // The bounds of the linked layers: their resident input or kept
     // output is no compulsory traffic (cost/ `Problem::bounds`).
@@ -688,14 +702,23 @@ pub fn apply_residency(graph: &Graph, hw: &HwModel, mapping: &mut Mapping, objec
     }
 }
 
+/// Whether a layer runs no code: every node a reshape (the memory plan
+/// aliases its output to its input) and nothing tiled. A resident link
+/// passes through such layers ([`crate::emit::tiled::link_resident`]).
+fn passes_through(graph: &Graph, layer: &MappedLayer) -> bool {
+    !layer.nodes.is_empty()
+        && layer.nodes.iter().all(|&n| matches!(graph.nodes[n].op, Op::Reshape))
+        && layer.schedule.as_ref().is_none_or(|s| s.from == s.to)
+}
+
 /// [`apply_residency`], with the unit of an untiled layer revisited: the
 /// unit selection costs each layer alone, so a layer on a unit that
 /// computes where the tensors live (e.g. gap9's fabric controller) between
 /// two tiled layers breaks their chain even when a tiled unit, linked to
 /// both, would lower the model's total. For each such layer (one of its
-/// neighbours tiled, no layout conversion) and each other unit that
-/// accepted it ([`MappedLayer::alternatives`]) whose arithmetic is general
-/// (so the layer needs no requantization conversion: `check` on the
+/// neighbours tiled, looking past code-less reshapes; no layout
+/// conversion) and each other unit that accepted it
+/// ([`MappedLayer::alternatives`]) whose arithmetic is general (so the layer needs no requantization conversion: `check` on the
 /// lowered graph without one) and whose activation layout is the same
 /// fixed one (so no conversion anywhere changes), the mapping with the
 /// layer moved there is scheduled and passed through [`apply_residency`];
@@ -725,7 +748,10 @@ pub fn apply_residency_moving_units(
         }
         let tiled =
             |j: usize| pre.layers.get(j).and_then(|m| m.schedule.as_ref()).is_some_and(|t| t.from != t.to);
-        if !((i > 0 && tiled(i - 1)) || tiled(i + 1)) {
+        // Its neighbours past code-less reshapes, which a link passes through.
+        let before = (0..i).rev().find(|&k| !passes_through(graph, &pre.layers[k]));
+        let after = (i + 1..pre.layers.len()).find(|&k| !passes_through(graph, &pre.layers[k]));
+        if !(before.is_some_and(tiled) || after.is_some_and(tiled)) {
             continue;
         }
         let rule_of = |unit: &str, kernel: &str| {
@@ -1342,6 +1368,26 @@ pub fn explain_with_notes(
             None => {
                 let _ = writeln!(s, "  schedule: none (not costed)");
             }
+        }
+        // An addition with one input resident still loads the other.
+        let first_op = layer.nodes.first().map(|&n| &graph.nodes[n]);
+        if let (Some(sched), Some(node)) = (&layer.schedule, first_op) {
+            if let (Some(p), Op::Add { .. }) = (sched.input_from, &node.op) {
+                let _ = writeln!(
+                    s,
+                    "  its other input is loaded from {} (only layer {p}'s output is resident)",
+                    sched.from
+                );
+            }
+        }
+        // A reshape a resident link passes through (apply_residency).
+        let link = mapping.layers[..i].iter().enumerate().find_map(|(p, l)| {
+            let j = l.schedule.as_ref()?.output_to?;
+            (j > i).then_some((p, j))
+        });
+        if let Some((p, j)) = link {
+            let to = mapping.layers[p].schedule.as_ref().map_or("", |x| x.to.as_str());
+            let _ = writeln!(s, "  runs no code: layer {p}'s output stays in {to} through it for layer {j}");
         }
         for line in notes.get(i).into_iter().flatten() {
             let _ = writeln!(s, "  {line}");

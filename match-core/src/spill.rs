@@ -245,12 +245,14 @@ fn rewrite(
     });
     graph.rebuild_edges();
     // The fill goes before a chain of layers linked in the compute memory
-    // (residency), never between two of them.
+    // (residency, which may pass through code-less reshapes), never inside
+    // one: while some link from layer k to layer m >= fill_at starts
+    // before it, it moves to k.
     let mut fill_at = before;
-    while fill_at > 0
-        && mapping.layers[fill_at - 1].schedule.as_ref().and_then(|s| s.output_to) == Some(fill_at)
-    {
-        fill_at -= 1;
+    while let Some(k) = (0..fill_at).find(|&k| {
+        mapping.layers[k].schedule.as_ref().and_then(|s| s.output_to).is_some_and(|m| m >= fill_at)
+    }) {
+        fill_at = k;
     }
     let spill_at = after.map_or(0, |a| a + 1);
     let fill_at = fill_at.max(spill_at);

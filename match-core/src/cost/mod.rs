@@ -72,10 +72,12 @@
 //!   order makes (exact terms).
 //! - **Inter-layer residency** ([`Problem::set_resident_io`], decided by
 //!   `mapping::apply_residency` after mapping): a one-tile layer whose
-//!   input is the previous layer's output buffer, still in `compute_in`,
-//!   loads no input; one whose output stays there for the next layer
-//!   stores none. Exactly those transfers (their cycles, bytes and
-//!   energy) and their stalls are dropped; everything else is unchanged.
+//!   input is its producer's output buffer (the previous layer's, or the
+//!   one before code-less reshapes), still in `compute_in`, loads no
+//!   input (an addition loads only its other input); one whose output
+//!   stays there for its consumer stores none.
+//!   Exactly those transfers (their cycles, bytes and energy) and their
+//!   stalls are dropped; everything else is unchanged.
 //! - **Split**: `total = compute + overhead + transfer + stall`, with
 //!   `transfer` the transfer cycles not hidden behind a call and `stall`
 //!   the cycles a call waits for an overlapped transfer longer than itself.
@@ -288,7 +290,7 @@ pub struct Problem<'a> {
     c_tile: Cell<i64>,
     /// Inter-layer residency ([`Problem::set_resident_io`]): the input is
     /// read in place from the producer's buffer in `compute_in` (no input
-    /// load), the output stays there for the next layer (no write-back).
+    /// load), the output stays there for its consumer (no write-back).
     resident_io: Cell<[bool; 2]>,
 }
 
@@ -533,13 +535,27 @@ impl<'a> Problem<'a> {
 
     /// Inter-layer residency of the schedule [`Problem::evaluate_in`]
     /// costs (`mapping::apply_residency`): with `input`, the input tile is
-    /// already in `compute_in` (the previous layer's output buffer) and no
-    /// load is charged; with `output`, the output tile stays there for the
-    /// next layer and no write-back is charged (nor its bytes and energy).
+    /// already in `compute_in` (its producer's output buffer) and no load
+    /// is charged (an addition: one of its two inputs, the other is still
+    /// loaded: `loaded_input_share`); with `output`, the output tile stays
+    /// there for its consumer and no write-back is charged (nor its bytes
+    /// and energy).
     /// Everything else is unchanged. Only meaningful on a tiled layer
     /// whose schedule has one tile (the mapping pass sets it only then).
     pub fn set_resident_io(&self, input: bool, output: bool) {
         self.resident_io.set([input, output]);
+    }
+
+    /// The share of the input transfers a tile still makes: 1 without a
+    /// resident input; with one, 0 for a layer of one activation input and
+    /// 1/2 for an addition, which loads its other input (each input's box
+    /// costs the same, [`Problem::input_dma`]).
+    fn loaded_input_share(&self) -> f64 {
+        if !self.resident_io.get()[0] {
+            return 1.0;
+        }
+        let n = f64::from(self.n_inputs.max(1));
+        (n - 1.0) / n
     }
 
     /// The C tile in effect: the whole C unless split.
@@ -1252,7 +1268,8 @@ impl<'a> Problem<'a> {
         let w_dep = |l: Loop| l == Loop::K;
         let in_dep = |l: Loop| l != Loop::K || self.channelwise;
         let mut last_write = 0.0;
-        let [keep_in, keep_out] = self.resident_io.get();
+        let [_, keep_out] = self.resident_io.get();
+        let in_share = self.loaded_input_share();
         // The C loop, innermost (one whole tile unless split).
         let cs = self.c_classes();
         let split = self.c_split();
@@ -1291,11 +1308,15 @@ impl<'a> Problem<'a> {
                         // A split C changes its tile at every step: both
                         // operands load at every step.
                         let first = level.is_none() && cc.first;
-                        let load_in = (split || changed(&in_dep)) && !keep_in;
+                        let load_in = (split || changed(&in_dep)) && in_share > 0.0;
                         let load_w = split || changed(&w_dep);
                         let (ib, wb, ob) = self.tile_bytes_c(k, cc.extent, oy, ox, fetch);
-                        let in_t = if load_in { self.input_dma(k, cc.extent, oy, ox, fetch) } else { 0.0 };
-                        let in_b = if load_in { ib as f64 } else { 0.0 };
+                        let in_t = if load_in {
+                            in_share * self.input_dma(k, cc.extent, oy, ox, fetch)
+                        } else {
+                            0.0
+                        };
+                        let in_b = if load_in { in_share * ib as f64 } else { 0.0 };
                         let w_t = if load_w { self.weight_dma(k, cc.extent) } else { 0.0 };
                         let w_b = if load_w && self.has_weights() && self.w_dma.or(self.act_dma).is_some() {
                             wb as f64
@@ -1401,8 +1422,8 @@ impl<'a> Problem<'a> {
         };
         // Inter-layer residency: a resident input or a kept output does
         // not move between the memories.
-        let [keep_in, keep_out] = self.resident_io.get();
-        let input = if keep_in { 0.0 } else { input.min(i as f64) };
+        let keep_out = self.resident_io.get()[1];
+        let input = input.min(i as f64) * self.loaded_input_share();
         let output = if keep_out { 0.0 } else { o as f64 };
         (input + output, w as f64)
     }
@@ -1658,6 +1679,28 @@ mod tests {
         assert_eq!(p.evaluate([4, 1, 1], order, dbl).unwrap().cycles.total, 105.0);
         p.set_resident_io(false, true);
         assert_eq!(p.evaluate([4, 1, 1], order, dbl).unwrap().cycles.total, 84.0);
+    }
+
+    /// An addition with one input resident still loads the other: of its
+    /// two input boxes (each 8 B: 20 + 2 cycles) one goes, with its bytes.
+    #[test]
+    fn a_resident_addition_input_drops_one_of_two_loads_by_hand() {
+        let src = "target t {\n clock 100 MHz\n memory L2 { size 1000000 B }\n memory L1 { size 1000 B; double_buffer }\n dma L2 <-> L1 { bandwidth 4 B/cycle; setup 20 cycles; dims 3; overhead 1d 0 cycles, 2d 0 cycles, 3d 0 cycles; start \"s\"; wait \"w\" }\n unit cpu { host; macs 1/cycle; compute_in L2 }\n unit acc { macs 8/cycle; compute_in L1; call_overhead 30 cycles }\n pattern eltwise = add\n offload eltwise to acc call \"k\"\n}\n";
+        let hw = match_dsl::check(src, "t.hwm").unwrap_or_else(|d| panic!("{d}"));
+        let p = Problem::new(&hw, hw.unit("acc").unwrap(), hw.offloads.first(), Layer::add(8, 1, 1)).unwrap();
+        let order = [Loop::K, Loop::OY, Loop::OX];
+        let buf = Buffering::default();
+        let all = p.evaluate([8, 1, 1], order, buf).unwrap();
+        p.set_resident_io(true, false);
+        let one = p.evaluate([8, 1, 1], order, buf).unwrap();
+        assert_eq!(all.cycles.total - one.cycles.total, 22.0);
+        assert_eq!(all.bytes_moved - one.bytes_moved, 8.0);
+        assert_eq!((all.cycles.compute, all.calls), (one.cycles.compute, one.calls));
+        // The compulsory input bytes halve too (8 of 16), the output stays.
+        p.set_resident_io(false, false);
+        let (act, _) = p.compulsory();
+        p.set_resident_io(true, false);
+        assert_eq!(act - p.compulsory().0, 8.0);
     }
 
     /// A dense layer of 8 inputs and 1 output with C split in two tiles of

@@ -200,6 +200,7 @@ pub fn generate(
     let alloc = api_fn("malloc").zip(api_fn("free"));
     // Tiled layers: where the schedule tiles and the platform provides the DMA.
     let tiled_plans = emitted_tiling_in(graph, hw, mapping, &platform_files);
+    let passed = tiled::passed_through(&mapping.layers, &tiled_plans);
     let l1_arena = tiled::arena_of(&tiled_plans)?;
     let l1_name = format!("{p}_l1");
     // Activations spilled to the external memory (crate::spill).
@@ -308,9 +309,18 @@ pub fn generate(
                 }
             }
             // Inter-layer residency: the output buffer stays live for the
-            // next layer, which reads it in place.
+            // consumer (the next layer, or the one after the reshapes
+            // between them), which reads it in place.
             if let (Some(k), true) = (&keep_fn, t.output_kept) {
                 let _ = writeln!(hooks, "    {k}({l1_name} + {}, {}u);", l.output[0], l.output_bytes);
+            }
+        }
+        // A reshape between a linked producer and its consumer runs no
+        // code but is a layer to the platform: it hands the kept bytes on.
+        if let (Some(f), Some((off, bytes))) = (&buffer_fn, passed[li]) {
+            let _ = writeln!(hooks, "    {f}({l1_name} + {off}, {bytes}u);");
+            if let Some(k) = &keep_fn {
+                let _ = writeln!(hooks, "    {k}({l1_name} + {off}, {bytes}u);");
             }
         }
         let cycles = layer.schedule.as_ref().map_or(0.0, |s| s.cycles.total);
@@ -754,8 +764,7 @@ fn emitted_tiling_in(
     // (mapping::apply_residency, which also counted the consumer's
     // scratch): the producer keeps its output buffer, the consumer reads it.
     tiled::link_all(graph, hw, &mapping.layers, &mut plans, |i| {
-        let s = mapping.layers[i].schedule.as_ref()?;
-        (s.output_to == Some(i + 1)).then_some(0)
+        Some((mapping.layers[i].schedule.as_ref()?.output_to?, 0))
     });
     plans
 }
@@ -780,16 +789,23 @@ pub fn fused_layers(
         }
     }
     let mut out = crate::plan::Fused::default();
-    for (layer, t) in mapping.layers.iter().zip(&tiled) {
+    for (li, (layer, t)) in mapping.layers.iter().zip(&tiled).enumerate() {
         if t.is_none() {
             continue;
         }
         out.layers.push(layer.nodes.clone());
         // Inter-layer residency: an output kept in the compute memory for
-        // the next layer, its only reader, never reaches the arena.
+        // the consumer, its only reader, never reaches the arena; nor do
+        // the names code-less reshapes between them give it.
         if t.as_ref().is_some_and(|t| t.output_kept) {
             if let Some(&last) = layer.nodes.last() {
                 out.inside.extend(graph.nodes[last].outputs.iter().filter(|y| !graph.outputs.contains(y)));
+            }
+            let consumer = layer.schedule.as_ref().and_then(|s| s.output_to).unwrap_or(li + 1);
+            for between in mapping.layers.get(li + 1..consumer).into_iter().flatten() {
+                for &n in &between.nodes {
+                    out.inside.extend(graph.nodes[n].outputs.iter().filter(|y| !graph.outputs.contains(y)));
+                }
             }
         }
         for &n in &layer.nodes {

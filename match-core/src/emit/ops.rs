@@ -34,7 +34,13 @@ pub(super) fn node(cx: &mut Cx, node: &OpNode) -> anyhow::Result<String> {
         ensure!(ins.len() >= n, "expected {n} input(s), got {}", ins.len());
         Ok(())
     };
-    // A spill's output is in the external memory, not in the arena.
+    // A spill's output is in the external memory, not in the arena; a
+    // reshape of an output kept in the compute memory (inter-layer
+    // residency) has no arena place either, and no code.
+    if matches!(node.op, Op::Reshape) && cx.offset(out_id).is_none() && cx.offset(node.inputs[0]).is_none() {
+        s.push_str("        /* free: the tensor stays in the compute memory between the layers */\n    }\n");
+        return Ok(s);
+    }
     let y = if matches!(node.op, Op::Spill) { String::new() } else { cx.arena(out_id)? };
     let ydt = mk_dt(out.dtype);
     match &node.op {

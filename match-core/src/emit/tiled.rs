@@ -282,10 +282,16 @@ pub struct TiledLayer {
     /// weights elsewhere than its activations (`weights_in`, DIANA WD / WA).
     pub weights_memory: Option<(String, Dma)>,
     /// Inter-layer residency ([`link_resident`]): the input tile is the
-    /// previous layer's output buffer, already in the compute memory (no
-    /// load); the output tile stays in its buffer for the next layer (no
+    /// producer's output buffer (the previous layer's, or the one before
+    /// the reshapes between them), already in the compute memory (no
+    /// load); the output tile stays in its buffer for the consumer (no
     /// store, and the platform is told it stays live: api role `keep`).
+    /// An addition keeps one input resident (`resident_input`: 0 for `a`,
+    /// 1 for `b`) as the first half of its input buffer and loads the other
+    /// into the second half; with `b` resident it runs as `add(b, a)` with
+    /// the inputs' parameters exchanged ([`crate::ir::AddKind::swapped`]).
     pub input_resident: bool,
+    pub resident_input: usize,
     pub output_kept: bool,
 }
 
@@ -385,6 +391,22 @@ impl TiledLayer {
         matches!(self.main, Main::Conv { .. } | Main::Dense { .. })
     }
 
+    /// Whether the layer loads an input: not when its only input is
+    /// resident (an addition with one resident input loads the other).
+    fn loads_input(&self) -> bool {
+        !self.input_resident || self.n_inputs() > 1
+    }
+
+    /// An addition's graph inputs (0: `a`, 1: `b`) in the order of its
+    /// input buffer and of the kernel's operands: the resident one first.
+    fn add_operands(&self) -> [usize; 2] {
+        if self.input_resident && self.resident_input == 1 {
+            [1, 0]
+        } else {
+            [0, 1]
+        }
+    }
+
     /// Bytes of the buffers of step `t` (input boxes, weights, output, accumulator).
     pub fn step_bytes(&self, t: &Step) -> (u64, u64, u64, u64) {
         let (b, _) = self.input_box(t);
@@ -440,9 +462,10 @@ impl TiledLayer {
     /// [`crate::cost::predict_counters`]).
     pub fn transfers(&self, t: &Step) -> Vec<Transfer> {
         let mut v = Vec::new();
-        if t.load_input && !self.input_resident {
+        if t.load_input && self.loads_input() {
             let (b, _) = self.input_box(t);
-            for _ in 0..self.n_inputs() {
+            let resident = self.input_resident.then_some(self.resident_input as u64);
+            for _ in (0..self.n_inputs()).filter(|&i| Some(i) != resident) {
                 v.push(Transfer {
                     channel: CH_IN,
                     to_compute: true,
@@ -716,6 +739,7 @@ pub fn plan_layer_as(
         enc: None,
         weights_memory,
         input_resident: false,
+        resident_input: 0,
         output_kept: false,
     };
     // The kernel path: weights pre-encoded in the unit's layout (an empty
@@ -781,7 +805,8 @@ impl TiledLayer {
     /// memory) and the output, each slot of a double buffer separately,
     /// aligned to [`ALIGN`], in this order. With `input_at` (inter-layer
     /// residency, [`link_resident`]) the input is one buffer at that offset
-    /// (the producer's output buffer) and every other buffer goes first-fit
+    /// (the producer's output buffer; an addition's second input right
+    /// after it) and every other buffer goes first-fit
     /// around it: at the next free offset below it where it fits, else
     /// after it; none overlaps it.
     fn place_buffers(&mut self, input_at: Option<u64>) {
@@ -830,36 +855,56 @@ impl TiledLayer {
 }
 
 /// Inter-layer residency: whether the output of layer `pl` (tiled as `pt`)
-/// can stay in the compute memory as the input of the next layer `ql`
+/// can stay in the compute memory as the input of a later layer `ql`
 /// (tiled as `qt`), and if so the consumer's buffers laid out around the
-/// producer's output buffer (its input is that buffer). The conditions:
+/// producer's output buffer (its input is that buffer), with the index of
+/// the input it is (0, or 1 for an addition's `b`). `between` are the
+/// layers that run between the two (none for consecutive layers). The
+/// conditions:
 ///
 /// - both tile from the same home memory into the same compute memory
 ///   through the same DMA, each in one step (no K, OY, OX or C split), so
 ///   the producer's output buffer holds the whole tensor packed in the home
 ///   memory's layout, as a load of the whole tensor would leave it;
-/// - the consumer's first operator reads that tensor (the producer's last
-///   output) as its only activation input (not an addition's two), its
-///   single step's input box is the whole tensor (no window that skips
-///   rows or columns) and its input buffer has the same bytes;
-/// - the tensor is not a graph output and has no other reader (the
-///   consumer's first node reads it once; a reshape aliasing it would be
-///   a reader of its own);
+/// - every layer between them is a code-less reshape on the way from one
+///   to the other: it runs untiled (it moves nothing in or out of the
+///   compute memory), each of its nodes reshapes the tensor (the
+///   producer's last output, then the previous reshape's output) and is
+///   its only reader, and the tensor is not a graph output; the memory plan gives a
+///   reshape's output its input's bytes (plan.rs), so the reshaped tensor
+///   a whole-tensor load would bring is the same bytes in the same order;
+/// - no layout conversion on the way (the consumer's and every reshape's
+///   `conversion_cycles` are 0): the consumer reads the bytes in the layout
+///   the producer wrote them, and a reshape is free only in the model's
+///   own element order (over a CHW output a flattening is another order);
+/// - the consumer's first operator reads that tensor as its only
+///   activation input, or as one of an addition's two (the other is
+///   loaded: the addition's input buffer holds the resident input first,
+///   at the producer's buffer, and the other right after it, the unit
+///   kernels' contract; with `b` resident the addition runs as `add(b, a)`
+///   with the inputs' parameters exchanged), its single step's input box
+///   is the whole tensor (no window that skips rows or columns) and its
+///   input buffer has the same bytes (an addition: per input);
+/// - the tensor the consumer reads is not a graph output and has no other
+///   reader (the consumer's first node reads it once);
 /// - the consumer's buffers laid around it, plus `extra` bytes (its
 ///   unit's scratch, which the cost model counts in the footprint), fit
 ///   the usable bytes of the compute memory.
 ///
-/// The two layers are consecutive in execution order (the caller's pass),
-/// so nothing runs between the producer's kernel and the consumer's.
+/// Nothing else runs between the producer's kernel and the consumer's:
+/// the reshapes between them emit no code, only the platform's `buffer`
+/// and `keep` calls that hand the kept bytes on ([`passed_through`]).
+#[allow(clippy::too_many_arguments)]
 pub fn link_resident(
     graph: &Graph,
     hw: &HwModel,
     pl: &MappedLayer,
     pt: &TiledLayer,
+    between: &[MappedLayer],
     ql: &MappedLayer,
     qt: &TiledLayer,
     extra: u64,
-) -> Result<Layout, String> {
+) -> Result<(Layout, usize), String> {
     let (Some(ps), Some(qs)) = (pl.schedule.as_ref(), ql.schedule.as_ref()) else {
         return Err("not scheduled".into());
     };
@@ -869,11 +914,30 @@ pub fn link_resident(
     if pt.nest.steps() != 1 || qt.nest.steps() != 1 {
         return Err("more than one tile".into());
     }
-    let y = *graph.nodes[*pl.nodes.last().ok_or("no nodes")?].outputs.first().ok_or("no output")?;
-    let first = &graph.nodes[*ql.nodes.first().ok_or("no nodes")?];
-    if first.inputs.first() != Some(&y) || qt.n_inputs() != 1 {
-        return Err("the next layer does not read the output as its only input".into());
+    let converts = |l: &MappedLayer| l.schedule.as_ref().is_some_and(|s| s.conversion_cycles > 0.0);
+    if converts(ql) || between.iter().any(converts) {
+        return Err("a layout conversion on the way".into());
     }
+    if between.iter().any(|l| l.schedule.as_ref().is_some_and(|s| s.from != s.to)) {
+        return Err("a layer between them tiles".into());
+    }
+    let mut y = *graph.nodes[*pl.nodes.last().ok_or("no nodes")?].outputs.first().ok_or("no output")?;
+    for &n in between.iter().flat_map(|l| &l.nodes) {
+        let node = &graph.nodes[n];
+        if !matches!(node.op, Op::Reshape) || node.inputs != [y] || node.outputs.len() != 1 {
+            return Err("a layer between them is not a reshape of the output".into());
+        }
+        if graph.outputs.contains(&y) || graph.consumers(y) != [n] {
+            return Err("the output has another reader or is a graph output".into());
+        }
+        y = node.outputs[0];
+    }
+    let first = &graph.nodes[*ql.nodes.first().ok_or("no nodes")?];
+    // Which activation input it is: the only one, or `a` or `b` of an addition.
+    let n_in = qt.n_inputs() as usize;
+    let Some(slot) = first.inputs.iter().take(n_in).position(|&t| t == y) else {
+        return Err("the consumer does not read the output as an activation input".into());
+    };
     if graph.outputs.contains(&y) {
         return Err("a graph output".into());
     }
@@ -881,7 +945,14 @@ pub fn link_resident(
     if readers != [ql.nodes[0]] || first.inputs.iter().filter(|&&t| t == y).count() != 1 {
         return Err("another reader".into());
     }
-    if !qt.input_is_whole() || qt.in_es != pt.out_es || qt.layout.input_bytes != pt.layout.output_bytes {
+    // An addition's input buffer holds its two inputs, each the whole
+    // tensor, the resident one first: at the producer's buffer.
+    let share = qt.layout.input_bytes / n_in as u64;
+    if !qt.input_is_whole()
+        || qt.in_es != pt.out_es
+        || share * n_in as u64 != qt.layout.input_bytes
+        || share != pt.layout.output_bytes
+    {
         return Err("the input tile is not the whole output".into());
     }
     let mut q = qt.clone();
@@ -894,34 +965,58 @@ pub fn link_resident(
             mem.usable()
         ));
     }
-    Ok(q.layout)
+    Ok((q.layout, slot))
 }
 
-/// The residency pass over consecutive layers in execution order: for
-/// each layer `i` where `want(i)` gives the scratch bytes of layer `i + 1`
-/// (`None`: not asked), links `i` to `i + 1` when [`link_resident`] holds
-/// on their plans (as relaid by the links before: chains are greedy),
-/// marks them and lays out the consumer's buffers. Returns the linked `i`.
+/// The residency pass over the layers in execution order: for each layer
+/// `i` where `want(i)` gives the index `j` of its consumer and the scratch
+/// bytes of layer `j` (`None`: not asked), links `i` to `j` (the layers
+/// between are the reshapes [`link_resident`] passes through) when
+/// [`link_resident`] holds on their plans (as relaid by the links before:
+/// chains are greedy), marks them and lays out the consumer's buffers.
+/// Returns the linked `(i, j)`.
 pub fn link_all(
     graph: &Graph,
     hw: &HwModel,
     layers: &[MappedLayer],
     plans: &mut [Option<TiledLayer>],
-    want: impl Fn(usize) -> Option<u64>,
-) -> Vec<usize> {
+    want: impl Fn(usize) -> Option<(usize, u64)>,
+) -> Vec<(usize, usize)> {
     let mut linked = Vec::new();
-    for i in 0..plans.len().min(layers.len()).saturating_sub(1) {
-        let Some(extra) = want(i) else { continue };
-        let (a, b) = plans.split_at_mut(i + 1);
+    let n = plans.len().min(layers.len());
+    for i in 0..n.saturating_sub(1) {
+        let Some((j, extra)) = want(i).filter(|&(j, _)| j > i && j < n) else { continue };
+        let (a, b) = plans.split_at_mut(j);
         let (Some(pt), Some(qt)) = (a[i].as_mut(), b[0].as_mut()) else { continue };
-        if let Ok(layout) = link_resident(graph, hw, &layers[i], pt, &layers[i + 1], qt, extra) {
+        let between = &layers[i + 1..j];
+        if let Ok((layout, slot)) = link_resident(graph, hw, &layers[i], pt, between, &layers[j], qt, extra) {
             pt.output_kept = true;
             qt.input_resident = true;
+            qt.resident_input = slot;
             qt.layout = layout;
-            linked.push(i);
+            linked.push((i, j));
         }
     }
     linked
+}
+
+/// Per layer, the bytes `(offset, bytes)` of the compute memory it hands on
+/// unread: a reshape between a producer whose output buffer is kept
+/// (`output_kept`, linked by [`link_all`] to the consumer `output_to`
+/// names) and that consumer. It runs no code, but the platform sees a
+/// layer: it declares those bytes as its buffer and keeps them for the
+/// next layer (api roles `buffer` and `keep`), as the producer did, or the
+/// emulation scrubs them at its end.
+pub fn passed_through(layers: &[MappedLayer], plans: &[Option<TiledLayer>]) -> Vec<Option<(u64, u64)>> {
+    let mut passed = vec![None; layers.len()];
+    for (i, layer) in layers.iter().enumerate() {
+        let Some(p) = plans.get(i).and_then(|p| p.as_ref()).filter(|p| p.output_kept) else { continue };
+        let Some(j) = layer.schedule.as_ref().and_then(|s| s.output_to) else { continue };
+        for slot in passed.iter_mut().take(j).skip(i + 1) {
+            *slot = Some((p.layout.output[0], p.layout.output_bytes));
+        }
+    }
+    passed
 }
 
 /// Whether the platform headers (name, text) declare the DMA `start` and `wait`.
@@ -1060,11 +1155,11 @@ static void mt_box(int to_l1, uint8_t *l1, const void *home, int32_t es, int32_t
 typedef struct {{
     int32_t steps;
     void (*tile)(int32_t s, mt_tile_t *t);
-    /* NULL: the input is resident (the previous layer's output buffer) */
+    /* NULL: the input is resident (its producer's output buffer) */
     void (*load_in)(const mt_tile_t *t, uint8_t *buf);
     void (*load_w)(const mt_tile_t *t, uint8_t *buf); /* NULL: no weights */
     void (*compute)(const mt_tile_t *t, const uint8_t *in, const uint8_t *w, uint8_t *out);
-    /* NULL: the output stays in its buffer for the next layer */
+    /* NULL: the output stays in its buffer for its consumer */
     void (*store)(const mt_tile_t *t, const uint8_t *out);
     int input_follows_k;
     uint8_t *in_buf[2], *w_buf[2], *out_buf[2]; /* equal slots: single buffered */
@@ -1262,8 +1357,8 @@ pub(crate) fn layer(
     } else {
         ("in".to_string(), "rxn")
     };
-    // load_in (none when the input is resident: the tile reads the
-    // previous layer's output buffer in place)
+    // load_in (none when the input is resident: the tile reads its
+    // producer's output buffer in place; an addition loads its other input)
     let load_in_at = f.len();
     let _ =
         writeln!(f, "static void {fname}_load_in(const mt_tile_t *t, uint8_t *buf)\n{{\n{decl}{bx}{silence}");
@@ -1282,14 +1377,19 @@ pub(crate) fn layer(
             );
         }
         Main::Add => {
-            let b_ptr = cx.ptr(first.inputs[1])?;
+            // The operands in buffer order; a resident first one is there.
+            let [p0, p1] = t.add_operands().map(|i| cx.ptr(first.inputs[i]));
+            if !t.input_resident {
+                let _ = writeln!(
+                    f,
+                    "    mt_box(1, buf, {}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);",
+                    p0?
+                );
+            }
             let _ = writeln!(
                 f,
-                "    mt_box(1, buf, {x_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
-            );
-            let _ = writeln!(
-                f,
-                "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {b_ptr}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);"
+                "    mt_box(1, buf + ryn * rxn * cn * {in_es}, {}, {in_es}, {f1}, {f2}, ry0, rx0, c0, ryn, rxn, cn, MT_CH_IN);",
+                p1?
             );
         }
         _ if fetched => {
@@ -1306,7 +1406,7 @@ pub(crate) fn layer(
         }
     }
     let _ = writeln!(f, "}}\n");
-    if t.input_resident {
+    if !t.loads_input() {
         f.truncate(load_in_at);
     }
     // load_w
@@ -1447,12 +1547,15 @@ pub(crate) fn layer(
                 }
             }
             (Main::Add, Op::Add { kind }) => {
-                let bt = graph.tensor(first.inputs[1]);
-                let tail = ops::add_tail(kind)?;
+                let [o0, o1] = t.add_operands();
+                let kind = if o0 == 0 { kind.clone() } else { kind.swapped() };
+                let (at, bt) = (graph.tensor(first.inputs[o0]), graph.tensor(first.inputs[o1]));
+                let tail = ops::add_tail(&kind)?;
                 let _ = writeln!(
                     f,
-                    "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {xdt}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
-                    ops::add_kind(kind),
+                    "    {{\n        int32_t sh[3], st[3];\n        mk_add_t p = {{{}, 3, 0, 0, 0, {tail}}};\n        sh[0] = t->ty; sh[1] = t->tx; sh[2] = t->tk;\n        st[0] = t->tx * t->tk; st[1] = t->tk; st[2] = 1;\n        p.shape = sh; p.sa = st; p.sb = st;\n        mk_add(in, {}, in + elems * {in_es}, {}, {main_out}, {modt}, &p);\n    }}",
+                    ops::add_kind(&kind),
+                    mk_dt(at.dtype),
                     mk_dt(bt.dtype)
                 );
             }
@@ -1618,10 +1721,19 @@ pub(crate) fn layer(
         None => slot(lay.weights),
     };
     let mut resident = String::new();
-    if t.input_resident {
+    if t.input_resident && t.n_inputs() > 1 {
+        let swapped = if t.resident_input == 1 { ", computed as add(b, a)" } else { "" };
         let _ = writeln!(
             resident,
-            "    /* input resident in {}: the previous layer's output buffer at +{} (no load) */",
+            "    /* input {} resident in {}: its producer's output buffer at +{} (not loaded; the other input is, after it{swapped}) */",
+            ["a", "b"][t.resident_input.min(1)],
+            comment(&t.memory),
+            lay.input[0]
+        );
+    } else if t.input_resident {
+        let _ = writeln!(
+            resident,
+            "    /* input resident in {}: its producer's output buffer at +{} (no load) */",
             comment(&t.memory),
             lay.input[0]
         );
@@ -1629,7 +1741,7 @@ pub(crate) fn layer(
     if t.output_kept {
         let _ = writeln!(
             resident,
-            "    /* output kept in {} at +{} for the next layer (no store) */",
+            "    /* output kept in {} at +{} for its consumer (no store) */",
             comment(&t.memory),
             lay.output[0]
         );
@@ -1650,7 +1762,7 @@ pub(crate) fn layer(
         if t.double[2] { " x2" } else { "" },
         lay.acc_bytes,
         n.steps(),
-        if t.input_resident { "NULL".into() } else { format!("{fname}_load_in") },
+        if t.loads_input() { format!("{fname}_load_in") } else { "NULL".into() },
         if t.has_weights() { format!("{fname}_load_w") } else { "NULL".into() },
         if t.output_kept { "NULL".into() } else { format!("{fname}_store") },
         i32::from(t.input_follows_k),
@@ -1944,12 +2056,16 @@ fn job_compute(
             );
         }
         (Main::Add, Op::Add { kind }) => {
-            let bt = graph.tensor(first.inputs[1]);
+            // The operands in buffer order (the resident one first).
+            let [o0, o1] = t.add_operands();
+            let kind = if o0 == 0 { kind.clone() } else { kind.swapped() };
+            let (at, bt) = (graph.tensor(first.inputs[o0]), graph.tensor(first.inputs[o1]));
             let _ = writeln!(
                 f,
-                "    {{\n        mk_add_t a = {{{}, 3, 0, 0, 0, {}}};\n        j.add = a;\n    }}\n    j.op = MK_JOB_ADD;\n    j.h = t->ty; j.w = t->tx; j.c = t->tk; j.oh = t->ty; j.ow = t->tx;\n    j.x2 = in + elems * {in_es};\n    j.x2dt = {};\n    j.x_bytes = (uint32_t)(2 * elems * {in_es});",
-                ops::add_kind(kind),
-                ops::add_tail(kind)?,
+                "    {{\n        mk_add_t a = {{{}, 3, 0, 0, 0, {}}};\n        j.add = a;\n    }}\n    j.op = MK_JOB_ADD;\n    j.h = t->ty; j.w = t->tx; j.c = t->tk; j.oh = t->ty; j.ow = t->tx;\n    j.xdt = {};\n    j.x2 = in + elems * {in_es};\n    j.x2dt = {};\n    j.x_bytes = (uint32_t)(2 * elems * {in_es});",
+                ops::add_kind(&kind),
+                ops::add_tail(&kind)?,
+                mk_dt(at.dtype),
                 mk_dt(bt.dtype)
             );
         }
