@@ -4,8 +4,9 @@
 //! connections) to L3 with the target's L3 DMA and fill them back before
 //! their next reader, plan an arena that fits, and stay bit-exact with the
 //! interpreter and the reference runtime's golden outputs (ASan and UBSan
-//! on), with the emulation's L3 counters as predicted. Past what spilling
-//! can save, the memory error names the shortfall as before.
+//! on), with the emulation's L3 counters as predicted; the same on
+//! siracusa. Past what spilling can save, the memory error names the
+//! shortfall as before.
 
 use match_core::compile::{self, CompileOptions};
 use match_core::ir::Op;
@@ -257,6 +258,35 @@ fn tiled_intermediates_take_no_arena() {
     let inputs = vec![e.case_inputs(0)];
     let outs = run(&c, &dir, &inputs);
     let want = match_core::interp::run(&c.graph, &inputs[0]).expect("interpreter");
+    for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
+        if let Some(d) = diff(got, w) {
+            panic!("output {j}: {d}");
+        }
+    }
+}
+
+/// The same on siracusa, whose L3 also holds activations: no target name
+/// in the compiler, its own emulation and L3 DMA.
+#[test]
+fn a_long_skip_waits_in_l3_on_siracusa() {
+    let recipe = long_skip();
+    let g = gen::build(&recipe).expect("the network builds");
+    let inputs = vec![gen::random_inputs(&recipe, 21)];
+    let (hw, platform) = match_targets::resolve("siracusa").expect("siracusa");
+    let base = compile(&g, &hw, platform, &tmp(&["siracusa", "base"])).expect("compiles for siracusa");
+    assert!(base.spilled.is_empty());
+    let l2 = (base.plan.arena_bytes - V1) as u64 + 9216 + 3 * 32 * 4 + 2048;
+    let (small, platform) = with_l2("siracusa", l2);
+    let dir = tmp(&["siracusa", "small"]);
+    let c = compile(&g, &small, platform, &dir).unwrap_or_else(|e| panic!("L2 {l2} B: {e:#}"));
+    eprintln!(
+        "siracusa: base arena {} -> {} spilled {:?}",
+        base.plan.arena_bytes, c.plan.arena_bytes, c.spilled
+    );
+    assert_eq!(c.spilled.len(), 1, "{:?}", c.spilled);
+    assert_eq!(c.plan.external_bytes, V1);
+    let outs = run(&c, &dir, &inputs);
+    let want = match_core::interp::run(&base.graph, &inputs[0]).expect("interpreter");
     for (j, (got, w)) in outs[0].iter().zip(&want).enumerate() {
         if let Some(d) = diff(got, w) {
             panic!("output {j}: {d}");
