@@ -199,6 +199,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!("  code:    {} B of C source", r.code_bytes);
             println!("  weights: {} B", r.weight_bytes);
             println!("  RAM:     {} B activation arena", r.ram_bytes);
+            if !compiled.spilled.is_empty() {
+                // Activations that wait in the external memory (docs/l3-activations.md).
+                let memory =
+                    match_core::spill::external_activations_memory(&hw).map_or("", |(m, _)| m.name.as_str());
+                println!(
+                    "  spilled: {} tensor(s) waiting in {memory}, {} B there",
+                    compiled.spilled.len(),
+                    compiled.plan.external_bytes
+                );
+            }
             println!("  build:   make -C {}  (binary: build/{})", out_dir.display(), compiled.model_name);
             Ok(ExitCode::SUCCESS)
         }
