@@ -278,3 +278,28 @@ fn a_bigger_l1_gets_a_bigger_emulated_arena() {
         .expect("an L1 arena");
     assert!(l1 > 120_000 && l1 <= USABLE, "L1 arena of {l1} B");
 }
+
+/// Long skip connections on a gap9-like target whose L2 is cut below the
+/// arena ([`diff::spill_batch`], [`diff::Worker::spill_target`]): the first
+/// spilling batch of a fixed campaign seed compiles by spilling tensors to
+/// L3 and filling them back, and stays bit-exact under the sanitizers.
+#[test]
+fn a_long_skip_batch_spills_to_l3_and_stays_bit_exact() {
+    assert!(have_gcc(), "gcc is required for the sanitizer builds");
+    let seed: u64 = std::env::var("MATCH_SPILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let batch = (0..).find(|&i| diff::spill_batch(seed, i)).expect("a spilling batch");
+    let worker = Worker::new(work_dir("long_skip"));
+    let t = diff::run_range(&worker, seed, batch * BATCH, (batch + 1) * BATCH, BATCH);
+    eprintln!(
+        "batch {batch}: {} cases, {} passed, {} did not fit, {} spilled, failures {:?}",
+        t.cases,
+        t.passed,
+        t.does_not_fit,
+        t.spilled,
+        t.failures.iter().map(|(c, k, m)| (k, c.recipe.summary(), m)).collect::<Vec<_>>()
+    );
+    assert!(t.failures.is_empty());
+    assert_eq!(t.long_skip as u64, BATCH);
+    assert_eq!(t.passed as u64, BATCH);
+    assert!(t.spilled >= 1, "no case spilled");
+}
