@@ -767,8 +767,8 @@ pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
 /// Whether batch `i` of campaign `seed` (a gap9-like one: [`campaign_target`]
 /// kind 4) is a spilling batch, two in five of them: networks with long
 /// skip connections ([`gen::generate_long_skip`]) on the gap9-like target
-/// with its L2 cut by [`Worker::spill_target`]. The other batches' targets
-/// and networks are as before.
+/// with its L2 cut for each network by [`Worker::spill_target`], each built
+/// alone. The other batches' targets and networks are as before.
 pub fn spill_batch(seed: u64, i: u64) -> bool {
     i % 6 == 4 && gen::Rng::new(seed.wrapping_mul(31).wrapping_add(i) ^ 0x5b11_1ed).below(5) < 2
 }
@@ -778,8 +778,9 @@ impl Worker {
     /// `recipes` compiles only by spilling activations to L3 (or staging
     /// weights there): a probe compile with 4 MB of L2 gives the arena `A`
     /// and the largest layer's weights `W` (in L2 while the layer runs);
-    /// a bisection between `W + A / 8` and `W + A` the least L2 that still
-    /// compiles, `min`; the result has `min + pick^3 * (W + A - min)` bytes
+    /// `hi`, the first of `W + A`, `2W + A`, `2(W + A)` that compiles; a
+    /// bisection between `W + A / 8` and `hi` the least L2 that still
+    /// compiles, `min`; the result has `min + pick^3 * (hi - min)` bytes
     /// (`pick` in `[0, 1)`). When the probe does not compile (an L1 too
     /// small for a layer), `base` as it is.
     pub fn spill_target(&self, recipes: &[&Recipe], base: &DerivedTarget, pick: f64) -> DerivedTarget {
@@ -803,10 +804,14 @@ impl Worker {
         let Some(probe) = compiles(&with_l2(4_000_000)) else { return base.clone() };
         let arena = probe.plan.arena_bytes;
         let weights = largest_layer_weights(&probe);
-        let hi = weights + arena;
-        if compiles(&with_l2(hi)).is_none() {
+        // The weights' staging may want a second layer's weights beside
+        // the arena (prefetch): the first of these that compiles.
+        let Some(hi) = [weights + arena, 2 * weights + arena, 2 * (weights + arena)]
+            .into_iter()
+            .find(|&b| compiles(&with_l2(b)).is_some())
+        else {
             return base.clone();
-        }
+        };
         let (mut fail, mut ok) = (weights + arena / 8, hi);
         if compiles(&with_l2(fail)).is_some() {
             ok = fail;
@@ -900,15 +905,22 @@ impl Stats {
 }
 
 /// Runs cases `[start, end)` of the campaign `seed` in batches of `batch`
-/// networks per build (one target per batch).
+/// networks per build (one target per batch), spilling batches
+/// ([`spill_batch`]) included.
 pub fn run_range(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64) -> Stats {
+    run_range_with(worker, seed, start, end, batch, true)
+}
+
+/// [`run_range`]; with `spilling` false, the batches [`spill_batch`] picks
+/// are ordinary gap9-like batches (the campaign as it was before them).
+pub fn run_range_with(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64, spilling: bool) -> Stats {
     let mut stats = Stats::default();
     let opt = GenOptions::default();
     let mut b = start;
     while b < end {
         let n = batch.min(end - b);
         let target = campaign_target(seed, b / batch.max(1));
-        let spilling = spill_batch(seed, b / batch.max(1));
+        let spilling = spilling && spill_batch(seed, b / batch.max(1));
         let mut rng = gen::Rng::new(seed ^ b.wrapping_mul(0x9e37));
         let mut cases: Vec<Case> = (b..b + n)
             .map(|i| {
@@ -925,14 +937,21 @@ pub fn run_range(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64) -
                 }
             })
             .collect();
-        if let (true, TargetSpec::Derived(base)) = (spilling, &target) {
-            let recipes: Vec<&Recipe> = cases.iter().map(|c| &c.recipe).collect();
-            let cut = TargetSpec::Derived(worker.spill_target(&recipes, base, rng.f64()));
-            cases.iter_mut().for_each(|c| c.target = cut.clone());
+        let outcomes = if let (true, TargetSpec::Derived(base)) = (spilling, &target) {
+            // One network per build, its L2 cut for it alone: in a batch,
+            // one spill would often make room for every network.
             stats.long_skip += cases.len();
-        }
-        let refs: Vec<&Case> = cases.iter().collect();
-        let outcomes = worker.check_batch_units(&refs);
+            cases
+                .iter_mut()
+                .map(|c| {
+                    c.target = TargetSpec::Derived(worker.spill_target(&[&c.recipe], base, rng.f64()));
+                    worker.check_units(c)
+                })
+                .collect()
+        } else {
+            let refs: Vec<&Case> = cases.iter().collect();
+            worker.check_batch_units(&refs)
+        };
         for (c, (o, ran)) in cases.into_iter().zip(outcomes) {
             stats.cases += 1;
             match o {

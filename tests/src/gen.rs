@@ -966,8 +966,8 @@ pub fn generate_long_skip(seed: u64, flavor: Flavor) -> Recipe {
         Flavor::IntegerDialect => Act8::U8,
         Flavor::Any => rng.pick(&[Act8::I8, Act8::U8]),
     };
-    let h = rng.usize(12, 40);
-    let w = if rng.chance(0.7) { h } else { rng.usize(12, 40) };
+    let h = rng.usize(20, 48);
+    let w = if rng.chance(0.7) { h } else { rng.usize(20, 48) };
     let input = InputSpec {
         shape: vec![1, h, w, rng.usize(1, 16)],
         dtype,
@@ -985,7 +985,7 @@ pub fn generate_long_skip(seed: u64, flavor: Flavor) -> Recipe {
     let mut layers: Vec<LayerSpec> = Vec::new();
     let mut outputs: Vec<usize> = Vec::new();
     // Multiply-accumulates per layer at most (the sanitized emulation's time).
-    const MACS: usize = 3_000_000;
+    const MACS: usize = 6_000_000;
     let same_conv = |rng: &mut Rng, x: &GenVal, out_c: Option<usize>, out: Option<Act8>| -> Option<LayerOp> {
         let xd = x.dtype?;
         let c = x.shape[3];
