@@ -770,7 +770,7 @@ pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
 /// with its L2 cut for each network by [`Worker::spill_target`], each built
 /// alone. The other batches' targets and networks are as before.
 pub fn spill_batch(seed: u64, i: u64) -> bool {
-    i % 6 == 4 && gen::Rng::new(seed.wrapping_mul(31).wrapping_add(i) ^ 0x5b11_1ed).below(5) < 2
+    i % 6 == 4 && gen::Rng::new(seed.wrapping_mul(31).wrapping_add(i) ^ 0x05b1_11ed).below(5) < 2
 }
 
 impl Worker {
