@@ -164,6 +164,26 @@ fn generated_targets_check_and_generated_networks_prepare() {
     }
 }
 
+/// The spilling batches' networks build, and each reads a value again at
+/// least three values after it was made (two layers or more between).
+#[test]
+fn long_skip_networks_build_and_reread_a_value_layers_later() {
+    use match_tests::gen::{self, Flavor, LayerOp, Operand};
+    for seed in 0..200 {
+        for flavor in [Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect] {
+            let r = gen::generate_long_skip(seed, flavor);
+            if let Err(e) = gen::build(&r) {
+                panic!("seed {seed} {flavor:?}: {e:#}\n{r:?}");
+            }
+            let first = r.inputs.len();
+            let skip = r.layers.iter().enumerate().any(
+                |(j, l)| matches!(l.op, LayerOp::Add { other: Operand::Value(v), .. } if first + j >= v + 3),
+            );
+            assert!(skip, "seed {seed} {flavor:?}: no long skip: {}", r.summary());
+        }
+    }
+}
+
 #[test]
 fn a_target_too_small_gives_does_not_fit() {
     let mut t = match_tests::gen::generate_target(1);
