@@ -342,14 +342,10 @@ impl Worker {
             if !called {
                 continue;
             }
-            // Batched networks' node names start with `n<i>_`.
             let owner = layer
                 .nodes
                 .first()
-                .and_then(|&n| {
-                    let name = &lowered.nodes[n].name;
-                    name.strip_prefix('n')?.split('_').next()?.parse::<usize>().ok()
-                })
+                .and_then(|&n| node_owner(&lowered.nodes[n].name))
                 .filter(|_| cases.len() > 1)
                 .unwrap_or(0);
             if let Some(r) = ran.get_mut(owner) {
@@ -359,6 +355,15 @@ impl Worker {
                 if layer.schedule.as_ref().is_some_and(|s| s.acc_bytes > 0) {
                     r.units.insert(format!("{}(C split)", layer.unit));
                 }
+            }
+        }
+        for n in lowered.nodes.node_indices() {
+            if !matches!(lowered.nodes[n].op, match_core::ir::Op::Spill) {
+                continue;
+            }
+            let owner = node_owner(&lowered.nodes[n].name).filter(|_| cases.len() > 1).unwrap_or(0);
+            if let Some(r) = ran.get_mut(owner) {
+                r.spills += 1;
             }
         }
         let mut per_output = vec![None; lowered.outputs.len()];
@@ -377,12 +382,21 @@ impl Worker {
     }
 }
 
+/// The network of a batch that a node belongs to: batched networks' node
+/// names start with `n<i>_`.
+fn node_owner(name: &str) -> Option<usize> {
+    name.strip_prefix('n')?.split('_').next()?.parse::<usize>().ok()
+}
+
 /// The units that ran a case's layers: kernel calls counted by the
 /// emulation (gap9, diana and targets derived from them), or the mapping's
 /// units on targets without counters.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ran {
     pub units: std::collections::BTreeSet<String>,
+    /// Tensors the compiler spilled to the external memory (`Op::Spill`
+    /// nodes of the case's network in the compiled graph).
+    pub spills: usize,
 }
 
 /// The lowered graph keeps the imported graph's inputs and outputs (the
@@ -750,6 +764,91 @@ pub fn campaign_target(seed: u64, i: u64) -> TargetSpec {
     }
 }
 
+/// Whether batch `i` of campaign `seed` (a gap9-like one: [`campaign_target`]
+/// kind 4) is a spilling batch, two in five of them: networks with long
+/// skip connections ([`gen::generate_long_skip`]) on the gap9-like target
+/// with its L2 cut for each network by [`Worker::spill_target`], each built
+/// alone. The other batches' targets and networks are as before.
+pub fn spill_batch(seed: u64, i: u64) -> bool {
+    i % 6 == 4 && gen::Rng::new(seed.wrapping_mul(31).wrapping_add(i) ^ 0x05b1_11ed).below(5) < 2
+}
+
+impl Worker {
+    /// `base` (gap9-like) with its home memory L2 cut so that the batch of
+    /// `recipes` compiles only by spilling activations to L3 (or staging
+    /// weights there): a probe compile with 4 MB of L2 gives the arena `A`
+    /// and the largest layer's weights `W` (in L2 while the layer runs);
+    /// `hi`, the first of `W + A`, `2W + A`, `2(W + A)` that compiles; a
+    /// bisection between `W + A / 8` and `hi` the least L2 that still
+    /// compiles, `min`; the result has `min + pick^3 * (hi - min)` bytes
+    /// (`pick` in `[0, 1)`). When the probe does not compile (an L1 too
+    /// small for a layer), `base` as it is.
+    pub fn spill_target(&self, recipes: &[&Recipe], base: &DerivedTarget, pick: f64) -> DerivedTarget {
+        let with_l2 = |usable: usize| {
+            let mut t = base.clone();
+            t.edits.retain(|(item, key, _)| !(item == "memory L2" && key == "size"));
+            t.edits.push(("memory L2".into(), "size".into(), Some(format!("{usable} B"))));
+            t.name = format!("{}sp", base.name);
+            t
+        };
+        let Ok(graph) = catch("build", || gen::build_many(recipes)) else { return base.clone() };
+        let compiles = |t: &DerivedTarget| -> Option<compile::Compiled> {
+            let (hw, platform) = TargetSpec::Derived(t.clone()).resolve().ok()?;
+            let options = CompileOptions {
+                out_dir: self.dir.join("probe"),
+                model_name: Some("net".into()),
+                platform_dir: platform,
+            };
+            catch("compile", || compile::compile_graph(&graph, &hw, &options)).ok()
+        };
+        let Some(probe) = compiles(&with_l2(4_000_000)) else { return base.clone() };
+        let arena = probe.plan.arena_bytes;
+        let weights = largest_layer_weights(&probe);
+        // The weights' staging may want a second layer's weights beside
+        // the arena (prefetch): the first of these that compiles.
+        let Some(hi) = [weights + arena, 2 * weights + arena, 2 * (weights + arena)]
+            .into_iter()
+            .find(|&b| compiles(&with_l2(b)).is_some())
+        else {
+            return base.clone();
+        };
+        let (mut fail, mut ok) = (weights + arena / 8, hi);
+        if compiles(&with_l2(fail)).is_some() {
+            ok = fail;
+        } else {
+            while ok - fail > (arena / 64).max(16) {
+                let mid = fail + (ok - fail) / 2;
+                if compiles(&with_l2(mid)).is_some() {
+                    ok = mid;
+                } else {
+                    fail = mid;
+                }
+            }
+        }
+        // Mostly near the least: the fewer bytes, the more spills.
+        with_l2(ok + ((hi - ok) as f64 * pick.powi(3)) as usize)
+    }
+}
+
+/// The bytes of the constants of a compiled graph's layer with the most.
+fn largest_layer_weights(c: &compile::Compiled) -> usize {
+    let g = &c.graph;
+    c.mapping
+        .layers
+        .iter()
+        .map(|l| {
+            let consts: std::collections::BTreeSet<_> = l
+                .nodes
+                .iter()
+                .flat_map(|&n| g.nodes[n].inputs.iter().copied())
+                .filter(|&t| g.tensor(t).is_const())
+                .collect();
+            consts.iter().map(|&t| g.tensor(t).bytes()).sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// A target's kind: its shipped name, `random`, or `<base>-like`.
 pub fn target_kind(target: &TargetSpec) -> String {
     match target {
@@ -783,6 +882,11 @@ pub struct Stats {
     /// Passing cases per `<target kind>:<unit>` that ran at least one of
     /// their layers on that unit (see [`target_kind`]).
     pub ran: std::collections::BTreeMap<String, usize>,
+    /// Cases of spilling batches ([`spill_batch`]).
+    pub long_skip: usize,
+    /// Passing cases whose compiled graph spilled a tensor to the external
+    /// memory.
+    pub spilled: usize,
 }
 
 impl Stats {
@@ -792,6 +896,8 @@ impl Stats {
         self.does_not_fit += o.does_not_fit;
         self.invalid += o.invalid;
         self.failures.extend(o.failures);
+        self.long_skip += o.long_skip;
+        self.spilled += o.spilled;
         for (k, n) in o.ran {
             *self.ran.entry(k).or_default() += n;
         }
@@ -799,32 +905,59 @@ impl Stats {
 }
 
 /// Runs cases `[start, end)` of the campaign `seed` in batches of `batch`
-/// networks per build (one target per batch).
+/// networks per build (one target per batch), spilling batches
+/// ([`spill_batch`]) included.
 pub fn run_range(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64) -> Stats {
+    run_range_with(worker, seed, start, end, batch, true)
+}
+
+/// [`run_range`]; with `spilling` false, the batches [`spill_batch`] picks
+/// are ordinary gap9-like batches (the campaign as it was before them).
+pub fn run_range_with(worker: &Worker, seed: u64, start: u64, end: u64, batch: u64, spilling: bool) -> Stats {
     let mut stats = Stats::default();
     let opt = GenOptions::default();
     let mut b = start;
     while b < end {
         let n = batch.min(end - b);
         let target = campaign_target(seed, b / batch.max(1));
+        let spilling = spilling && spill_batch(seed, b / batch.max(1));
         let mut rng = gen::Rng::new(seed ^ b.wrapping_mul(0x9e37));
-        let cases: Vec<Case> = (b..b + n)
+        let mut cases: Vec<Case> = (b..b + n)
             .map(|i| {
                 let flavor = flavor_for(&target, &mut rng);
+                let rseed = seed.wrapping_mul(1_000_003).wrapping_add(i);
                 Case {
-                    recipe: gen::generate(seed.wrapping_mul(1_000_003).wrapping_add(i), flavor, &opt),
+                    recipe: if spilling {
+                        gen::generate_long_skip(rseed, flavor)
+                    } else {
+                        gen::generate(rseed, flavor, &opt)
+                    },
                     target: target.clone(),
                     input_seed: seed ^ (i << 8),
                 }
             })
             .collect();
-        let refs: Vec<&Case> = cases.iter().collect();
-        let outcomes = worker.check_batch_units(&refs);
+        let outcomes = if let (true, TargetSpec::Derived(base)) = (spilling, &target) {
+            // One network per build, its L2 cut for it alone: in a batch,
+            // one spill would often make room for every network.
+            stats.long_skip += cases.len();
+            cases
+                .iter_mut()
+                .map(|c| {
+                    c.target = TargetSpec::Derived(worker.spill_target(&[&c.recipe], base, rng.f64()));
+                    worker.check_units(c)
+                })
+                .collect()
+        } else {
+            let refs: Vec<&Case> = cases.iter().collect();
+            worker.check_batch_units(&refs)
+        };
         for (c, (o, ran)) in cases.into_iter().zip(outcomes) {
             stats.cases += 1;
             match o {
                 Outcome::Pass => {
                     stats.passed += 1;
+                    stats.spilled += usize::from(ran.spills > 0);
                     for u in ran.units {
                         *stats.ran.entry(format!("{}:{u}", target_kind(&c.target))).or_default() += 1;
                     }

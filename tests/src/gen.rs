@@ -952,6 +952,144 @@ pub fn generate(seed: u64, flavor: Flavor, opt: &GenOptions) -> Recipe {
     Recipe { inputs, layers, outputs }
 }
 
+/// A network with a long skip connection, for the external-memory
+/// (spilling) cases: a stem convolution whose output `v` is read again by
+/// an addition two to five shape-keeping layers later (convolutions with
+/// "same" padding, depthwise convolutions, 3x3 max poolings), the last of
+/// which returns to `v`'s channels and type; sometimes a second skip over
+/// the first's sum, and a pooled dense head. Activations of a few to some
+/// tens of kB, so that `v` waits while the layers between hold the arena.
+pub fn generate_long_skip(seed: u64, flavor: Flavor) -> Recipe {
+    let mut rng = Rng::new(seed ^ 0x10f6_5c19);
+    let dtype = match flavor {
+        Flavor::TfLite | Flavor::ShiftOnly => Act8::I8,
+        Flavor::IntegerDialect => Act8::U8,
+        Flavor::Any => rng.pick(&[Act8::I8, Act8::U8]),
+    };
+    let h = rng.usize(20, 48);
+    let w = if rng.chance(0.7) { h } else { rng.usize(20, 48) };
+    let input = InputSpec {
+        shape: vec![1, h, w, rng.usize(1, 16)],
+        dtype,
+        scale: rng.log_uniform(0.005, 0.1) as f32,
+        zp: pick_zp(&mut rng, dtype),
+    };
+    let inputs = vec![input.clone()];
+    let mut vals = vec![GenVal {
+        shape: input.shape.clone(),
+        dtype: Some(dtype),
+        scale: input.scale,
+        zp: input.zp,
+        range: None,
+    }];
+    let mut layers: Vec<LayerSpec> = Vec::new();
+    let mut outputs: Vec<usize> = Vec::new();
+    // Multiply-accumulates per layer at most (the sanitized emulation's time).
+    const MACS: usize = 6_000_000;
+    let same_conv = |rng: &mut Rng, x: &GenVal, out_c: Option<usize>, out: Option<Act8>| -> Option<LayerOp> {
+        let xd = x.dtype?;
+        let c = x.shape[3];
+        let k = rng.pick(&[1usize, 3, 3]);
+        let depthwise = out_c.is_none() && k == 3 && rng.chance(0.3);
+        let room = (MACS / (x.shape[1] * x.shape[2] * k * k * c).max(1)).max(1);
+        let out_c = out_c.unwrap_or_else(|| rng.usize(4, 48).min(room));
+        let mut rq = pick_requant(rng, flavor, xd);
+        if let Some(d) = out {
+            rq.out = d;
+            if rq.out_zp < type_range(d.dtype()).0 || rq.out_zp > type_range(d.dtype()).1 {
+                rq.out_zp = 0;
+            }
+        }
+        let p = (k - 1) / 2;
+        Some(LayerOp::Conv {
+            grouping: if depthwise { Grouping::Depthwise { multiplier: 1 } } else { Grouping::Full },
+            out_c,
+            kernel: [k, k],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [p; 4],
+            weights: pick_weights(rng, flavor),
+            bias: rng.chance(0.8),
+            rq: Some(rq),
+        })
+    };
+    let skips = if rng.chance(0.3) { 2 } else { 1 };
+    for _ in 0..skips {
+        // The skipped value: a stem convolution's output.
+        let stem_c = rng.usize(4, 32);
+        let src = vals.len() - 1;
+        let Some(op) = same_conv(&mut rng, &vals[src], Some(stem_c), None) else { break };
+        if !push_layer(&inputs, &mut layers, &mut vals, &mut outputs, LayerSpec { src, op, seed: rng.seed() })
+        {
+            break;
+        }
+        let skip = vals.len() - 1;
+        let (skip_c, skip_d) = (vals[skip].shape[3], vals[skip].dtype);
+        let body = rng.usize(2, 5);
+        for j in 0..body {
+            let src = vals.len() - 1;
+            let last = j + 1 == body;
+            let op = if last {
+                same_conv(&mut rng, &vals[src], Some(skip_c), skip_d)
+            } else if rng.chance(0.15) {
+                Some(LayerOp::MaxPool { kernel: [3, 3], stride: [1, 1], pad: [1; 4] })
+            } else {
+                same_conv(&mut rng, &vals[src], None, None)
+            };
+            let Some(op) = op else { continue };
+            push_layer(
+                &inputs,
+                &mut layers,
+                &mut vals,
+                &mut outputs,
+                LayerSpec { src, op, seed: rng.seed() },
+            );
+        }
+        let src = vals.len() - 1;
+        if vals[src].shape != vals[skip].shape || vals[src].dtype != skip_d {
+            break;
+        }
+        // The join: the skipped value read again, several layers later.
+        let mut add = gen_add(&mut rng, flavor, &vals, src);
+        if let Some(LayerOp::Add { other, .. }) = add.as_mut() {
+            *other = Operand::Value(skip);
+        }
+        let Some(op) = add else { break };
+        push_layer(&inputs, &mut layers, &mut vals, &mut outputs, LayerSpec { src, op, seed: rng.seed() });
+    }
+    if rng.chance(0.5) {
+        // A classifier head.
+        let src = vals.len() - 1;
+        if push_layer(
+            &inputs,
+            &mut layers,
+            &mut vals,
+            &mut outputs,
+            LayerSpec { src, op: LayerOp::GlobalAvgPool, seed: rng.seed() },
+        ) {
+            let src = vals.len() - 1;
+            if let Some(op) = gen_dense(&mut rng, flavor, &vals[src], &GenOptions::default()) {
+                push_layer(
+                    &inputs,
+                    &mut layers,
+                    &mut vals,
+                    &mut outputs,
+                    LayerSpec { src, op, seed: rng.seed() },
+                );
+            }
+        }
+    }
+    if layers.is_empty() {
+        return generate(seed, flavor, &GenOptions::default());
+    }
+    let last = vals.len() - 1;
+    if !outputs.contains(&last) {
+        outputs.push(last);
+    }
+    outputs.sort();
+    Recipe { inputs, layers, outputs }
+}
+
 fn gen_conv(rng: &mut Rng, flavor: Flavor, x: &GenVal, opt: &GenOptions, budget: usize) -> Option<LayerOp> {
     let [_, h, w, c] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let xd = x.dtype?;

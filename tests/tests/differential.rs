@@ -31,6 +31,10 @@ const BATCH: u64 = 5;
 /// diana and on diana-like targets each (the smoke set gives 8 and 6; some
 /// headroom for cost-model changes that move a layer to the digital array).
 const MIN_ANALOG: usize = 4;
+/// The long-skip case checked on its own: the campaign seed, and the case's
+/// place in its first spilling batch.
+const SPILL_SEED: u64 = 6;
+const SPILL_CASE: u64 = 0;
 
 #[test]
 fn smoke_set_is_bit_exact_under_sanitizers() {
@@ -51,7 +55,8 @@ fn smoke_set_is_bit_exact_under_sanitizers() {
                     if b >= SMOKE_CASES {
                         break;
                     }
-                    let st = diff::run_range(&worker, SMOKE_SEED, b, (b + chunk).min(SMOKE_CASES), BATCH);
+                    let end = (b + chunk).min(SMOKE_CASES);
+                    let st = diff::run_range(&worker, SMOKE_SEED, b, end, BATCH);
                     total.lock().unwrap().merge(st);
                 }
             });
@@ -87,6 +92,10 @@ fn smoke_set_is_bit_exact_under_sanitizers() {
     // DIANA's analog array really ran (its kernels counted by the
     // emulation) on enough cases: ternary layers on 7-bit inputs.
     eprintln!("passing cases per unit that ran their layers: {:?}", t.ran);
+    // Activations spilled to L3 on some of the long-skip cases of the
+    // gap9-like batches with L2 cut (docs/l3-activations.md).
+    eprintln!("long-skip cases: {}, passing cases that spilled: {}", t.long_skip, t.spilled);
+    assert!(t.spilled >= 1, "no passing case spilled: {} long-skip cases", t.long_skip);
     let analog = |k: &str| t.ran.get(k).copied().unwrap_or(0);
     assert!(
         analog("diana:analog") >= MIN_ANALOG && analog("diana-like:analog") >= MIN_ANALOG,
@@ -149,6 +158,26 @@ fn generated_targets_check_and_generated_networks_prepare() {
             let back: match_tests::gen::Recipe =
                 serde_json::from_str(&serde_json::to_string(&r).unwrap()).expect("round trip");
             assert_eq!(back, r);
+        }
+    }
+}
+
+/// The spilling batches' networks build, and each reads a value again at
+/// least three values after it was made (two layers or more between).
+#[test]
+fn long_skip_networks_build_and_reread_a_value_layers_later() {
+    use match_tests::gen::{self, Flavor, LayerOp, Operand};
+    for seed in 0..200 {
+        for flavor in [Flavor::Any, Flavor::TfLite, Flavor::IntegerDialect] {
+            let r = gen::generate_long_skip(seed, flavor);
+            if let Err(e) = gen::build(&r) {
+                panic!("seed {seed} {flavor:?}: {e:#}\n{r:?}");
+            }
+            let first = r.inputs.len();
+            let skip = r.layers.iter().enumerate().any(
+                |(j, l)| matches!(l.op, LayerOp::Add { other: Operand::Value(v), .. } if first + j >= v + 3),
+            );
+            assert!(skip, "seed {seed} {flavor:?}: no long skip: {}", r.summary());
         }
     }
 }
@@ -277,4 +306,28 @@ fn a_bigger_l1_gets_a_bigger_emulated_arena() {
         .max()
         .expect("an L1 arena");
     assert!(l1 > 120_000 && l1 <= USABLE, "L1 arena of {l1} B");
+}
+
+/// Long skip connections on a gap9-like target whose L2 is cut below the
+/// arena ([`diff::spill_batch`], [`diff::Worker::spill_target`]): a fixed
+/// case of a spilling batch compiles by spilling a tensor to L3 and
+/// filling it back, and stays bit-exact under the sanitizers.
+#[test]
+fn a_long_skip_case_spills_to_l3_and_stays_bit_exact() {
+    assert!(have_gcc(), "gcc is required for the sanitizer builds");
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
+    let (seed, offset) = (env("MATCH_SPILL_SEED", SPILL_SEED), env("MATCH_SPILL_CASE", SPILL_CASE));
+    let batch = (0..).find(|&i| diff::spill_batch(seed, i)).expect("a spilling batch");
+    let case = batch * BATCH + offset;
+    let worker = Worker::new(work_dir("long_skip"));
+    let t = diff::run_range(&worker, seed, case, case + 1, BATCH);
+    eprintln!(
+        "case {case}: {} passed, {} did not fit, {} spilled, failures {:?}",
+        t.passed,
+        t.does_not_fit,
+        t.spilled,
+        t.failures.iter().map(|(c, k, m)| (k, c.recipe.summary(), m)).collect::<Vec<_>>()
+    );
+    assert!(t.failures.is_empty());
+    assert_eq!((t.long_skip, t.passed, t.spilled), (1, 1, 1));
 }

@@ -694,15 +694,29 @@ fn substitute(text: &str, subst: &HashMap<&str, String>) -> String {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (a, b) in identifiers(text) {
-        if let Some(r) = subst.get(&text[a..b]) {
-            out.push_str(&text[last..a]);
-            out.push_str(r);
-            last = b;
+    for line in text.split_inclusive('\n') {
+        let mut replaced = String::with_capacity(line.len());
+        let mut last = 0;
+        for (a, b) in identifiers(line) {
+            if let Some(r) = subst.get(&line[a..b]) {
+                replaced.push_str(&line[last..a]);
+                replaced.push_str(r);
+                last = b;
+            }
         }
+        if last == 0 {
+            out.push_str(line);
+            continue;
+        }
+        replaced.push_str(&line[last..]);
+        // A pointer into the staging buffer is not a constant expression:
+        // a parameter block initialised with it cannot be `static`.
+        let indent = replaced.len() - replaced.trim_start().len();
+        if replaced[indent..].starts_with("static const ") {
+            replaced.replace_range(indent..indent + "static ".len(), "");
+        }
+        out.push_str(&replaced);
     }
-    out.push_str(&text[last..]);
     out
 }
 
@@ -1484,6 +1498,20 @@ mod tests {
         let st = place_with_l3(2600, 2500, 1e6);
         assert!(!st.prefetch);
         assert_eq!((staged(&st), st.image_bytes), (2, 2016));
+    }
+
+    #[test]
+    fn a_staged_array_in_a_parameter_block_makes_it_automatic() {
+        // A pointer into the staging buffer is no constant expression: the
+        // block it initialises loses `static` (gcc: "initializer element is
+        // not constant"); lines without a staged array keep theirs.
+        let text = "        static const mk_requant_t rq = {MK_RQ_SCALE_SHIFT, 12, m_w5, m_w6};\n        static const mk_pool_t p = {{2, 2}};\n";
+        let subst: HashMap<&str, String> =
+            [("m_w5", "((const int64_t *)(const void *)(m_wstage + 192))".to_string())].into();
+        assert_eq!(
+            substitute(text, &subst),
+            "        const mk_requant_t rq = {MK_RQ_SCALE_SHIFT, 12, ((const int64_t *)(const void *)(m_wstage + 192)), m_w6};\n        static const mk_pool_t p = {{2, 2}};\n"
+        );
     }
 
     #[test]

@@ -147,6 +147,10 @@ fn main() {
     for (k, n) in &total.ran {
         println!("  {k}: {n}");
     }
+    println!(
+        "long-skip cases on gap9-like targets with L2 cut: {}; passing cases that spilled to L3: {}",
+        total.long_skip, total.spilled
+    );
     println!("time: {:.1} s", start.elapsed().as_secs_f64());
     if !total.failures.is_empty() {
         std::process::exit(1);
