@@ -163,16 +163,8 @@ fn arena_budget(graph: &Graph, hw: &HwModel, mapping: &Mapping) -> Option<usize>
     if emit::external_weights_memory(hw).is_none() {
         return Some(usable.saturating_sub(weight_bytes(graph)));
     }
-    let layer_weights = |l: &mapping::MappedLayer| -> usize {
-        let consts: BTreeSet<TensorId> = l
-            .nodes
-            .iter()
-            .flat_map(|&n| graph.nodes[n].inputs.iter().copied())
-            .filter(|&t| graph.tensor(t).is_const())
-            .collect();
-        consts.iter().map(|&t| graph.tensor(t).bytes()).sum()
-    };
-    let largest = mapping.layers.iter().map(layer_weights).max().unwrap_or(0);
+    let largest =
+        mapping.layers.iter().map(|l| const_bytes(graph, l.nodes.iter().copied())).max().unwrap_or(0);
     Some(usable.saturating_sub(largest))
 }
 
@@ -227,9 +219,12 @@ pub fn explain(hw: &HwModel, compiled: &Compiled) -> String {
 
 /// Bytes of the constants the nodes read.
 pub fn weight_bytes(graph: &Graph) -> usize {
-    let consts: BTreeSet<TensorId> = graph
-        .nodes
-        .node_indices()
+    const_bytes(graph, graph.nodes.node_indices())
+}
+
+/// Bytes of the constants `nodes` read, each counted once.
+fn const_bytes(graph: &Graph, nodes: impl Iterator<Item = NodeId>) -> usize {
+    let consts: BTreeSet<TensorId> = nodes
         .flat_map(|n| graph.nodes[n].inputs.iter().copied())
         .filter(|&t| graph.tensor(t).is_const())
         .collect();

@@ -597,9 +597,10 @@ pub fn generate(
                     // A spill or fill moves its tensor with the external DMA.
                     for &n in &mapping.layers[li].nodes {
                         let node = &graph.nodes[n];
-                        if let (crate::ir::Op::Spill | crate::ir::Op::Fill, Some((_, dma))) =
-                            (&node.op, crate::spill::external_activations_memory(hw))
+                        if let (crate::ir::Op::Spill | crate::ir::Op::Fill, Some(ext)) =
+                            (&node.op, &cx.external)
                         {
+                            let dma = &ext.dma;
                             let bytes = node.outputs.first().map_or(0, |&o| graph.tensor(o).bytes()) as u64;
                             c.dma_l3 += crate::spill::commands(dma, bytes);
                             c.dma_l3_bytes += bytes;
